@@ -1,0 +1,65 @@
+"""burrowmq: an asyncio framework for services that talk over RabbitMQ.
+
+Decorate async handlers on a :class:`Router`, give the routers to an :class:`App`, and
+``async with app:`` declares the topology, consumes, acks only after success, retries,
+dead-letters what cannot be processed and answers remote procedure calls.
+"""
+
+from __future__ import annotations
+
+from burrowmq.app import App, AppState
+from burrowmq.exceptions import (
+    BrokerUnreachable,
+    BurrowError,
+    ConfigurationError,
+    ConnectionLost,
+    DecodeError,
+    NoRoute,
+    PublishError,
+    PublishNacked,
+    RemoteError,
+    RpcError,
+    RpcTimeout,
+    StateError,
+    TopologyError,
+    TransportError,
+    Unroutable,
+)
+from burrowmq.framework.message import Message
+from burrowmq.routing.retry import Retry
+from burrowmq.routing.route import Route
+from burrowmq.routing.router import Router
+from burrowmq.routing.signals import Reject
+from burrowmq.routing.topology import Binding, Exchange, Policy, Queue, Topology
+
+__all__ = [
+    "App",
+    "AppState",
+    "Binding",
+    "BrokerUnreachable",
+    "BurrowError",
+    "ConfigurationError",
+    "ConnectionLost",
+    "DecodeError",
+    "Exchange",
+    "Message",
+    "NoRoute",
+    "Policy",
+    "PublishError",
+    "PublishNacked",
+    "Queue",
+    "Reject",
+    "RemoteError",
+    "Retry",
+    "Route",
+    "Router",
+    "RpcError",
+    "RpcTimeout",
+    "StateError",
+    "Topology",
+    "TopologyError",
+    "TransportError",
+    "Unroutable",
+]
+
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,435 @@
+"""App: the composition root — routers, topology, transport, consumers and lifecycle.
+
+The App lives above ``framework``, ``routing`` and ``rpc`` (it is the one place that
+joins them), so that those packages keep their one-way dependencies
+(rpc -> routing -> framework).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from burrowmq.exceptions import ConfigurationError, StateError, TopologyError
+from burrowmq.framework.codec import encode
+from burrowmq.framework.logging import get_logger
+from burrowmq.framework.transport import Properties, Transport
+from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
+from burrowmq.routing.dispatch import Consumer
+from burrowmq.routing.loader import load_topology
+from burrowmq.routing.retry import DEFAULT_RETRY, Retry
+from burrowmq.routing.route import Route
+from burrowmq.routing.router import Router
+from burrowmq.routing.topology import Topology
+
+__all__ = ["App", "AppState"]
+
+_log = get_logger()
+
+
+class AppState(str, Enum):
+    """Where an App is in its life: new, starting, running, stopping, closed."""
+
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    CLOSED = "closed"
+
+
+def _make_transport(urls: tuple[str, ...], name: str, connect_timeout: float) -> Transport:
+    if urls[0].startswith(f"{MEMORY_SCHEME}:"):
+        try:
+            from burrowmq.framework.memory import (  # type: ignore[import-not-found,unused-ignore]
+                MemoryTransport,
+            )
+        except ImportError:  # pragma: no cover - until the memory transport lands
+            raise ConfigurationError("the memory:// transport is not available") from None
+        return MemoryTransport.shared(urls[0])  # type: ignore[no-any-return,unused-ignore]
+    from burrowmq.framework.amqp import AmqpTransport
+
+    return AmqpTransport(urls, connection_name=name, connect_timeout=connect_timeout)
+
+
+class App:
+    """A service: its routes, its connection, its lifecycle.
+
+    ``async with app:`` connects, declares the topology and starts consuming; leaving the
+    block stops consuming, lets in-flight handlers finish (up to ``shutdown_timeout``)
+    and closes. ``app.run()`` does the same until SIGINT or SIGTERM.
+
+    Args:
+        routers: the routers whose routes this app serves.
+        url: a broker URL, a list of them (cluster nodes, tried in turn) or
+            ``"memory://"``; default ``$BURROWMQ_URL``, else
+            ``amqp://guest:guest@localhost:5672/``.
+        topology: a YAML/definitions file, or a :class:`Topology`, merged with what the
+            routes declare.
+        name: the service name, shown as the connection name on the broker.
+        retry: the retry policy of routes that set none (default: 3 attempts).
+        prefetch: the prefetch of routes that set none.
+        concurrency: the concurrency of routes that set none.
+        shutdown_timeout: seconds in-flight handlers get to finish at shutdown.
+        transport: a transport to use instead of one made from ``url`` (tests).
+
+    Raises:
+        ConfigurationError: a bad URL or option.
+    """
+
+    def __init__(
+        self,
+        routers: Sequence[Router] = (),
+        *,
+        url: str | Sequence[str] | None = None,
+        topology: str | Path | Topology | None = None,
+        name: str = "burrowmq",
+        retry: Retry | None = None,
+        prefetch: int = 64,
+        concurrency: int = 16,
+        shutdown_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        rpc_timeout: float = 30.0,
+        transport: Transport | None = None,
+    ) -> None:
+        if isinstance(routers, Router):
+            routers = [routers]
+        for value, what in ((prefetch, "prefetch"), (concurrency, "concurrency")):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"App({what}=...) must be a positive int, got {value!r}")
+        self._urls = default_urls(url) if transport is None else ()
+        self._router = Router()
+        for router in routers:
+            if not isinstance(router, Router):
+                raise ConfigurationError(f"App(routers=...) takes Router objects, got {router!r}")
+            self._router.include_router(router)
+        self._topology_source = topology
+        self.name = name
+        self.retry = retry or DEFAULT_RETRY
+        self.prefetch = prefetch
+        self.concurrency = concurrency
+        self.shutdown_timeout = shutdown_timeout
+        self.connect_timeout = connect_timeout
+        self.rpc_timeout = rpc_timeout
+        self.instance_id = uuid.uuid4().hex[:12]
+        self._transport = transport
+        self._consumers: list[Consumer] = []
+        self._topology: Topology | None = None
+        self._external_queues: list[str] = []
+        self._state = AppState.NEW
+        self._stop_requested: asyncio.Event | None = None
+        self._extensions: list[Any] = []
+
+    # -- configuration ---------------------------------------------------------------
+
+    @property
+    def state(self) -> AppState:
+        """The lifecycle state."""
+        return self._state
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """Every route this app serves."""
+        return self._router.routes
+
+    @property
+    def transport(self) -> Transport:
+        """The transport, once the app has started.
+
+        Raises:
+            StateError: the app has not started.
+        """
+        if self._transport is None or self._state is AppState.NEW:
+            raise StateError("the app has no transport before it starts")
+        return self._transport
+
+    def use_url(self, url: str | Sequence[str]) -> None:
+        """Connect to ``url`` instead (the CLI's ``--url``); only before the app starts.
+
+        Raises:
+            StateError: the app has started.
+            ConfigurationError: a bad URL.
+        """
+        if self._state is not AppState.NEW:
+            raise StateError(f"cannot change the URL of an app that is {self._state.value}")
+        self._urls = default_urls(url)
+        self._transport = None
+
+    def include_router(self, router: Router, *, prefix: str = "") -> None:
+        """Add a router's routes; only before the app starts.
+
+        Raises:
+            StateError: the app has started.
+        """
+        if self._state is not AppState.NEW:
+            raise StateError(f"cannot add routes to an app that is {self._state.value}")
+        self._router.include_router(router, prefix=prefix)
+
+    def topology(self) -> Topology:
+        """The merged topology: the YAML file's and every route's needs.
+
+        Raises:
+            TopologyError: bad YAML, or the same entity declared with different settings.
+        """
+        source = self._topology_source
+        if isinstance(source, Topology):
+            merged = source.merge(Topology())
+        elif source is not None:
+            merged = load_topology(source)
+        else:
+            merged = Topology()
+        seen: dict[str, Route] = {}
+        external: list[str] = []
+        for route in self.routes:
+            queue = route.queue_name(self.instance_id)
+            if queue in seen:
+                raise ConfigurationError(
+                    f"queue {queue!r} is consumed by two handlers ({seen[queue].name} and "
+                    f"{route.name}); each delivery would reach only one of them"
+                )
+            seen[queue] = route
+            merged = merged.merge(route.topology(self.instance_id))
+            if not route.declare_queue and merged.queue(queue) is None:
+                external.append(queue)
+        self._external_queues = external
+        return merged
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect, declare the topology and start consuming.
+
+        Raises:
+            StateError: the app is not new.
+            TopologyError: the topology is invalid or conflicts with the broker.
+            BrokerUnreachable: no broker URL answered.
+        """
+        if self._state is not AppState.NEW:
+            raise StateError(f"cannot start an app that is {self._state.value}")
+        self._state = AppState.STARTING
+        try:
+            self._topology = self.topology()
+            if self._transport is None:
+                self._transport = _make_transport(self._urls, self.name, self.connect_timeout)
+            self._transport.on_ready(self._declare)
+            await self._transport.connect()
+            for extension in self._extensions:
+                await extension.start(self)
+            for route in self.routes:
+                consumer = self._consumer_for(route, self._transport)
+                await consumer.start()
+                self._consumers.append(consumer)
+        except BaseException:
+            await self._shutdown(timeout=0)
+            raise
+        self._state = AppState.RUNNING
+        _log.info(
+            "app_started",
+            app=self.name,
+            broker=self._transport.description,
+            routes=len(self.routes),
+        )
+
+    def _consumer_for(self, route: Route, transport: Transport) -> Consumer:
+        base = route.dead_letter_base()
+        factory = getattr(route, "consumer_factory", None) or Consumer
+        return factory(  # type: ignore[no-any-return,unused-ignore]
+            route,
+            transport=transport,
+            queue=route.queue_name(self.instance_id),
+            retry=route.retry or self.retry,
+            prefetch=route.prefetch or self.prefetch,
+            concurrency=route.concurrency or self.concurrency,
+            dead_letter_exchange=f"{base}.dlx" if base else None,
+        )
+
+    async def _declare(self) -> None:
+        """Declare the whole topology; runs on every (re)connection."""
+        assert self._topology is not None
+        assert self._transport is not None
+        transport = self._transport
+        topology = self._topology
+        for exchange in topology.exchanges:
+            await transport.declare_exchange(
+                exchange.name,
+                exchange.type,
+                durable=exchange.durable,
+                auto_delete=exchange.auto_delete,
+                internal=exchange.internal,
+                arguments=exchange.arguments,
+            )
+        for queue in topology.queues:
+            arguments = dict(queue.arguments)
+            if queue.type and "x-queue-type" not in arguments:
+                arguments["x-queue-type"] = queue.type
+            await transport.declare_queue(
+                queue.name,
+                durable=queue.durable,
+                exclusive=queue.exclusive,
+                auto_delete=queue.auto_delete,
+                arguments=arguments,
+            )
+        for binding in topology.bindings:
+            if binding.destination_type == "queue":
+                await transport.bind_queue(
+                    binding.destination, binding.source, binding.routing_key, binding.arguments
+                )
+            else:
+                await transport.bind_exchange(
+                    binding.destination, binding.source, binding.routing_key, binding.arguments
+                )
+        for name in self._external_queues:
+            try:
+                await transport.declare_queue(name, passive=True)
+            except TopologyError:
+                raise TopologyError(
+                    f"queue {name!r} is consumed but declared nowhere and does not exist on "
+                    "the broker: declare it in the topology YAML, or pass queue_options= "
+                    "to router.consume()",
+                    entity=f"queue {name!r}",
+                ) from None
+        for extension in self._extensions:
+            declare = getattr(extension, "declare", None)
+            if declare is not None:
+                await declare(transport)
+
+    async def stop(self) -> None:
+        """Stop consuming, let in-flight handlers finish (bounded), close. Idempotent."""
+        if self._state in (AppState.CLOSED, AppState.STOPPING):
+            return
+        if self._state is AppState.NEW:
+            self._state = AppState.CLOSED
+            return
+        await self._shutdown(timeout=self.shutdown_timeout)
+
+    async def _shutdown(self, *, timeout: float) -> None:
+        self._state = AppState.STOPPING
+        consumers, self._consumers = self._consumers, []
+        try:
+            if consumers:
+                await asyncio.gather(*(c.stop(timeout) for c in consumers))
+            for extension in reversed(self._extensions):
+                with contextlib.suppress(Exception):
+                    await extension.stop(self)
+        finally:
+            if self._transport is not None:
+                await self._transport.close()
+            self._state = AppState.CLOSED
+            _log.info("app_stopped", app=self.name)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to shut down (safe to call from a signal handler)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def serve(self) -> None:
+        """Run until SIGINT/SIGTERM or :meth:`request_stop`, then shut down gracefully."""
+        self._stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+        try:
+            async with self:
+                await self._stop_requested.wait()
+                _log.info("shutdown_requested", app=self.name)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def run(self) -> None:
+        """Block running the app until SIGINT or SIGTERM, then shut down gracefully."""
+        asyncio.run(self.serve())
+
+    # -- publishing ------------------------------------------------------------------
+
+    def _require_running(self, what: str) -> Transport:
+        if self._state is not AppState.RUNNING or self._transport is None:
+            raise StateError(f"cannot {what}: the app is {self._state.value}, not running")
+        return self._transport
+
+    async def publish(
+        self,
+        exchange: str,
+        body: Any,
+        *,
+        routing_key: str = "",
+        headers: Mapping[str, Any] | None = None,
+        mandatory: bool = False,
+        persistent: bool = True,
+        message_id: str | None = None,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        expiration: float | None = None,
+        priority: int | None = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Publish a message and wait until the broker confirmed it.
+
+        Args:
+            exchange: the exchange (``""`` is the default exchange: routing_key names
+                the queue).
+            body: a pydantic model or JSON-able value (sent as JSON), ``str`` (text) or
+                ``bytes`` (as is).
+            routing_key: the routing key.
+            headers: AMQP headers.
+            mandatory: raise :class:`~burrowmq.Unroutable` if no queue takes it.
+            persistent: survive a broker restart (delivery mode 2).
+            message_id: the message id (default: a new UUID).
+            correlation_id: the correlation id.
+            reply_to: where replies go.
+            expiration: seconds after which the broker may discard it.
+            priority: the message priority.
+            content_type: overrides the codec's content type.
+            timeout: seconds to wait for the confirm (default: no limit).
+
+        Returns:
+            The message id.
+
+        Raises:
+            StateError: the app is not running.
+            Unroutable: ``mandatory`` and nothing is bound.
+            PublishNacked: the broker refused it.
+            ConnectionLost: the connection dropped before the confirm.
+        """
+        transport = self._require_running("publish")
+        data, default_type = encode(body)
+        message_id = message_id or uuid.uuid4().hex
+        props = Properties(
+            content_type=content_type or default_type,
+            headers=dict(headers) if headers else {},
+            delivery_mode=2 if persistent else 1,
+            message_id=message_id,
+            timestamp=datetime.now(UTC),
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            expiration=None if expiration is None else str(max(0, round(expiration * 1000))),
+            priority=priority,
+            app_id=self.name,
+        )
+        await transport.publish(
+            exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout
+        )
+        return message_id

@@ -1,0 +1,205 @@
+"""The burrowmq error tree.
+
+Every error burrowmq raises derives from :class:`BurrowError`; errors of aio-pika,
+aiormq and pamqp are translated once, at the AMQP transport boundary, and never reach
+users raw::
+
+    BurrowError
+    ├── ConfigurationError        the API was used wrongly (bad route, bad option)
+    │   └── StateError            an operation does not fit the app's lifecycle state
+    ├── TransportError            the connection to the broker failed
+    │   ├── BrokerUnreachable     no URL could be connected to
+    │   └── ConnectionLost        the connection dropped while an operation waited on it
+    ├── PublishError              a publish was not confirmed by the broker
+    │   ├── PublishNacked         the broker answered the publish with a nack
+    │   └── Unroutable            a mandatory publish reached no queue
+    │       └── NoRoute           an RPC request reached no server
+    ├── TopologyError             bad topology, or a declaration the broker refused
+    ├── DecodeError               a payload did not decode or validate
+    └── RpcError                  an RPC call failed
+        ├── RpcTimeout            no reply came within the timeout
+        └── RemoteError           the remote handler raised; carries its type and message
+
+Handler outcomes such as :class:`burrowmq.Reject` are signals, not errors: they live
+outside this tree so that ``except BurrowError`` never swallows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BrokerUnreachable",
+    "BurrowError",
+    "ConfigurationError",
+    "ConnectionLost",
+    "DecodeError",
+    "NoRoute",
+    "PublishError",
+    "PublishNacked",
+    "RemoteError",
+    "RpcError",
+    "RpcTimeout",
+    "StateError",
+    "TopologyError",
+    "TransportError",
+    "Unroutable",
+]
+
+
+class BurrowError(Exception):
+    """Root of every error burrowmq raises."""
+
+
+class ConfigurationError(BurrowError):
+    """The API was used wrongly: a bad route, option or argument."""
+
+
+class StateError(ConfigurationError):
+    """An operation does not fit the app's lifecycle state (new, running, closed)."""
+
+
+class TransportError(BurrowError):
+    """The connection to the broker failed."""
+
+
+class BrokerUnreachable(TransportError):
+    """No broker URL could be connected to.
+
+    Attributes:
+        targets: the masked addresses that were tried (``host:port`` as ``user``).
+    """
+
+    def __init__(self, message: str, *, targets: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.targets = targets
+
+
+class ConnectionLost(TransportError):
+    """The connection dropped while an operation (publish, call, declare) waited on it."""
+
+
+class PublishError(BurrowError):
+    """A publish was not confirmed by the broker.
+
+    Attributes:
+        exchange: the exchange published to (``""`` is the default exchange).
+        routing_key: the routing key of the message.
+    """
+
+    def __init__(self, message: str, *, exchange: str = "", routing_key: str = "") -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.routing_key = routing_key
+
+
+class PublishNacked(PublishError):
+    """The broker answered the publish with a negative confirm."""
+
+
+class Unroutable(PublishError):
+    """A ``mandatory`` publish found no queue bound to take it."""
+
+
+class NoRoute(Unroutable):
+    """An RPC request found no server listening for its procedure."""
+
+
+class TopologyError(BurrowError):
+    """Bad topology, or a declaration the broker refused.
+
+    Attributes:
+        entity: what was at fault, e.g. ``"queue 'billing.charge'"``.
+        argument: the argument that differed, when known (``"x-max-length"``).
+        source: where the definition came from (``"topology.yaml:12"``), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        entity: str | None = None,
+        argument: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.entity = entity
+        self.argument = argument
+        self.source = source
+
+
+class DecodeError(BurrowError):
+    """A payload did not decode or did not validate.
+
+    Attributes:
+        reason: a one-line explanation that names the field at fault when there is one.
+        errors: pydantic's structured errors, when validation failed.
+    """
+
+    def __init__(self, reason: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or []
+
+
+class RpcError(BurrowError):
+    """An RPC call failed.
+
+    Attributes:
+        procedure: the procedure called, ``"<service>.<method>"``.
+        correlation_id: the correlation id of the call.
+    """
+
+    def __init__(
+        self, message: str, *, procedure: str = "", correlation_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.procedure = procedure
+        self.correlation_id = correlation_id
+
+
+class RpcTimeout(RpcError):
+    """No reply came within the call's timeout.
+
+    Attributes:
+        timeout: the timeout, in seconds.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        procedure: str = "",
+        correlation_id: str | None = None,
+        timeout: float = 0.0,
+    ) -> None:
+        super().__init__(message, procedure=procedure, correlation_id=correlation_id)
+        self.timeout = timeout
+
+
+class RemoteError(RpcError):
+    """The remote handler raised; carries the remote exception's type name and message.
+
+    Attributes:
+        type: the remote exception's type name (``"ValueError"``).
+        remote_message: the remote exception's message.
+        details: structured details (validation errors, for instance), or ``None``.
+        traceback: the remote traceback, only when the server chose to send it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str,
+        remote_message: str,
+        procedure: str = "",
+        correlation_id: str | None = None,
+        details: Any = None,
+        traceback: str | None = None,
+    ) -> None:
+        super().__init__(message, procedure=procedure, correlation_id=correlation_id)
+        self.type = type
+        self.remote_message = remote_message
+        self.details = details
+        self.traceback = traceback

@@ -1,0 +1,137 @@
+"""Codec: bodies to Python values and back, decided once per route by annotations.
+
+Decoding follows the handler's first parameter's annotation: ``bytes`` gets the raw
+body, ``str`` the body as UTF-8 text, anything else (a pydantic model, ``dict``,
+``list[int]``, any type pydantic can validate) is parsed as JSON and validated.
+Encoding sends ``bytes`` as they are, ``str`` as UTF-8 text and everything else as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from burrowmq.exceptions import DecodeError
+
+__all__ = [
+    "JSON",
+    "OCTET_STREAM",
+    "TEXT",
+    "Decoder",
+    "decoder_for",
+    "describe_validation_error",
+    "encode",
+]
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+OCTET_STREAM = "application/octet-stream"
+
+Decoder = Callable[[bytes], Any]
+"""Turns a body into the value a handler asked for; raises :class:`DecodeError`."""
+
+
+def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
+    """Render a pydantic error as one line that names each field at fault.
+
+    Args:
+        error: the validation error.
+        limit: how many field errors to spell out before summarising the rest.
+
+    Returns:
+        e.g. ``"total: Input should be a valid number (got 'abc')"``.
+    """
+    parts = []
+    errors = error.errors(include_url=False)
+    for item in errors[:limit]:
+        if item["type"] == "json_invalid":
+            parts.append(f"body is not valid JSON ({item['ctx'].get('error', item['msg'])})")
+            continue
+        loc = ".".join(str(p) for p in item["loc"]) or "body"
+        given = item.get("input")
+        shown = repr(given)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        suffix = "" if item["type"] == "missing" else f" (got {shown})"
+        parts.append(f"{loc}: {item['msg']}{suffix}")
+    if len(errors) > limit:
+        parts.append(f"... and {len(errors) - limit} more")
+    return "; ".join(parts)
+
+
+def _decode_bytes(body: bytes) -> bytes:
+    return body
+
+
+def _decode_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"body is not valid UTF-8 text (byte {exc.start})") from None
+
+
+def decoder_for(annotation: Any) -> Decoder:
+    """Build the decoder for a handler parameter's annotation, once per route.
+
+    Args:
+        annotation: the annotation (``bytes``, ``str``, a model, any type pydantic
+            can validate); ``None``/missing decodes JSON to plain data.
+
+    Returns:
+        A callable that turns a body into the value, raising :class:`DecodeError`.
+    """
+    if annotation is bytes:
+        return _decode_bytes
+    if annotation is str:
+        return _decode_text
+    if annotation is None:
+        annotation = Any
+    validate: Callable[[bytes], Any]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        validate = annotation.model_validate_json
+    else:
+        validate = TypeAdapter(annotation).validate_json
+
+    def decode(body: bytes) -> Any:
+        try:
+            return validate(body)
+        except ValidationError as exc:
+            raise DecodeError(describe_validation_error(exc), errors=_plain_errors(exc)) from None
+
+    return decode
+
+
+def _plain_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def encode(value: Any) -> tuple[bytes, str]:
+    """Encode a value for the wire.
+
+    Args:
+        value: bytes, str, a pydantic model or anything pydantic can serialise.
+
+    Returns:
+        The body and its content type.
+
+    Raises:
+        DecodeError: the value cannot be serialised to JSON (names its type).
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value), OCTET_STREAM
+    if isinstance(value, str):
+        return value.encode("utf-8"), TEXT
+    if isinstance(value, BaseModel):
+        return value.__pydantic_serializer__.to_json(value), JSON
+    try:
+        return pydantic_core.to_json(value), JSON
+    except pydantic_core.PydanticSerializationError as exc:
+        raise DecodeError(
+            f"cannot encode a value of type {type(value).__name__} as JSON: {exc}"
+        ) from None

@@ -1,0 +1,26 @@
+"""Routing: routes, routers, topology, dispatch, retries and dead-lettering."""
+
+from __future__ import annotations
+
+from burrowmq.routing.dispatch import Consumer
+from burrowmq.routing.loader import load_topology
+from burrowmq.routing.retry import Retry
+from burrowmq.routing.route import BindingKey, Route
+from burrowmq.routing.router import Router
+from burrowmq.routing.signals import Reject
+from burrowmq.routing.topology import Binding, Exchange, Policy, Queue, Topology
+
+__all__ = [
+    "Binding",
+    "BindingKey",
+    "Consumer",
+    "Exchange",
+    "Policy",
+    "Queue",
+    "Reject",
+    "Retry",
+    "Route",
+    "Router",
+    "Topology",
+    "load_topology",
+]

@@ -1,0 +1,165 @@
+"""Route: one handler bound to one queue, as a frozen value.
+
+Decorators on :class:`~burrowmq.Router` are sugar that build a :class:`Route` and call
+``router.add_route``. A route knows the topology it needs (its exchange, queue, bindings
+and dead-letter path); the App merges every route's needs with the YAML topology.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from burrowmq.exceptions import ConfigurationError
+from burrowmq.routing.handler import Handler, HandlerFunc
+from burrowmq.routing.retry import Retry
+from burrowmq.routing.topology import Binding, Exchange, Queue, Topology
+
+__all__ = ["BindingKey", "Route"]
+
+
+@dataclass(frozen=True, slots=True)
+class BindingKey:
+    """How a route's queue is bound to its exchange: a routing key and arguments."""
+
+    routing_key: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A handler bound to a queue, with the policies that govern its deliveries.
+
+    Args:
+        handler: the async function called for each message.
+        queue: the queue consumed; ``None`` gives each running instance its own
+            exclusive queue (broadcast, for fanout).
+        exchange: the exchange the queue is bound to, if any.
+        bindings: the routing keys / header tables binding the queue to ``exchange``.
+        declare_queue: whether burrowmq declares the queue (``False`` for queues declared
+            elsewhere, such as in YAML; they are then checked to exist).
+        retry: the retry policy; ``None`` takes the App's.
+        prefetch: deliveries the broker may send ahead; ``None`` takes the App's.
+        concurrency: handlers running at once; ``None`` takes the App's.
+        dead_letter: the base name of the dead-letter path (``<base>.dlx`` and
+            ``<base>.dlq``); ``None`` derives it from the queue; ``False`` turns it off.
+        procedure: the RPC procedure name, for RPC routes.
+    """
+
+    handler: HandlerFunc
+    queue: Queue | None
+    exchange: Exchange | None = None
+    bindings: tuple[BindingKey, ...] = ()
+    declare_queue: bool = True
+    retry: Retry | None = None
+    prefetch: int | None = None
+    concurrency: int | None = None
+    dead_letter: str | bool | None = None
+    procedure: str | None = None
+    spec: Handler = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", Handler.inspect(self.handler))
+        for name in ("prefetch", "concurrency"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigurationError(
+                    f"route {self.spec.name}: {name} must be a positive int, got {value!r}"
+                )
+        if self.queue is None and self.exchange is None:
+            raise ConfigurationError(
+                f"route {self.spec.name}: a route without a queue needs an exchange"
+            )
+        if self.retry is not None and not isinstance(self.retry, Retry):
+            raise ConfigurationError(
+                f"route {self.spec.name}: retry= takes a burrowmq.Retry, got {self.retry!r}"
+            )
+
+    @property
+    def name(self) -> str:
+        """The handler's ``module.qualname``."""
+        return self.spec.name
+
+    @property
+    def per_instance(self) -> bool:
+        """Whether each running instance consumes from its own exclusive queue."""
+        return self.queue is None
+
+    def with_prefix(self, prefix: str) -> Route:
+        """The same route with ``prefix`` before its (named) queue's name."""
+        if not prefix or self.queue is None or not self.declare_queue:
+            return self
+        return replace(self, queue=self.queue.model_copy(update={"name": prefix + self.queue.name}))
+
+    def queue_name(self, instance_id: str) -> str:
+        """The queue this route consumes in the instance ``instance_id``."""
+        if self.queue is not None:
+            return self.queue.name
+        assert self.exchange is not None
+        return f"{self.exchange.name}.{self.spec.func.__name__}.{instance_id}"
+
+    def dead_letter_base(self) -> str | None:
+        """The base name of the dead-letter exchange and queue, or ``None`` when off."""
+        if self.dead_letter is False:
+            return None
+        if isinstance(self.dead_letter, str):
+            return self.dead_letter
+        if self.queue is not None:
+            return self.queue.name
+        assert self.exchange is not None
+        # Per-instance queues come and go; their dead letters share one durable queue.
+        return f"{self.exchange.name}.{self.spec.func.__name__}"
+
+    def topology(self, instance_id: str) -> Topology:
+        """What this route needs declared, for the instance ``instance_id``.
+
+        Raises:
+            TopologyError: the route's own declarations contradict each other.
+        """
+        topo = Topology()
+        origin = f"handler {self.name}"
+        queue_name = self.queue_name(instance_id)
+        dead_letter = self.dead_letter_base()
+        if dead_letter is not None:
+            topo.add(Exchange(name=f"{dead_letter}.dlx", type="fanout"), origin=origin)
+            topo.add(
+                Queue(name=f"{dead_letter}.dlq", arguments={"x-queue-type": "quorum"}),
+                origin=origin,
+            )
+            topo.add(
+                Binding(source=f"{dead_letter}.dlx", destination=f"{dead_letter}.dlq"),
+                origin=origin,
+            )
+        if self.exchange is not None:
+            topo.add(self.exchange, origin=origin)
+        if self.queue is None:
+            arguments: dict[str, Any] = {}
+            if dead_letter is not None:
+                arguments["x-dead-letter-exchange"] = f"{dead_letter}.dlx"
+            topo.add(
+                Queue(
+                    name=queue_name,
+                    durable=False,
+                    exclusive=True,
+                    auto_delete=True,
+                    arguments=arguments,
+                ),
+                origin=origin,
+            )
+        elif self.declare_queue:
+            topo.add(self.queue, origin=origin)
+        if self.exchange is not None:
+            for key in self.bindings:
+                topo.add(
+                    Binding(
+                        source=self.exchange.name,
+                        destination=queue_name,
+                        routing_key=key.routing_key,
+                        arguments=dict(key.arguments),
+                    ),
+                    origin=origin,
+                )
+        return topo

@@ -1,0 +1,380 @@
+"""Router: a list of routes, with decorators for each exchange type.
+
+Decorators return the function unchanged (it stays a plain, unit-testable coroutine
+function); they build a :class:`~burrowmq.routing.route.Route` and call
+:meth:`Router.add_route`. Nothing is registered globally and importing a module with
+routes has no side effect beyond filling its router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+from burrowmq.exceptions import ConfigurationError
+from burrowmq.routing.handler import HandlerFunc
+from burrowmq.routing.retry import Retry
+from burrowmq.routing.route import BindingKey, Route
+from burrowmq.routing.topology import Exchange, Queue
+
+__all__ = ["HeadersMatch", "Router"]
+
+F = TypeVar("F", bound=HandlerFunc)
+HeadersMatch = Literal["all", "any", "all-with-x", "any-with-x"]
+_MATCHES = ("all", "any", "all-with-x", "any-with-x")
+_QUEUE_FIELDS = {"durable", "auto_delete", "arguments", "type"}
+_EXCHANGE_FIELDS = {"durable", "auto_delete", "internal", "arguments"}
+
+
+def _options(kind: str, options: Mapping[str, Any] | None, allowed: set[str]) -> dict[str, Any]:
+    options = dict(options or {})
+    unknown = set(options) - allowed
+    if unknown:
+        raise ConfigurationError(
+            f"{kind}_options got unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
+    return options
+
+
+def _exchange(name: str | Exchange, type: str, options: Mapping[str, Any] | None) -> Exchange:
+    if isinstance(name, Exchange):
+        if name.type != type:
+            raise ConfigurationError(
+                f"exchange {name.name!r} has type {name.type!r} but is used with a {type} decorator"
+            )
+        if options:
+            raise ConfigurationError("exchange_options= cannot be combined with an Exchange")
+        return name
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(
+            f"a {type} route needs an exchange name, got {name!r} "
+            "(the default exchange cannot be bound: use router.consume(queue) instead)"
+        )
+    if name.startswith("amq.") and name != f"amq.{type}":
+        raise ConfigurationError(f"exchange names starting with 'amq.' are reserved: {name!r}")
+    return Exchange(name=name, type=type, **_options("exchange", options, _EXCHANGE_FIELDS))
+
+
+def _queue(
+    queue: str | Queue | None,
+    default_name: str | None,
+    options: Mapping[str, Any] | None,
+    dead_letter: str | bool | None,
+) -> Queue | None:
+    if isinstance(queue, Queue):
+        if options:
+            raise ConfigurationError("queue_options= cannot be combined with a Queue")
+        return queue
+    name = queue if queue is not None else default_name
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"queue= takes a non-empty name or a Queue, got {queue!r}")
+    if name.startswith("amq."):
+        raise ConfigurationError(f"queue names starting with 'amq.' are reserved: {name!r}")
+    settings = _options("queue", options, _QUEUE_FIELDS)
+    arguments = dict(settings.pop("arguments", {}))
+    queue_type = settings.pop("type", None)
+    # Work queues are quorum queues unless the caller says otherwise (RabbitMQ 4 safe).
+    arguments.setdefault("x-queue-type", queue_type or "quorum")
+    if dead_letter is not False:
+        base = dead_letter if isinstance(dead_letter, str) else name
+        arguments.setdefault("x-dead-letter-exchange", f"{base}.dlx")
+    if settings.get("durable") is False:
+        raise ConfigurationError(
+            f"queue {name!r}: a named queue must be durable (RabbitMQ 4 refuses "
+            "non-durable non-exclusive queues); omit queue= on a fanout route for a "
+            "per-instance queue"
+        )
+    return Queue(name=name, arguments=arguments, **settings)
+
+
+def _keys(value: str | Sequence[str], what: str) -> tuple[str, ...]:
+    keys = (value,) if isinstance(value, str) else tuple(value)
+    if not keys:
+        raise ConfigurationError(f"{what} needs at least one key")
+    for key in keys:
+        if not isinstance(key, str):
+            raise ConfigurationError(f"{what} keys must be strings, got {key!r}")
+        if len(key.encode()) > 255:
+            raise ConfigurationError(f"{what} key longer than 255 bytes: {key[:40]!r}...")
+    return keys
+
+
+class Router:
+    """An ordered collection of routes.
+
+    Args:
+        prefix: put before the names of the queues this router's decorators declare.
+        retry: the retry policy of this router's routes that do not set their own.
+        prefetch: the prefetch of this router's routes that do not set their own.
+        concurrency: the concurrency of this router's routes that do not set their own.
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "",
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self._prefix = prefix
+        self._retry = retry
+        self._prefetch = prefetch
+        self._concurrency = concurrency
+        self._routes: list[Route] = []
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The routes, in the order they were added."""
+        return tuple(self._routes)
+
+    def add_route(self, route: Route) -> None:
+        """Add a route (the primitive every decorator uses).
+
+        Raises:
+            ConfigurationError: a route already consumes the same queue with a different
+                handler.
+        """
+        if not isinstance(route, Route):
+            raise ConfigurationError(f"add_route() takes a Route, got {route!r}")
+        route = route.with_prefix(self._prefix)
+        self._routes.append(route)
+
+    def include_router(self, other: Router, *, prefix: str = "") -> None:
+        """Add every route of ``other``, with ``prefix`` before their queue names."""
+        if other is self:
+            raise ConfigurationError("a router cannot include itself")
+        for route in other.routes:
+            self.add_route(route.with_prefix(prefix))
+
+    # -- decorators ----------------------------------------------------------------
+
+    def _register(
+        self,
+        func: HandlerFunc,
+        *,
+        queue: Queue | None,
+        exchange: Exchange | None,
+        bindings: tuple[BindingKey, ...],
+        declare_queue: bool = True,
+        retry: Retry | None,
+        prefetch: int | None,
+        concurrency: int | None,
+        dead_letter: str | bool | None,
+    ) -> None:
+        self.add_route(
+            Route(
+                func,
+                queue,
+                exchange=exchange,
+                bindings=bindings,
+                declare_queue=declare_queue,
+                retry=retry if retry is not None else self._retry,
+                prefetch=prefetch if prefetch is not None else self._prefetch,
+                concurrency=concurrency if concurrency is not None else self._concurrency,
+                dead_letter=dead_letter,
+            )
+        )
+
+    def direct(
+        self,
+        exchange: str | Exchange,
+        routing_key: str | Sequence[str],
+        *,
+        queue: str | Queue | None = None,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        dead_letter: str | bool | None = None,
+        exchange_options: Mapping[str, Any] | None = None,
+        queue_options: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Consume messages sent to a direct exchange with one of ``routing_key``.
+
+        Without ``queue=``, the queue is named ``<exchange>.<function name>``; instances
+        of the service share it (the work is split between them).
+        """
+        ex = _exchange(exchange, "direct", exchange_options)
+        keys = _keys(routing_key, "direct routing_key")
+
+        def decorator(func: F) -> F:
+            q = _queue(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
+            self._register(
+                func,
+                queue=q,
+                exchange=ex,
+                bindings=tuple(BindingKey(k) for k in keys),
+                retry=retry,
+                prefetch=prefetch,
+                concurrency=concurrency,
+                dead_letter=dead_letter,
+            )
+            return func
+
+        return decorator
+
+    def fanout(
+        self,
+        exchange: str | Exchange,
+        *,
+        queue: str | Queue | None = None,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        dead_letter: str | bool | None = None,
+        exchange_options: Mapping[str, Any] | None = None,
+        queue_options: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Consume every message sent to a fanout exchange.
+
+        Without ``queue=``, each running instance gets its own exclusive queue and so
+        every instance sees every message (broadcast); with ``queue=`` instances share
+        one durable queue (the work is split).
+        """
+        ex = _exchange(exchange, "fanout", exchange_options)
+
+        def decorator(func: F) -> F:
+            q = _queue(queue, None, queue_options, dead_letter)
+            if q is None and queue_options:
+                raise ConfigurationError(
+                    "queue_options= needs queue=: per-instance fanout queues are exclusive"
+                )
+            self._register(
+                func,
+                queue=q,
+                exchange=ex,
+                bindings=(BindingKey(""),),
+                retry=retry,
+                prefetch=prefetch,
+                concurrency=concurrency,
+                dead_letter=dead_letter,
+            )
+            return func
+
+        return decorator
+
+    def topic(
+        self,
+        exchange: str | Exchange,
+        patterns: str | Sequence[str],
+        *,
+        queue: str | Queue | None = None,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        dead_letter: str | bool | None = None,
+        exchange_options: Mapping[str, Any] | None = None,
+        queue_options: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Consume messages whose routing key matches one of ``patterns``.
+
+        ``*`` matches exactly one dot-separated word, ``#`` zero or more. Without
+        ``queue=``, the queue is named ``<exchange>.<function name>``.
+        """
+        ex = _exchange(exchange, "topic", exchange_options)
+        keys = _keys(patterns, "topic pattern")
+
+        def decorator(func: F) -> F:
+            q = _queue(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
+            self._register(
+                func,
+                queue=q,
+                exchange=ex,
+                bindings=tuple(BindingKey(k) for k in keys),
+                retry=retry,
+                prefetch=prefetch,
+                concurrency=concurrency,
+                dead_letter=dead_letter,
+            )
+            return func
+
+        return decorator
+
+    def headers(
+        self,
+        exchange: str | Exchange,
+        headers: Mapping[str, Any],
+        *,
+        match: HeadersMatch = "all",
+        queue: str | Queue | None = None,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        dead_letter: str | bool | None = None,
+        exchange_options: Mapping[str, Any] | None = None,
+        queue_options: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Consume messages whose headers match ``headers`` (``match`` all or any).
+
+        ``all-with-x``/``any-with-x`` also compare headers starting with ``x-``.
+        """
+        ex = _exchange(exchange, "headers", exchange_options)
+        if match not in _MATCHES:
+            raise ConfigurationError(f"headers match= must be one of {_MATCHES}, got {match!r}")
+        if not isinstance(headers, Mapping) or not headers:
+            raise ConfigurationError("headers() needs a non-empty mapping of header values")
+        if "x-match" in headers:
+            raise ConfigurationError("pass match=..., not an 'x-match' header")
+        arguments = {"x-match": match, **headers}
+
+        def decorator(func: F) -> F:
+            q = _queue(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
+            self._register(
+                func,
+                queue=q,
+                exchange=ex,
+                bindings=(BindingKey("", arguments),),
+                retry=retry,
+                prefetch=prefetch,
+                concurrency=concurrency,
+                dead_letter=dead_letter,
+            )
+            return func
+
+        return decorator
+
+    def consume(
+        self,
+        queue: str | Queue,
+        *,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        dead_letter: str | bool | None = None,
+        queue_options: Mapping[str, Any] | None = None,
+    ) -> Callable[[F], F]:
+        """Consume a queue directly.
+
+        A queue given by name is declared elsewhere (in the YAML topology, or by another
+        service) and must exist when the App starts, unless ``queue_options=`` is given;
+        a :class:`Queue` is declared as it is.
+        """
+        declare = isinstance(queue, Queue) or queue_options is not None
+        q: Queue | None
+        if isinstance(queue, Queue):
+            q = queue
+        elif declare:
+            q = _queue(queue, None, queue_options, dead_letter)
+        else:
+            if not isinstance(queue, str) or not queue:
+                raise ConfigurationError(f"consume() takes a queue name or Queue, got {queue!r}")
+            q = Queue(name=queue)
+
+        def decorator(func: F) -> F:
+            assert q is not None
+            self._register(
+                func,
+                queue=q,
+                exchange=None,
+                bindings=(),
+                declare_queue=declare,
+                retry=retry,
+                prefetch=prefetch,
+                concurrency=concurrency,
+                dead_letter=dead_letter,
+            )
+            return func
+
+        return decorator
