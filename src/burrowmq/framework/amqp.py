@@ -57,13 +57,6 @@ _RECOVERY_ERRORS: tuple[type[BaseException], ...] = (
     *_CONNECTION_ERRORS,
 )
 
-_RECOVERY_ERRORS: tuple[type[BaseException], ...] = (
-    TransportError,
-    TopologyError,
-    amqp_errors.AMQPError,
-    *_CONNECTION_ERRORS,
-)
-
 
 def _to_pamqp(props: Properties) -> spec.Basic.Properties:
     return spec.Basic.Properties(
