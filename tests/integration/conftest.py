@@ -1,0 +1,71 @@
+"""Fixtures for tests against the real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aio_pika
+import pytest
+
+from burrowmq import App, Router
+
+
+@pytest.fixture
+async def make_app(broker_url: str) -> AsyncIterator[Callable[..., App]]:
+    """Build Apps on the real broker; every one is stopped when the test ends."""
+    apps: list[App] = []
+
+    def factory(*routers: Router, **options: Any) -> App:
+        options.setdefault("url", broker_url)
+        options.setdefault("shutdown_timeout", 10.0)
+        app = App(list(routers), **options)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in reversed(apps):
+        await app.stop()
+
+
+@pytest.fixture
+async def amqp(broker_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A raw aio-pika channel, to look at the broker independently of burrowmq."""
+    connection = await aio_pika.connect(broker_url)
+    channel = await connection.channel()
+    yield channel
+    with contextlib.suppress(Exception):
+        await connection.close()
+
+
+async def queue_depth(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
+    """Messages ready in a queue, read with a passive declare."""
+    queue = await channel.declare_queue(name, passive=True)
+    count = queue.declaration_result.message_count
+    return int(count or 0)
+
+
+async def drain(
+    channel: aio_pika.abc.AbstractChannel, name: str, *, limit: int = 100_000
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take (and ack) every message currently in a queue."""
+    queue = await channel.declare_queue(name, passive=True)
+    out = []
+    while len(out) < limit:
+        message = await queue.get(fail=False, no_ack=True)
+        if message is None:
+            break
+        out.append(message)
+    return out
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Wait until ``check()`` holds, failing the test after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.01)
