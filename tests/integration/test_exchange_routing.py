@@ -34,7 +34,7 @@ class Recorder:
 
     async def fenced(self, app: Any, queues: dict[str, str]) -> None:
         """Send a fence straight to each queue and wait until each handler reached it."""
-        for name, queue in queues.items():
+        for queue in queues.values():
             await app.publish("", {"fence": True}, routing_key=queue)
         await asyncio.wait_for(asyncio.gather(*(self.fences[name].wait() for name in queues)), 30)
 
