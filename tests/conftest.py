@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -107,3 +109,22 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
         if not t.done() and t.get_name().startswith("burrowmq-")
     ]
     assert not leaked, f"tasks left running after the test: {leaked}"
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def fresh_vhost(broker_url: str) -> Iterator[str]:
+    """A new, empty vhost for this test (deleted afterwards); yields its AMQP URL."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed")
+    vhost = f"t-{uuid.uuid4().hex[:10]}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        parts = urlsplit(broker_url)
+        yield f"{parts.scheme}://{parts.netloc}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)

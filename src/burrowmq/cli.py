@@ -19,7 +19,7 @@ from burrowmq.app import App
 from burrowmq.exceptions import BrokerUnreachable, BurrowError, ConfigurationError
 from burrowmq.framework.logging import configure
 
-__all__ = ["build_parser", "load_app", "main"]
+__all__ = ["build_parser", "load_app", "logging_options", "main"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -66,6 +66,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def logging_options() -> argparse.ArgumentParser:
+    """Logging options, accepted after a subcommand too (``burrowmq run x:app --log-json``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, help="debug, info, warning")
+    common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every command group."""
     parser = argparse.ArgumentParser(
@@ -76,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    run = commands.add_parser("run", help="run a service: burrowmq run module:app")
+    run = commands.add_parser(
+        "run", help="run a service: burrowmq run module:app", parents=[logging_options()]
+    )
     run.add_argument("app", help="the App to run, as module:attribute")
     run.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
     run.set_defaults(handler=_cmd_run)
