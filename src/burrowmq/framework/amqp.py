@@ -34,13 +34,22 @@ from burrowmq.exceptions import (
     Unroutable,
 )
 from burrowmq.framework.logging import get_logger
-from burrowmq.framework.transport import DeliveryCallback, Properties, ReadyCallback
+from burrowmq.framework.transport import (
+    DeliveryCallback,
+    Properties,
+    ReadyCallback,
+    ReplyClosedCallback,
+)
 from burrowmq.framework.urls import describe_target, mask_url
 
-__all__ = ["AmqpTransport"]
+__all__ = ["DIRECT_REPLY_TO", "AmqpTransport"]
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+"""RabbitMQ's direct reply-to pseudo-queue."""
 
 _log = get_logger()
 
+_ARGUMENT = re.compile(r"inequivalent arg '([^']+)'")
 _INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'.*?received (.+?) but current is (.+)$")
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     amqp_errors.AMQPConnectionError,
@@ -209,6 +218,141 @@ class _AmqpSubscription:
         return self._active
 
 
+async def _publish(
+    channel: aiormq.abc.AbstractChannel,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    properties: Properties,
+    mandatory: bool,
+    timeout: float | None,
+) -> None:
+    """Publish on a confirming channel, translating aiormq's errors into ours."""
+    try:
+        confirm = await channel.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=_to_pamqp(properties),
+            mandatory=mandatory,
+            timeout=timeout,
+        )
+    except amqp_errors.PublishError:
+        raise Unroutable(
+            f"no queue is bound to take a message published to exchange {exchange!r} "
+            f"with routing key {routing_key!r}",
+            exchange=exchange,
+            routing_key=routing_key,
+        ) from None
+    except amqp_errors.DeliveryError:
+        raise PublishNacked(
+            f"the broker refused (nacked) a message for exchange {exchange!r}, "
+            f"routing key {routing_key!r}",
+            exchange=exchange,
+            routing_key=routing_key,
+        ) from None
+    except amqp_errors.ChannelNotFoundEntity as exc:
+        raise PublishError(
+            f"cannot publish to exchange {exchange!r}: {_reply_text(exc)}",
+            exchange=exchange,
+            routing_key=routing_key,
+        ) from None
+    except amqp_errors.ChannelClosed as exc:
+        raise PublishError(
+            f"publish to exchange {exchange!r} failed: {_reply_text(exc)}",
+            exchange=exchange,
+            routing_key=routing_key,
+        ) from None
+    except TimeoutError:
+        raise PublishError(
+            f"the broker did not confirm a message for exchange {exchange!r} within {timeout}s",
+            exchange=exchange,
+            routing_key=routing_key,
+        ) from None
+    except _CONNECTION_ERRORS as exc:
+        raise ConnectionLost(
+            f"connection lost before the broker confirmed a message for exchange "
+            f"{exchange!r}, routing key {routing_key!r}: {_describe_exc(exc)}"
+        ) from None
+    if isinstance(confirm, spec.Basic.Nack | spec.Basic.Reject):
+        raise PublishNacked(
+            f"the broker refused (nacked) a message for exchange {exchange!r}",
+            exchange=exchange,
+            routing_key=routing_key,
+        )
+
+
+class _AmqpReplyChannel:
+    """A channel consuming ``amq.rabbitmq.reply-to`` that also publishes the requests.
+
+    Direct reply-to routes a reply only to the channel that published the request, so
+    both happen here. It lives as long as its channel; it is not restored after a
+    reconnection (the RPC client opens a new one).
+    """
+
+    __slots__ = ("_callback", "_channel", "_closed", "_on_closed", "_watch")
+
+    def __init__(
+        self,
+        channel: aiormq.abc.AbstractChannel,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+    ) -> None:
+        self._channel = channel
+        self._callback = callback
+        self._on_closed = on_closed
+        self._closed = False
+        self._watch: asyncio.Future[Any] = channel.closing
+        self._watch.add_done_callback(self._channel_closed)
+
+    async def start(self) -> None:
+        await self._channel.basic_consume(DIRECT_REPLY_TO, self._deliver, no_ack=True)
+
+    async def _deliver(self, message: DeliveredMessage) -> None:
+        self._callback(_AmqpDelivery(message, self._channel))
+
+    def _channel_closed(self, future: asyncio.Future[Any]) -> None:
+        reason = "channel closed"
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None and not isinstance(exc, asyncio.CancelledError):
+                reason = _describe_exc(exc)
+        self._notify(reason)
+
+    def _notify(self, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_closed(reason)
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and not self._channel.is_closed
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        if not self.is_open:
+            raise ConnectionLost("the reply channel is closed (the connection was lost)")
+        properties.reply_to = DIRECT_REPLY_TO
+        await _publish(self._channel, exchange, routing_key, body, properties, mandatory, timeout)
+
+    async def close(self) -> None:
+        self._watch.remove_done_callback(self._channel_closed)
+        self._watch.cancel()
+        self._notify("closed by the client")
+        channel = self._channel
+        if not channel.is_closed:
+            with contextlib.suppress(*_CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
+                await channel.close()
+
+
 def _reply_text(exc: BaseException) -> str:
     for arg in exc.args:
         if isinstance(arg, spec.Channel.Close | spec.Connection.Close):
@@ -298,6 +442,7 @@ class AmqpTransport:
         try:
             await self._after_connect(connection)
         except BaseException:
+            self._closing = True  # a failed start is not a connection loss to recover from
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
@@ -411,19 +556,7 @@ class AmqpTransport:
         try:
             return await getattr(channel, method)(**kwargs)
         except amqp_errors.ChannelPreconditionFailed as exc:
-            text = _reply_text(exc)
-            match = _INEQUIVALENT.search(text)
-            if match:
-                argument, received, current = (_clean_value(v) for v in match.groups())
-                raise TopologyError(
-                    f"{entity} exists on the broker with {argument}={current}, "
-                    f"but this declaration asks for {argument}={received}; "
-                    "burrowmq never deletes or recreates it on its own: change the "
-                    "declaration or delete the entity on the broker",
-                    entity=entity,
-                    argument=argument,
-                ) from None
-            raise TopologyError(f"{entity} was refused: {text}", entity=entity) from None
+            raise _precondition_error(entity, _reply_text(exc), kwargs) from None
         except amqp_errors.ChannelNotFoundEntity as exc:
             raise TopologyError(f"{entity}: {_reply_text(exc)}", entity=entity) from None
         except (amqp_errors.ChannelAccessRefused, amqp_errors.ChannelLockedResource) as exc:
@@ -539,58 +672,7 @@ class AmqpTransport:
         channel = self._publish_channel
         if channel is None or channel.is_closed or not self._connected.is_set():
             channel = await self._channel("_publish_channel")
-        try:
-            confirm = await channel.basic_publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=_to_pamqp(properties),
-                mandatory=mandatory,
-                timeout=timeout,
-            )
-        except amqp_errors.PublishError:
-            raise Unroutable(
-                f"no queue is bound to take a message published to exchange {exchange!r} "
-                f"with routing key {routing_key!r}",
-                exchange=exchange,
-                routing_key=routing_key,
-            ) from None
-        except amqp_errors.DeliveryError:
-            raise PublishNacked(
-                f"the broker refused (nacked) a message for exchange {exchange!r}, "
-                f"routing key {routing_key!r}",
-                exchange=exchange,
-                routing_key=routing_key,
-            ) from None
-        except amqp_errors.ChannelNotFoundEntity as exc:
-            raise PublishError(
-                f"cannot publish to exchange {exchange!r}: {_reply_text(exc)}",
-                exchange=exchange,
-                routing_key=routing_key,
-            ) from None
-        except amqp_errors.ChannelClosed as exc:
-            raise PublishError(
-                f"publish to exchange {exchange!r} failed: {_reply_text(exc)}",
-                exchange=exchange,
-                routing_key=routing_key,
-            ) from None
-        except TimeoutError:
-            raise PublishError(
-                f"the broker did not confirm a message for exchange {exchange!r} within {timeout}s",
-                exchange=exchange,
-                routing_key=routing_key,
-            ) from None
-        except _CONNECTION_ERRORS as exc:
-            raise ConnectionLost(
-                f"connection lost before the broker confirmed a message for exchange "
-                f"{exchange!r}, routing key {routing_key!r}: {_describe_exc(exc)}"
-            ) from None
-        if isinstance(confirm, spec.Basic.Nack | spec.Basic.Reject):
-            raise PublishNacked(
-                f"the broker refused (nacked) a message for exchange {exchange!r}",
-                exchange=exchange,
-                routing_key=routing_key,
-            )
+        await _publish(channel, exchange, routing_key, body, properties, mandatory, timeout)
 
     # -- consuming ---------------------------------------------------------------
 
@@ -619,12 +701,42 @@ class AmqpTransport:
         return subscription
 
 
+def _precondition_error(entity: str, text: str, requested: Mapping[str, Any]) -> TopologyError:
+    """Turn a 406 PRECONDITION_FAILED into an error naming the entity and argument.
+
+    RabbitMQ's reply text is limited to 255 bytes and long names cut it short, so the
+    requested value comes from the declaration itself when the text lacks it.
+    """
+    found = _ARGUMENT.search(text)
+    if found is None:
+        return TopologyError(f"{entity} was refused by the broker: {text}", entity=entity)
+    argument = found.group(1)
+    values = _INEQUIVALENT.search(text)
+    if argument in requested:
+        wanted = repr(requested[argument])
+    else:
+        wanted = repr(dict(requested.get("arguments") or {}).get(argument))
+    current = "another value"
+    if values:
+        wanted, current = _clean_value(values.group(2)), _clean_value(values.group(3))
+    return TopologyError(
+        f"{entity} exists on the broker with {argument}={current}, but this declaration "
+        f"asks for {argument}={wanted}; burrowmq never deletes or recreates it on its own: "
+        "change the declaration or delete the entity on the broker",
+        entity=entity,
+        argument=argument,
+    )
+
+
 def _clean_value(text: str) -> str:
     """Turn RabbitMQ's "the value '5' of type 'long'" into "5 (long)"."""
-    match = re.fullmatch(r"the value '(.*)' of type '(\w+)'", text.strip())
+    text = text.strip()
+    match = re.fullmatch(r"the value '(.*)' of type '(\w+)'", text)
     if match:
         return f"{match.group(1)} ({match.group(2)})"
-    return text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1]
+    return text
 
 
 def _describe_exc(exc: BaseException | None) -> str:
@@ -632,3 +744,27 @@ def _describe_exc(exc: BaseException | None) -> str:
         return "closed"
     text = _reply_text(exc) if isinstance(exc, amqp_errors.AMQPError) else str(exc)
     return mask_url(text) or type(exc).__name__
+
+    async def open_reply_channel(
+        self,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+        *,
+        timeout: float,
+    ) -> _AmqpReplyChannel:
+        await self.wait_connected(timeout)
+        assert self._connection is not None
+        raw = self._connection.transport.connection  # type: ignore[union-attr]
+        try:
+            channel = await raw.channel(publisher_confirms=True, on_return_raises=True)
+        except (*_CONNECTION_ERRORS, amqp_errors.AMQPError) as exc:
+            raise ConnectionLost(f"cannot open a reply channel: {_describe_exc(exc)}") from None
+        reply = _AmqpReplyChannel(channel, callback, on_closed)
+        try:
+            await reply.start()
+        except (*_CONNECTION_ERRORS, amqp_errors.AMQPError) as exc:
+            await reply.close()
+            raise ConnectionLost(
+                f"cannot consume {DIRECT_REPLY_TO}: {_describe_exc(exc)}"
+            ) from None
+        return reply

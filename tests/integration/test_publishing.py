@@ -1,0 +1,154 @@
+"""Publishing on the real broker: confirms, stamping, mandatory, nacks, failures named."""
+
+from __future__ import annotations
+
+import pytest
+
+from burrowmq import (
+    App,
+    BrokerUnreachable,
+    PublishError,
+    PublishNacked,
+    Router,
+    StateError,
+    TopologyError,
+    Unroutable,
+)
+
+from .conftest import drain
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+class TestPublish:
+    async def test_messages_are_stamped_and_persistent(self, make_app, names, amqp) -> None:
+        """Every message carries message_id, timestamp and content_type, and is persistent by default."""
+        queue = names.queue("plain")
+        await amqp.declare_queue(queue, durable=True)
+        app = make_app(Router())
+        await app.start()
+        message_id = await app.publish("", {"a": 1}, routing_key=queue)
+        await app.publish("", "text", routing_key=queue, persistent=False, message_id="m-2")
+        first, second = await drain(amqp, queue)
+        assert first.message_id == message_id
+        assert first.timestamp is not None
+        assert first.content_type == "application/json"
+        assert first.body == b'{"a":1}'
+        assert first.delivery_mode == 2
+        assert second.message_id == "m-2"
+        assert second.content_type == "text/plain; charset=utf-8"
+        assert second.delivery_mode == 1
+
+    async def test_mandatory_without_binding_is_unroutable(self, make_app, names, amqp) -> None:
+        """mandatory=True raises Unroutable, naming exchange and key, when no queue is bound."""
+        exchange = names.exchange("lonely")
+        await amqp.declare_exchange(exchange, "direct", auto_delete=False)
+        app = make_app(Router())
+        await app.start()
+        with pytest.raises(Unroutable) as caught:
+            await app.publish(exchange, {"x": 1}, routing_key="nobody", mandatory=True)
+        assert caught.value.exchange == exchange
+        assert caught.value.routing_key == "nobody"
+        assert exchange in str(caught.value)
+        # Without mandatory the broker drops it silently, as AMQP says.
+        await app.publish(exchange, {"x": 1}, routing_key="nobody")
+
+    async def test_missing_exchange_is_named_and_publishing_goes_on(self, make_app, names) -> None:
+        """Publishing to a missing exchange raises PublishError naming it; later publishes work."""
+        queue = names.queue("after")
+        router = Router()
+        got: list[int] = []
+
+        @router.consume(queue, queue_options={})
+        async def handle(body: dict[str, int]) -> None:
+            got.append(body["n"])
+
+        app = make_app(router)
+        await app.start()
+        with pytest.raises(PublishError, match="no-such-exchange"):
+            await app.publish("no-such-exchange", {"n": 0}, routing_key="k")
+        await app.publish("", {"n": 1}, routing_key=queue)
+        from .conftest import wait_for
+
+        await wait_for(lambda: got == [1])
+
+    async def test_nack_raises(self, make_app, names, amqp) -> None:
+        """A message the broker refuses (queue full, reject-publish) raises PublishNacked."""
+        queue = names.queue("full")
+        await amqp.declare_queue(
+            queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+        )
+        app = make_app(Router())
+        await app.start()
+        await app.publish("", {"n": 1}, routing_key=queue)
+        with pytest.raises(PublishNacked):
+            await app.publish("", {"n": 2}, routing_key=queue)
+
+    async def test_publish_before_start_is_a_state_error(self, broker_url) -> None:
+        """Publishing on an app that has not started raises StateError."""
+        app = App(url=broker_url)
+        with pytest.raises(StateError, match="new"):
+            await app.publish("", b"x", routing_key="q")
+
+
+class TestLifecycle:
+    async def test_states_and_misuse(self, make_app) -> None:
+        """An app goes new -> running -> closed and refuses restarts and late routes."""
+        app = make_app(Router())
+        assert app.state == "new"
+        await app.start()
+        assert app.state == "running"
+        with pytest.raises(StateError):
+            await app.start()
+        with pytest.raises(StateError):
+            app.include_router(Router())
+        await app.stop()
+        await app.stop()
+        assert app.state == "closed"
+        with pytest.raises(StateError):
+            await app.start()
+
+    async def test_unreachable_broker_names_target_not_password(self) -> None:
+        """A broker that does not answer raises BrokerUnreachable with host, port and user only."""
+        app = App(url="amqp://alice:s3cret@127.0.0.1:1/", connect_timeout=2)
+        with pytest.raises(BrokerUnreachable) as caught:
+            await app.start()
+        text = str(caught.value)
+        assert "127.0.0.1:1" in text
+        assert "'alice'" in text
+        assert "s3cret" not in text
+        assert app.state == "closed"
+
+    async def test_cluster_urls_are_tried_in_turn(self, make_app, broker_url) -> None:
+        """With a list of URLs, a dead first node is skipped and the next one is used."""
+        app = make_app(Router(), url=["amqp://guest:guest@127.0.0.1:1/", broker_url])
+        await app.start()
+        assert app.state == "running"
+
+
+class TestBrokerConflicts:
+    async def test_conflicting_queue_names_entity_and_argument(self, make_app, names, amqp) -> None:
+        """A queue that exists with another x-max-length raises TopologyError naming both values."""
+        queue = names.queue("conflict")
+        await amqp.declare_queue(
+            queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-max-length": 10,
+                "x-dead-letter-exchange": f"{queue}.dlx",
+            },
+        )
+        router = Router()
+
+        @router.consume(queue, queue_options={"arguments": {"x-max-length": 20}})
+        async def handle(body: bytes) -> None: ...
+
+        app = make_app(router)
+        with pytest.raises(TopologyError) as caught:
+            await app.start()
+        error = caught.value
+        assert error.entity == f"queue {queue!r}"
+        assert error.argument == "x-max-length"
+        assert queue in str(error)
+        assert "x-max-length=20" in str(error)
