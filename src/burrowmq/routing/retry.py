@@ -75,7 +75,7 @@ class Retry:
 
 
 DEFAULT_RETRY = Retry(attempts=3, wait=tenacity.wait_exponential(multiplier=0.1, max=1.0))
-"""Used where neither the route nor the App says: three attempts, 0.2 s then 0.4 s apart."""
+"""Used where neither the route nor the App says: three attempts, 0.1 s then 0.2 s apart."""
 
 NO_RETRY = Retry(attempts=1)
 """One attempt: a failure is dead-lettered at once."""
