@@ -1,0 +1,264 @@
+"""The RPC client: many calls in flight over one direct reply-to channel per connection.
+
+The client opens, on first use, a :class:`~burrowmq.framework.transport.ReplyChannel`:
+one channel consuming ``amq.rabbitmq.reply-to`` (no-ack) on which the requests are
+published too, as direct reply-to requires. Calls are matched to replies by correlation
+id in a plain dict; no lock is held around a call, so any number run at once.
+
+- A request is published ``mandatory`` on the ``burrowmq.rpc`` exchange: when no
+  service queue is bound for it, the broker returns it and the call raises
+  :class:`~burrowmq.NoRoute` at once.
+- It carries ``expiration`` (the milliseconds left) and an ``x-rpc-deadline`` header,
+  so neither the broker nor a server spends effort on it after the caller gave up.
+- A call that times out or is cancelled leaves nothing behind; a reply arriving after
+  its caller left is dropped with a debug log.
+- When the channel or its connection is lost, every call waiting on it fails at once
+  with :class:`~burrowmq.ConnectionLost` (requests are not resent: they may not be
+  idempotent, and may have run). The next call opens a new channel once the transport
+  has reconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from typing import Any
+
+import pydantic_core
+
+from burrowmq.exceptions import (
+    ConfigurationError,
+    ConnectionLost,
+    DecodeError,
+    NoRoute,
+    RpcError,
+    RpcTimeout,
+    Unroutable,
+)
+from burrowmq.framework.codec import JSON, Decoder, decoder_for, encode
+from burrowmq.framework.logging import get_logger
+from burrowmq.framework.transport import Delivery, Properties, ReplyChannel, Transport
+from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
+from burrowmq.rpc.protocol import ERROR_TYPE, HEADER_DEADLINE, decode_error, now_ms
+
+__all__ = ["RpcClient"]
+
+_log = get_logger()
+
+
+class _Lost:
+    """Put in a waiting call's future when its channel closed (never an exception, so
+    a future nobody awaits any more cannot log "exception was never retrieved")."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Link:
+    """One reply channel and the calls waiting on it."""
+
+    __slots__ = ("channel", "pending")
+
+    def __init__(self) -> None:
+        self.channel: ReplyChannel | None = None
+        self.pending: dict[str, asyncio.Future[Delivery | _Lost]] = {}
+
+    def on_reply(self, delivery: Delivery) -> None:
+        correlation_id = delivery.properties.correlation_id
+        future = self.pending.get(correlation_id) if correlation_id else None
+        if future is None or future.done():
+            _log.debug(
+                "rpc_late_reply",
+                correlation_id=correlation_id,
+                outcome="dropped: its caller timed out or was cancelled",
+            )
+            return
+        future.set_result(delivery)
+
+    def on_closed(self, reason: str) -> None:
+        lost = _Lost(reason)
+        for future in self.pending.values():
+            if not future.done():
+                future.set_result(lost)
+
+    @property
+    def is_open(self) -> bool:
+        return self.channel is not None and self.channel.is_open
+
+
+def _plain(delivery: Delivery) -> Any:
+    """Decode a reply without a requested type: JSON to plain data, text to str."""
+    content_type = delivery.properties.content_type
+    body = delivery.body
+    if content_type == JSON or content_type is None:
+        try:
+            return pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise DecodeError(f"the reply is not valid JSON: {exc}") from None
+    if content_type.startswith("text/"):
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"the reply is not valid UTF-8 text (byte {exc.start})") from None
+    return body
+
+
+class RpcClient:
+    """Calls remote procedures over one transport.
+
+    Args:
+        transport: the connection (already connected, or reconnecting).
+        app_id: put in the requests' ``app_id``.
+    """
+
+    def __init__(self, transport: Transport, *, app_id: str | None = None) -> None:
+        self._transport = transport
+        self._app_id = app_id
+        self._link = _Link()
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+        self._decoders: dict[Any, Decoder] = {}
+        self._procedures: dict[str, Procedure] = {}
+        # Correlation ids only need to be unique on this client's channel: a random
+        # prefix and a counter are cheaper than a UUID per call.
+        self._prefix = os.urandom(6).hex() + "."
+        self._counter = itertools.count(1)
+
+    @property
+    def in_flight(self) -> int:
+        """Calls waiting for a reply now (0 after every call returned, failed or left)."""
+        return len(self._link.pending)
+
+    async def _open(self, deadline: float) -> _Link:
+        async with self._open_lock:
+            link = self._link
+            if link.is_open:
+                return link
+            if self._closed:
+                raise RpcError("the RPC client is closed (the app stopped)")
+            link = _Link()
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            # The exchange must exist before anything is published on the reply
+            # channel: a publish to a missing exchange would close the channel.
+            await self._transport.wait_connected(remaining)
+            await self._transport.declare_exchange(RPC_EXCHANGE, RPC_EXCHANGE_TYPE)
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            link.channel = await self._transport.open_reply_channel(
+                link.on_reply, link.on_closed, timeout=remaining
+            )
+            self._link = link
+            return link
+
+    async def call(
+        self,
+        procedure: str,
+        payload: Any = None,
+        *,
+        timeout: float,
+        returns: Any = None,
+        headers: dict[str, Any] | None = None,
+    ) -> Any:
+        """Call ``procedure`` and return its reply.
+
+        Args:
+            procedure: ``"<service>.<method>"``.
+            payload: the request: a pydantic model, JSON-able data, ``str`` or ``bytes``.
+            timeout: seconds to wait for the reply, publishing included.
+            returns: the type to decode the reply to (a model, any type pydantic
+                validates); ``None`` gives plain JSON data (``str`` for text replies,
+                ``bytes`` for binary ones).
+            headers: extra AMQP headers for the request.
+
+        Returns:
+            The decoded reply.
+
+        Raises:
+            NoRoute: no server is bound for the procedure's service.
+            RpcTimeout: no reply within ``timeout``.
+            RemoteError: the server answered with an error (the handler raised, the
+                request did not validate, or the service has no such method).
+            ConnectionLost: the connection dropped before the reply came.
+            DecodeError: the payload cannot be encoded, or the reply does not decode
+                to ``returns``.
+        """
+        proc = self._procedures.get(procedure)
+        if proc is None:
+            proc = Procedure.parse(procedure)
+            if len(self._procedures) < 10_000:
+                self._procedures[procedure] = proc
+        if timeout <= 0:
+            raise ConfigurationError(f"call timeout must be positive, got {timeout!r}")
+        decode = None
+        if returns is not None:
+            decode = self._decoders.get(returns)
+            if decode is None:
+                decode = self._decoders[returns] = decoder_for(returns)
+        body, content_type = encode(payload)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        correlation_id = self._prefix + str(next(self._counter))
+        try:
+            async with asyncio.timeout_at(deadline):
+                link = self._link
+                if not link.is_open:
+                    link = await self._open(deadline)
+                channel = link.channel
+                assert channel is not None
+                future: asyncio.Future[Delivery | _Lost] = loop.create_future()
+                pending = link.pending
+                pending[correlation_id] = future
+                try:
+                    remaining = deadline - loop.time()
+                    request_headers = dict(headers) if headers else {}
+                    request_headers[HEADER_DEADLINE] = now_ms() + int(remaining * 1000)
+                    properties = Properties(
+                        content_type=content_type,
+                        headers=request_headers,
+                        delivery_mode=1,
+                        message_id=correlation_id,
+                        correlation_id=correlation_id,
+                        expiration=str(max(1, int(remaining * 1000))),
+                        app_id=self._app_id,
+                    )
+                    await channel.publish(RPC_EXCHANGE, procedure, body, properties, mandatory=True)
+                    reply = await future
+                finally:
+                    del pending[correlation_id]
+        except TimeoutError:
+            raise RpcTimeout(
+                f"no reply from {procedure} within {timeout:g}s",
+                procedure=procedure,
+                correlation_id=correlation_id,
+                timeout=timeout,
+            ) from None
+        except Unroutable:
+            raise NoRoute(
+                f"no server is bound for {procedure}: nothing serves service "
+                f"{proc.service!r} (the request was returned by the broker)",
+                exchange=RPC_EXCHANGE,
+                routing_key=procedure,
+            ) from None
+        except ConnectionLost as exc:
+            raise ConnectionLost(f"{procedure} was not sent: {exc}") from None
+        if type(reply) is _Lost:
+            raise ConnectionLost(
+                f"the connection was lost while {procedure} waited for its reply "
+                f"({reply.reason}); the request may have run and is not resent"
+            )
+        assert not isinstance(reply, _Lost)
+        if reply.properties.type == ERROR_TYPE:
+            raise decode_error(reply.body, procedure=procedure, correlation_id=correlation_id)
+        if decode is None:
+            return _plain(reply)
+        return decode(reply.body)
+
+    async def close(self) -> None:
+        """Fail the calls still waiting, close the reply channel; idempotent."""
+        self._closed = True
+        link = self._link
+        link.on_closed("the app is stopping")
+        if link.channel is not None:
+            await link.channel.close()
