@@ -1,0 +1,645 @@
+"""Routing semantics of burrowmq.framework.matching, table by table.
+
+Every row of TOPIC_CASES, HEADERS_CASES, INVALID_X_MATCH and ROUTE_CASES was observed on
+RabbitMQ 3.10; tests/integration/test_matching_broker.py replays these same tables against
+the real broker, so a row added here is checked there too.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from burrowmq.framework.matching import (
+    STANDARD_EXCHANGES,
+    BindingSpec,
+    ExchangeSpec,
+    RoutingGraph,
+    compile_headers,
+    compile_topic,
+    direct_matches,
+    fanout_matches,
+    headers_match,
+    route,
+    topic_matches,
+)
+
+pytestmark = pytest.mark.unit
+
+# (pattern, routing key, routed?)
+TOPIC_CASES: list[tuple[str, str, bool]] = [
+    # the empty key has zero words
+    ("", "", True),
+    ("", ".", False),
+    ("", "a", False),
+    ("*", "", False),
+    ("#", "", True),
+    ("#.#", "", True),
+    ("#.#.#", "", True),
+    ("#.*", "", False),
+    ("*.#", "", False),
+    # "." is two empty words, and an empty word is a word
+    (".", ".", True),
+    (".", "", False),
+    ("*", ".", False),
+    ("*.*", ".", True),
+    ("#", ".", True),
+    ("#.*", ".", True),
+    ("a.", "a.", True),
+    ("a.", "a", False),
+    (".a", ".a", True),
+    ("*.*", "a.", True),
+    ("a.*", "a.", True),
+    ("a.*", "a", False),
+    ("a.#", "a.", True),
+    ("a.*.b", "a..b", True),
+    ("a..b", "a..b", True),
+    ("a..b", "a.b", False),
+    ("a.#.#.b", "a..b", True),
+    # literals
+    ("a", "a", True),
+    ("a", "A", False),
+    ("a", "a.b", False),
+    ("a.b", "a", False),
+    ("a.b", "a.*", False),
+    ("é.*", "é.x", True),
+    # * and # are special only as whole words
+    ("a*", "a*", True),
+    ("a*", "ab", False),
+    ("a#", "a", False),
+    ("a#", "a.b", False),
+    ("*", "*", True),
+    ("*", "#", True),
+    ("#", "#", True),
+    # * is exactly one word
+    ("*", "a", True),
+    ("*", "a.b", False),
+    ("*.*", "a", False),
+    ("*.*", "a.b.c", False),
+    ("a.*", "a.b", True),
+    ("a.*", "a.b.c", False),
+    ("*.b", "a.b", True),
+    ("*.b", "b", False),
+    # # is zero or more words
+    ("#", "a", True),
+    ("#", "a.b.c", True),
+    ("#.#", "a", True),
+    ("a.#", "a", True),
+    ("a.#", "a.b.c", True),
+    ("a.#", ".a", False),
+    ("a.#", "ab", False),
+    ("#.b", "b", True),
+    ("#.b", "a.b", True),
+    ("#.b", "a.b.c", False),
+    ("#.*", "a", True),
+    ("#.*", "a.b.c", True),
+    ("*.#", "a", True),
+    ("*.#.*", "a", False),
+    ("*.#.*", "a.b", True),
+    ("#.a.*", "a.", True),
+    ("#.a.*", "x.a.b", True),
+    ("#.a.*", "a.b.c", False),
+    ("#.a.*", "a", False),
+    ("a.#.#.b", "a.b", True),
+    ("a.#.#.b", "a.x.y.b", True),
+    ("a.#.#.b", "a.b.c", False),
+    ("a.#.b", "a.b.b.b", True),
+    ("a.#.b.#.c", "a.b.c", True),
+    ("a.#.b.#.c", "a.x.b.y.z.c", True),
+    ("a.#.b.#.c", "a.c.b", False),
+    ("order.*.placed", "order.eu.placed", True),
+    ("order.*.placed", "order.placed", False),
+    ("order.#.cancelled", "order.cancelled", True),
+    ("order.#.cancelled", "order.eu.fr.cancelled", True),
+]
+
+DT = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+DT_SECONDS = 1577836800
+ALL_A1: dict[str, Any] = {"x-match": "all", "a": 1}
+ALL_AB: dict[str, Any] = {"x-match": "all", "a": 1, "b": 2}
+ANY_AB: dict[str, Any] = {"x-match": "any", "a": 1, "b": 2}
+ALL_X: dict[str, Any] = {"x-match": "all-with-x", "x-k": "v"}
+ANY_X: dict[str, Any] = {"x-match": "any-with-x", "x-k": "v"}
+ALL_XA: dict[str, Any] = {"x-match": "all-with-x", "x-k": "v", "a": 1}
+ANY_XA: dict[str, Any] = {"x-match": "any-with-x", "x-k": "v", "a": 1}
+
+
+def a(value: Any, mode: str = "all") -> dict[str, Any]:
+    """Binding arguments matching header "a" against value."""
+    return {"x-match": mode, "a": value}
+
+
+# (binding arguments, message headers, routed?); every value here is one pamqp can send.
+HEADERS_CASES: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = [
+    # all
+    (ALL_A1, {"a": 1}, True),
+    (ALL_A1, {"a": 2}, False),
+    (ALL_A1, None, False),
+    (ALL_A1, {}, False),
+    (ALL_A1, {"A": 1}, False),
+    (ALL_A1, {"a": 1, "x-match": "any"}, True),
+    (ALL_AB, {"a": 1, "b": 2}, True),
+    (ALL_AB, {"a": 1, "b": 2, "c": 3}, True),
+    (ALL_AB, {"a": 1, "b": 3}, False),
+    (ALL_AB, {"a": 1}, False),
+    ({"x-match": "all"}, None, True),
+    ({"x-match": "all"}, {"b": 2}, True),
+    ({"x-match": "all", "x-k": "v"}, None, True),
+    ({"x-match": "all", "x-k": "v"}, {"x-k": "w"}, True),
+    ({"x-match": "all", "X-k": "v"}, {}, False),
+    ({"x-match": "all", "X-k": "v"}, {"X-k": "v"}, True),
+    # x-match absent means all
+    ({"a": 1}, {"a": 1}, True),
+    ({"a": 1}, {"a": 2}, False),
+    ({}, None, True),
+    ({}, {"a": 1}, True),
+    # any
+    (ANY_AB, {"a": 1, "b": 3}, True),
+    (ANY_AB, {"b": 2}, True),
+    (ANY_AB, {"a": 2, "b": 3}, False),
+    (ANY_AB, {"c": 3}, False),
+    (ANY_AB, None, False),
+    ({"x-match": "any"}, None, False),
+    ({"x-match": "any"}, {"a": 1}, False),
+    ({"x-match": "any", "x-k": "v"}, {"x-k": "v"}, False),
+    # all-with-x: x- keys count, x-match itself does not
+    (ALL_X, {"x-k": "v"}, True),
+    (ALL_X, {"x-k": "w"}, False),
+    (ALL_X, {}, False),
+    (ALL_XA, {"a": 1}, False),
+    (ALL_XA, {"a": 1, "x-k": "v"}, True),
+    ({"x-match": "all-with-x"}, None, True),
+    # any-with-x: x- keys count, x-match itself does not
+    (ANY_X, {"x-k": "v"}, True),
+    (ANY_X, {"x-match": "any-with-x"}, False),
+    (ANY_X, None, False),
+    (ANY_XA, {"a": 1}, True),
+    (ANY_XA, {"a": 2, "x-k": "w"}, False),
+    ({"x-match": "any-with-x"}, {"x-k": "v"}, False),
+    ({"x-match": "any-with-x", "x-match2": "all"}, {"x-match2": "all"}, True),
+    # void binding values match on presence
+    (a(None), {"a": 0}, True),
+    (a(None), {"a": False}, True),
+    (a(None), {"a": None}, True),
+    (a(None), {"a": ""}, True),
+    (a(None), {}, False),
+    (a(None), None, False),
+    ({"x-match": "any", "a": None, "b": 1}, {"a": "x"}, True),
+    ({"x-match": "any", "a": None, "b": 1}, {"c": "x"}, False),
+    (a("x"), {"a": None}, False),
+    # numbers compare by value across int and float, never with bool or str
+    (a(1), {"a": 1.0}, True),
+    (a(1.0), {"a": 1}, True),
+    (a(-1), {"a": -1.0}, True),
+    (a(100000), {"a": 100000.0}, True),
+    (a(1), {"a": "1"}, False),
+    (a(1), {"a": True}, False),
+    (a(True), {"a": 1}, False),
+    (a(True), {"a": True}, True),
+    (a(True), {"a": "true"}, False),
+    (a(False), {"a": 0}, False),
+    (a(0), {"a": False}, False),
+    (a(False), {"a": False}, True),
+    # floats travel as 32 bits
+    (a(0.1), {"a": 0.1}, True),
+    (a(16777217.0), {"a": 16777217}, False),
+    (a(16777217.0), {"a": 16777216}, True),
+    # strings and byte arrays are both binaries
+    (a("1"), {"a": bytearray(b"1")}, True),
+    (a(bytearray(b"1")), {"a": "1"}, True),
+    (a("é"), {"a": bytearray("é".encode())}, True),
+    (a("é"), {"a": "é"}, True),
+    (a(""), {"a": ""}, True),
+    (a(""), {}, False),
+    ({"x-match": "all", "": "e"}, {"": "e"}, True),
+    # a timestamp is its epoch seconds
+    (a(DT), {"a": DT_SECONDS}, True),
+    (a(DT), {"a": DT}, True),
+    (a(DT), {"a": DT_SECONDS + 1}, False),
+    # a decimal is its (scale, digits)
+    (a(Decimal("1.0")), {"a": Decimal("1.0")}, True),
+    (a(Decimal("1.0")), {"a": Decimal("1.00")}, False),
+    (a(Decimal("1.0")), {"a": Decimal("1")}, False),
+    (a(Decimal("1.0")), {"a": 1}, False),
+    (a(Decimal("1E+2")), {"a": Decimal("100")}, True),
+    # inside arrays and tables the type counts as well as the value
+    (a([1, 2]), {"a": [1, 2]}, True),
+    (a([1, 2]), {"a": [2, 1]}, False),
+    (a([1, 2]), {"a": [1.0, 2]}, False),
+    (a(["1"]), {"a": ["1"]}, True),
+    (a(["1"]), {"a": [bytearray(b"1")]}, False),
+    (a([None]), {"a": [None]}, True),
+    (a([DT]), {"a": [DT]}, True),
+    (a([DT]), {"a": [DT_SECONDS]}, False),
+    (a({"p": 1, "q": "r"}), {"a": {"q": "r", "p": 1}}, True),
+    (a({"p": 1, "q": "r"}), {"a": {"p": 1.0, "q": "r"}}, False),
+    (a({"p": 1}), {"a": [1]}, False),
+    # an empty table and an empty array are the same empty list to RabbitMQ
+    (a({}), {"a": {}}, True),
+    (a({}), {"a": []}, True),
+    (a([]), {"a": {}}, True),
+    (a([]), {"a": [None]}, False),
+]
+
+# x-match values RabbitMQ refuses at bind time with 406 PRECONDITION_FAILED
+INVALID_X_MATCH: list[Any] = ["none", "ALL", "", "all ", 1, None, bytearray(b"all")]
+
+
+class Scenario(NamedTuple):
+    """A topology, one publish into it and the queues the message reaches."""
+
+    id: str
+    exchanges: tuple[ExchangeSpec, ...]
+    bindings: tuple[BindingSpec, ...]
+    queues: tuple[str, ...]
+    exchange: str
+    routing_key: str
+    headers: dict[str, Any] | None
+    expected: frozenset[str]
+
+    def graph(self) -> RoutingGraph:
+        """Build the RoutingGraph of this scenario."""
+        return RoutingGraph(
+            exchanges=self.exchanges, bindings=self.bindings, queues=frozenset(self.queues)
+        )
+
+
+def x(name: str, kind: str, ae: str | None = None) -> ExchangeSpec:
+    """Shorthand for an exchange."""
+    return ExchangeSpec(name, kind, ae)
+
+
+def to_q(source: str, queue: str, key: str = "", **args: Any) -> BindingSpec:
+    """Shorthand for a binding to a queue."""
+    return BindingSpec(source, queue, "queue", key, args)
+
+
+def to_x(source: str, destination: str, key: str = "") -> BindingSpec:
+    """Shorthand for an exchange-to-exchange binding."""
+    return BindingSpec(source, destination, "exchange", key)
+
+
+def scenario(
+    id: str,
+    exchanges: list[ExchangeSpec],
+    bindings: list[BindingSpec],
+    queues: list[str],
+    publish: tuple[str, str, dict[str, Any] | None],
+    expected: set[str],
+) -> Scenario:
+    """Shorthand for a Scenario."""
+    return Scenario(
+        id, tuple(exchanges), tuple(bindings), tuple(queues), *publish, frozenset(expected)
+    )
+
+
+ROUTE_CASES: list[Scenario] = [
+    scenario(
+        "direct-hit",
+        [x("X", "direct")],
+        [to_q("X", "q1", "k"), to_q("X", "q2", "other")],
+        ["q1", "q2"],
+        ("X", "k", None),
+        {"q1"},
+    ),
+    scenario(
+        "direct-miss", [x("X", "direct")], [to_q("X", "q1", "k")], ["q1"], ("X", "K", None), set()
+    ),
+    scenario(
+        "fanout-all",
+        [x("X", "fanout")],
+        [to_q("X", "q1", "a"), to_q("X", "q2", "b")],
+        ["q1", "q2"],
+        ("X", "zzz", None),
+        {"q1", "q2"},
+    ),
+    scenario(
+        "topic-two-patterns-one-queue",
+        [x("X", "topic")],
+        [to_q("X", "q1", "a.*"), to_q("X", "q1", "#.b"), to_q("X", "q2", "c")],
+        ["q1", "q2"],
+        ("X", "a.b", None),
+        {"q1"},
+    ),
+    scenario(
+        "topic-to-headers",
+        [x("X", "topic"), x("H", "headers")],
+        [
+            to_x("X", "H", "a.#"),
+            BindingSpec("H", "pdf", "queue", "", {"x-match": "any", "f": "pdf"}),
+            BindingSpec("H", "doc", "queue", "", {"x-match": "any", "f": "doc"}),
+        ],
+        ["pdf", "doc"],
+        ("X", "a.b", {"f": "pdf"}),
+        {"pdf"},
+    ),
+    scenario(
+        "e2e-cycle",
+        [x("X", "fanout"), x("Y", "fanout")],
+        [to_x("X", "Y"), to_x("Y", "X"), to_q("Y", "qy")],
+        ["qy"],
+        ("X", "k", None),
+        {"qy"},
+    ),
+    scenario(
+        "e2e-diamond",
+        [x("X", "fanout"), x("Y", "fanout"), x("Z", "fanout")],
+        [to_x("X", "Y"), to_x("X", "Z"), to_q("Y", "q"), to_q("Z", "q")],
+        ["q"],
+        ("X", "k", None),
+        {"q"},
+    ),
+    scenario(
+        "e2e-self-binding-suppresses-ae",
+        [x("X", "fanout", "A"), x("A", "fanout")],
+        [to_x("X", "X"), to_q("A", "qa")],
+        ["qa"],
+        ("X", "k", None),
+        set(),
+    ),
+    scenario(
+        "e2e-to-empty-exchange-suppresses-ae",
+        [x("X", "direct", "A"), x("Y", "fanout"), x("A", "fanout")],
+        [to_x("X", "Y", "k"), to_q("A", "qa")],
+        ["qa"],
+        ("X", "k", None),
+        set(),
+    ),
+    scenario(
+        "e2e-destination-uses-its-own-ae",
+        [x("X", "direct", "A"), x("Y", "fanout", "B"), x("A", "fanout"), x("B", "fanout")],
+        [to_x("X", "Y", "k"), to_q("A", "qa"), to_q("B", "qb")],
+        ["qa", "qb"],
+        ("X", "k", None),
+        {"qb"},
+    ),
+    scenario(
+        "ae-when-nothing-matched",
+        [x("X", "direct", "A"), x("A", "fanout")],
+        [to_q("X", "qx", "k"), to_q("A", "qa")],
+        ["qx", "qa"],
+        ("X", "other", None),
+        {"qa"},
+    ),
+    scenario(
+        "ae-not-used-when-matched",
+        [x("X", "direct", "A"), x("A", "fanout")],
+        [to_q("X", "qx", "k"), to_q("A", "qa")],
+        ["qx", "qa"],
+        ("X", "k", None),
+        {"qx"},
+    ),
+    scenario(
+        "ae-chain",
+        [x("X", "direct", "A"), x("A", "direct", "B"), x("B", "fanout")],
+        [to_q("A", "qa", "zz"), to_q("B", "qb")],
+        ["qa", "qb"],
+        ("X", "k", None),
+        {"qb"},
+    ),
+    scenario(
+        "ae-routes-by-its-own-type",
+        [x("X", "direct", "A"), x("A", "topic")],
+        [to_q("A", "qa", "*.b"), to_q("A", "qc", "#.c")],
+        ["qa", "qc"],
+        ("X", "a.b", None),
+        {"qa"},
+    ),
+    scenario(
+        "ae-cycle",
+        [x("X", "direct", "A"), x("A", "direct", "X")],
+        [to_q("A", "qa", "zz")],
+        ["qa"],
+        ("X", "k", None),
+        set(),
+    ),
+    scenario("ae-missing", [x("X", "direct", "nope")], [], ["qa"], ("X", "k", None), set()),
+    scenario("ae-default-exchange", [x("X", "direct", "")], [], ["q1"], ("X", "q1", None), set()),
+    scenario(
+        "ae-of-headers-exchange",
+        [x("H", "headers", "A"), x("A", "fanout")],
+        [BindingSpec("H", "qh", "queue", "", {"f": "pdf"}), to_q("A", "qa")],
+        ["qh", "qa"],
+        ("H", "", {"f": "doc"}),
+        {"qa"},
+    ),
+    scenario(
+        "queue-and-empty-exchange-with-ae",
+        [x("X", "fanout"), x("Y", "direct", "B"), x("B", "fanout")],
+        [to_x("X", "Y"), to_q("X", "qx"), to_q("B", "qb")],
+        ["qx", "qb"],
+        ("X", "k", None),
+        {"qx", "qb"},
+    ),
+    scenario("default-exchange-hit", [], [], ["q1", "q2"], ("", "q1", None), {"q1"}),
+    scenario("default-exchange-miss", [], [], ["q1"], ("", "q2", None), set()),
+]
+
+
+class TestDirectAndFanout:
+    @pytest.mark.parametrize(
+        ("binding_key", "routing_key", "expected"),
+        [("k", "k", True), ("k", "K", False), ("", "", True), ("a.b", "a.*", False)],
+    )
+    def test_direct_matches_equal_keys_only(
+        self, binding_key: str, routing_key: str, expected: bool
+    ) -> None:
+        """A direct binding matches exactly the routing key equal to its own."""
+        assert direct_matches(binding_key, routing_key) is expected
+
+    @pytest.mark.parametrize(("binding_key", "routing_key"), [("", ""), ("a", "b"), ("#", "")])
+    def test_fanout_matches_everything(self, binding_key: str, routing_key: str) -> None:
+        """A fanout binding matches whatever the keys."""
+        assert fanout_matches(binding_key, routing_key) is True
+
+
+class TestTopic:
+    @pytest.mark.parametrize(("pattern", "routing_key", "expected"), TOPIC_CASES)
+    def test_table(self, pattern: str, routing_key: str, expected: bool) -> None:
+        """topic_matches agrees with what RabbitMQ did for each row."""
+        assert topic_matches(pattern, routing_key) is expected
+
+    @pytest.mark.parametrize(("pattern", "routing_key", "expected"), TOPIC_CASES)
+    def test_compiled_agrees(self, pattern: str, routing_key: str, expected: bool) -> None:
+        """A compiled matcher gives the same answer as topic_matches."""
+        assert compile_topic(pattern)(routing_key) is expected
+
+    def test_compiled_matchers_are_cached(self) -> None:
+        """Compiling the same pattern twice returns the same matcher."""
+        assert compile_topic("cache.*.#") is compile_topic("cache.*.#")
+
+    @pytest.mark.timeout(5)
+    def test_no_backtracking_blowup(self) -> None:
+        """A pattern of many hashes against a long non-matching key answers at once."""
+        pattern = ".".join(["#", "a"] * 30) + ".b"
+        key = ".".join(["a"] * 200)
+        started = time.perf_counter()
+        assert topic_matches(pattern, key) is False
+        assert topic_matches(pattern, key + ".b") is True
+        assert time.perf_counter() - started < 1.0
+
+
+def reference_topic(pattern: list[str], words: list[str]) -> bool:
+    """The definition of topic matching by plain recursion: exponential, obviously right."""
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(reference_topic(rest, words[skip:]) for skip in range(len(words) + 1))
+    return bool(words) and head in ("*", words[0]) and reference_topic(rest, words[1:])
+
+
+def split(key: str) -> list[str]:
+    """Words of a key as RabbitMQ splits them: the empty key has none."""
+    return key.split(".") if key else []
+
+
+topic_keys = st.lists(st.sampled_from(["a", "b", ""]), max_size=6).map(".".join)
+topic_patterns = st.lists(st.sampled_from(["a", "b", "", "*", "#"]), max_size=6).map(".".join)
+
+
+class TestTopicProperties:
+    @settings(max_examples=500, deadline=None)
+    @given(pattern=topic_patterns, key=topic_keys)
+    def test_agrees_with_the_definition(self, pattern: str, key: str) -> None:
+        """topic_matches agrees with the recursive definition on small generated cases."""
+        assert topic_matches(pattern, key) is reference_topic(split(pattern), split(key))
+
+    @settings(max_examples=200, deadline=None)
+    @given(patterns=st.lists(topic_patterns, min_size=1, max_size=8), key=topic_keys)
+    def test_exchange_trie_agrees_with_each_pattern(self, patterns: list[str], key: str) -> None:
+        """A topic exchange routes to exactly the bindings whose pattern matches alone."""
+        queues = [f"q{i}" for i in range(len(patterns))]
+        graph = RoutingGraph(
+            exchanges=(x("T", "topic"),),
+            bindings=tuple(to_q("T", q, p) for q, p in zip(queues, patterns, strict=True)),
+            queues=frozenset(queues),
+        )
+        expected = {q for q, p in zip(queues, patterns, strict=True) if topic_matches(p, key)}
+        assert route(graph, "T", key) == expected
+
+    def test_exchange_trie_agrees_on_the_table(self) -> None:
+        """One exchange bound with every pattern of the table routes each key as the table says."""
+        patterns = sorted({pattern for pattern, _, _ in TOPIC_CASES})
+        queues = {f"q{i}": pattern for i, pattern in enumerate(patterns)}
+        graph = RoutingGraph(
+            exchanges=(x("T", "topic"),),
+            bindings=tuple(to_q("T", q, p) for q, p in queues.items()),
+            queues=frozenset(queues),
+        )
+        for key in {key for _, key, _ in TOPIC_CASES}:
+            expected = {q for q, p in queues.items() if topic_matches(p, key)}
+            assert route(graph, "T", key) == expected, key
+
+
+class TestHeaders:
+    @pytest.mark.parametrize(("binding_args", "headers", "expected"), HEADERS_CASES)
+    def test_table(
+        self, binding_args: dict[str, Any], headers: dict[str, Any] | None, expected: bool
+    ) -> None:
+        """headers_match agrees with what RabbitMQ did for each row."""
+        assert headers_match(binding_args, headers) is expected
+
+    @pytest.mark.parametrize(
+        ("binding_args", "headers", "expected"),
+        [
+            (a("1"), {"a": b"1"}, True),
+            (a(b"1"), {"a": "1"}, True),
+            (a([1, 2]), {"a": (1, 2)}, True),
+            (a(DT), {"a": time.gmtime(DT_SECONDS)}, True),
+            (a(DT.replace(tzinfo=None)), {"a": DT_SECONDS}, True),
+        ],
+    )
+    def test_values_pamqp_cannot_send(
+        self, binding_args: dict[str, Any], headers: dict[str, Any], expected: bool
+    ) -> None:
+        """bytes, tuples, struct_time and naive datetimes compare as their AMQP kin."""
+        assert headers_match(binding_args, headers) is expected
+
+    @pytest.mark.parametrize("mode", INVALID_X_MATCH)
+    def test_invalid_x_match_is_refused(self, mode: Any) -> None:
+        """An x-match outside the four modes raises ValueError naming it."""
+        with pytest.raises(ValueError, match="invalid x-match"):
+            compile_headers({"x-match": mode, "a": 1})
+
+    def test_unsupported_value_type_names_the_key(self) -> None:
+        """A header value AMQP cannot carry raises TypeError naming the header."""
+        with pytest.raises(TypeError, match="'a'"):
+            headers_match(a(1), {"a": object()})
+
+
+class TestRoute:
+    @pytest.mark.parametrize("case", ROUTE_CASES, ids=[c.id for c in ROUTE_CASES])
+    def test_table(self, case: Scenario) -> None:
+        """route reaches the queues RabbitMQ delivered to for each scenario."""
+        assert route(case.graph(), case.exchange, case.routing_key, case.headers) == case.expected
+
+    def test_unknown_exchange_is_named(self) -> None:
+        """Publishing to an exchange not in the graph raises ValueError naming it."""
+        with pytest.raises(ValueError, match="'missing'"):
+            route(RoutingGraph(), "missing", "k", None)
+
+    def test_standard_exchanges_route_when_added(self) -> None:
+        """The amq.* exchanges route like any other once added to the graph."""
+        graph = RoutingGraph(
+            exchanges=STANDARD_EXCHANGES,
+            bindings=(to_q("amq.topic", "q", "a.#"), to_q("amq.match", "q", f="pdf")),
+            queues=frozenset({"q"}),
+        )
+        assert route(graph, "amq.topic", "a.b") == {"q"}
+        assert route(graph, "amq.match", "", {"f": "pdf"}) == {"q"}
+        assert route(graph, "amq.direct", "q") == set()
+
+
+class TestGraph:
+    def test_unknown_exchange_type_names_exchange_and_type(self) -> None:
+        """An exchange of a type routing does not know raises ValueError naming both."""
+        with pytest.raises(ValueError, match=r"'delayed'.*'x-delayed-message'"):
+            ExchangeSpec("delayed", "x-delayed-message")
+
+    @pytest.mark.parametrize(
+        ("exchanges", "bindings", "queues", "message"),
+        [
+            ((x("X", "direct"), x("X", "topic")), (), (), "'X' is listed twice"),
+            ((x("", "direct"),), (), (), "default exchange"),
+            ((), (to_q("", "q"),), ("q",), "no exchange ''"),
+            ((x("X", "direct"),), (to_q("X", "q"),), (), "no such queue"),
+            ((x("X", "direct"),), (to_x("X", "Y"),), (), "no such exchange"),
+            (
+                (x("H", "headers"),),
+                (BindingSpec("H", "q", "queue", "", {"x-match": "none"}),),
+                ("q",),
+                "binding 'H' -> queue 'q': invalid x-match",
+            ),
+        ],
+    )
+    def test_inconsistent_graph_is_refused(
+        self,
+        exchanges: tuple[ExchangeSpec, ...],
+        bindings: tuple[BindingSpec, ...],
+        queues: tuple[str, ...],
+        message: str,
+    ) -> None:
+        """A graph RabbitMQ could not hold raises ValueError saying what is wrong."""
+        with pytest.raises(ValueError, match=message):
+            RoutingGraph(exchanges=exchanges, bindings=bindings, queues=frozenset(queues))
+
+    def test_bad_destination_type_is_refused(self) -> None:
+        """A binding to something neither queue nor exchange raises ValueError."""
+        with pytest.raises(ValueError, match="destination_type"):
+            BindingSpec("X", "q", "stream", "")  # type: ignore[arg-type]
+
+    def test_headers_args_outside_headers_exchanges_are_ignored(self) -> None:
+        """An invalid x-match on a topic binding is accepted, as RabbitMQ accepts it."""
+        graph = RoutingGraph(
+            exchanges=(x("T", "topic"),),
+            bindings=(to_q("T", "q", "a", **{"x-match": "none"}),),
+            queues=frozenset({"q"}),
+        )
+        assert route(graph, "T", "a") == {"q"}
