@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from burrowmq.exceptions import ConnectionLost
 from burrowmq.framework.memory_broker import MemoryBroker
-from burrowmq.framework.memory_queue import Consumer, MemoryChannel
-from burrowmq.framework.transport import DeliveryCallback, Properties, ReadyCallback
+from burrowmq.framework.memory_queue import Consumer, MemoryChannel, MemoryDelivery, StoredMessage
+from burrowmq.framework.transport import (
+    DeliveryCallback,
+    Properties,
+    ReadyCallback,
+    ReplyClosedCallback,
+)
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
 
@@ -90,6 +97,82 @@ class _MemorySubscription:
         self.drop()
 
 
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class _MemoryReplyChannel:
+    """A channel with a direct reply-to address: it publishes requests, receives replies.
+
+    Like RabbitMQ's ``amq.rabbitmq.reply-to``, replies are delivered without acks, only
+    to this channel, and only while it is open; it is never restored after a reconnect.
+    """
+
+    def __init__(
+        self,
+        transport: MemoryTransport,
+        broker: MemoryBroker,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+    ) -> None:
+        self.address = f"{DIRECT_REPLY_TO}.{uuid.uuid4().hex}"
+        self._transport = transport
+        self._broker = broker
+        self._callback = callback
+        self._on_closed = on_closed
+        self._channel = broker.open_channel(transport)
+        broker.replies[self.address] = self._receive
+
+    def _receive(self, message: StoredMessage) -> None:
+        # Asynchronous, like every delivery: never inside the publish that sent it.
+        asyncio.get_running_loop().call_soon(self._deliver, message)
+
+    def _deliver(self, message: StoredMessage) -> None:
+        if self.is_open:
+            tag = self._channel.next_tag()
+            self._callback(MemoryDelivery(message, message.properties, tag, self._channel))
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel can still publish and receive replies."""
+        return self._channel.is_open
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish a request whose ``reply_to`` is this channel's address.
+
+        Raises:
+            Unroutable: ``mandatory`` and no queue took the message.
+            PublishNacked: a queue refused it.
+            ConnectionLost: the channel is closed.
+        """
+        if not self.is_open:
+            raise ConnectionLost("the reply channel is closed (the connection was lost)")
+        properties.reply_to = DIRECT_REPLY_TO
+        sent = dataclasses.replace(properties, reply_to=self.address)
+        self._broker.publish(exchange, routing_key, body, sent, mandatory=mandatory)
+
+    def shut(self, reason: str) -> None:
+        """Close the channel and tell the owner, once."""
+        if not self._channel.is_open:
+            return
+        self._channel.close()
+        self._broker.replies.pop(self.address, None)
+        self._transport._forget_reply(self)
+        self._on_closed(reason)
+
+    async def close(self) -> None:
+        """Close the channel (``on_closed`` is called); idempotent."""
+        self.shut("closed by the client")
+
+
 class MemoryTransport:
     """A connection to an in-process broker, with the AMQP transport's contract.
 
@@ -104,6 +187,7 @@ class MemoryTransport:
         self._broker = broker
         self._ready_callbacks: list[ReadyCallback] = []
         self._subscriptions: list[_MemorySubscription] = []
+        self._replies: list[_MemoryReplyChannel] = []
         self._connected = asyncio.Event()
         self._attached = False
         self._closed = False
@@ -140,9 +224,11 @@ class MemoryTransport:
 
     async def connect(self) -> None:
         """Connect to the broker, run the ready callbacks, then restart subscriptions."""
+        await self._connect(self._fixed or MemoryBroker.named(self._url))
+
+    async def _connect(self, broker: MemoryBroker) -> None:
         if self._attached:
             return
-        broker = self._fixed or MemoryBroker.named(self._url)
         self._broker = broker
         self._closed = False
         broker.attach(self)
@@ -158,9 +244,11 @@ class MemoryTransport:
             raise
         self._connected.set()
 
-    def _detach(self) -> None:
+    def _detach(self, reason: str = "connection lost") -> None:
         self._connected.clear()
         self._attached = False
+        for reply in list(self._replies):
+            reply.shut(reason)
         for subscription in list(self._subscriptions):
             subscription.drop()
         if self._broker is not None:
@@ -172,7 +260,7 @@ class MemoryTransport:
         for subscription in list(self._subscriptions):
             await subscription.close()
         if self._attached:
-            self._detach()
+            self._detach("transport closed")
 
     async def reconnect(self) -> None:
         """Lose the connection and recover at once, as after a network failure.
@@ -181,9 +269,10 @@ class MemoryTransport:
         redelivered) and this connection's exclusive queues are deleted; then the ready
         callbacks run again and the subscriptions restart, as the AMQP transport does.
         """
+        broker = self.broker
         if self._attached:
             self._detach()
-        await self.connect()
+        await self._connect(broker)
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until connected, up to ``timeout`` seconds.
@@ -208,6 +297,10 @@ class MemoryTransport:
     def _forget(self, subscription: _MemorySubscription) -> None:
         with contextlib.suppress(ValueError):
             self._subscriptions.remove(subscription)
+
+    def _forget_reply(self, reply: _MemoryReplyChannel) -> None:
+        with contextlib.suppress(ValueError):
+            self._replies.remove(reply)
 
     # -- declarations ------------------------------------------------------------------
 
@@ -349,3 +442,22 @@ class MemoryTransport:
         subscription.start(broker)
         self._subscriptions.append(subscription)
         return subscription
+
+    async def open_reply_channel(
+        self,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+        *,
+        timeout: float,
+    ) -> _MemoryReplyChannel:
+        """Open a channel whose requests get their replies on ``callback`` (direct reply-to).
+
+        Raises:
+            ConnectionLost: not connected within ``timeout``.
+        """
+        await self.wait_connected(timeout)
+        reply = _MemoryReplyChannel(
+            self, self._require("open a reply channel"), callback, on_closed
+        )
+        self._replies.append(reply)
+        return reply

@@ -94,6 +94,8 @@ class MemoryBroker:
         self._seq = itertools.count()
         self._connections: set[object] = set()
         self._listeners: list[Callable[[PublishRecord], None]] = []
+        self.replies: dict[str, Callable[[StoredMessage], None]] = {}
+        """Direct reply-to addresses, each delivering to the reply channel that owns it."""
         self.channel_errors: list[str] = []
         """Channel-level errors so far (e.g. an ack of an unknown delivery tag)."""
 
@@ -212,8 +214,8 @@ class MemoryBroker:
             existing = (current.durable, current.auto_delete, current.arguments)
             check_queue(name, existing, durable, auto_delete, args)
             return name
-        name = name or f"amq.gen-{uuid.uuid4().hex}"
         check_new_queue(name, durable, exclusive, auto_delete, args)
+        name = name or f"amq.gen-{uuid.uuid4().hex}"
         self.queues[name] = MemoryQueue(
             self,
             name,
@@ -365,10 +367,17 @@ class MemoryBroker:
                 routing_key=routing_key,
             ) from None
         props = as_sent(properties)
-        queues = frozenset(route(self.graph(), exchange, routing_key, props.headers))
+        reply = self.replies.get(routing_key) if exchange == "" else None
+        if reply is not None:  # direct reply-to: straight to the channel that asked
+            queues = frozenset({routing_key})
+        else:
+            queues = frozenset(route(self.graph(), exchange, routing_key, props.headers))
         record = PublishRecord(exchange, routing_key, bytes(body), props, queues)
         for listener in list(self._listeners):
             listener(record)
+        if reply is not None:
+            reply(self.message(body, props, exchange, routing_key, ttl))
+            return queues
         if not queues and mandatory:
             raise Unroutable(
                 f"no queue is bound to take a message published to {where} "
