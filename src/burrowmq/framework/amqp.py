@@ -33,6 +33,7 @@ from burrowmq.exceptions import (
     TransportError,
     Unroutable,
 )
+from burrowmq.framework.acker import Acker
 from burrowmq.framework.logging import get_logger
 from burrowmq.framework.transport import (
     DeliveryCallback,
@@ -104,10 +105,10 @@ def _from_pamqp(p: spec.Basic.Properties) -> Properties:
 
 
 class _AmqpDelivery:
-    """A delivery bound to the channel it arrived on."""
+    """A delivery bound to the channel it arrived on (through that channel's acker)."""
 
     __slots__ = (
-        "_channel",
+        "_acker",
         "body",
         "delivery_tag",
         "exchange",
@@ -116,35 +117,21 @@ class _AmqpDelivery:
         "routing_key",
     )
 
-    def __init__(self, message: DeliveredMessage, channel: aiormq.abc.AbstractChannel) -> None:
+    def __init__(self, message: DeliveredMessage, acker: Acker) -> None:
         deliver: Any = message.delivery  # always a Basic.Deliver for consumers
         self.body: bytes = message.body
         self.properties = _from_pamqp(message.header.properties)
         self.exchange: str = deliver.exchange or ""
         self.routing_key: str = deliver.routing_key or ""
-        self.redelivered: bool = bool(getattr(deliver, "redelivered", False))
+        self.redelivered: bool = bool(deliver.redelivered)
         self.delivery_tag: int = deliver.delivery_tag or 0
-        self._channel = channel
+        self._acker = acker
 
     async def ack(self) -> bool:
-        channel = self._channel
-        if channel.is_closed:
-            return False
-        try:
-            await channel.basic_ack(self.delivery_tag, wait=False)
-        except _CONNECTION_ERRORS:
-            return False
-        return True
+        return self._acker.ack(self.delivery_tag)
 
     async def nack(self, *, requeue: bool) -> bool:
-        channel = self._channel
-        if channel.is_closed:
-            return False
-        try:
-            await channel.basic_nack(self.delivery_tag, requeue=requeue, wait=False)
-        except _CONNECTION_ERRORS:
-            return False
-        return True
+        return self._acker.nack(self.delivery_tag, requeue=requeue)
 
 
 class _AmqpSubscription:
@@ -169,16 +156,27 @@ class _AmqpSubscription:
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._tag: str | None = None
         self._active = True
+        self._acker: Acker | None = None
 
     async def start(self, connection: aiormq.abc.AbstractConnection) -> None:
+        if self._acker is not None:  # a restart: the old channel's acker is done
+            await self._acker.close()
         channel = await connection.channel(publisher_confirms=False)
         self._channel = channel
+
+        async def send_ack(tag: int, multiple: bool) -> None:
+            await channel.basic_ack(tag, multiple=multiple, wait=False)
+
+        async def send_nack(tag: int, requeue: bool) -> None:
+            await channel.basic_nack(tag, requeue=requeue, wait=False)
+
+        acker = self._acker = Acker(send_ack, send_nack, name=self.queue)
         if not self._no_ack:
             await channel.basic_qos(prefetch_count=self._prefetch)
         callback = self._callback
 
         async def on_message(message: DeliveredMessage) -> None:
-            callback(_AmqpDelivery(message, channel))
+            callback(_AmqpDelivery(message, acker))
 
         try:
             ok = await channel.basic_consume(
@@ -208,6 +206,8 @@ class _AmqpSubscription:
     async def close(self) -> None:
         self._active = False
         self._transport._forget(self)
+        if self._acker is not None:
+            await self._acker.close()  # acks of finished handlers go out before the close
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(*_CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
@@ -236,6 +236,9 @@ async def _publish(
             properties=_to_pamqp(properties),
             mandatory=mandatory,
             timeout=timeout,
+            # The confirm is awaited, and it can only follow the write: waiting for the
+            # socket drain as well would cost one more wake-up per message for nothing.
+            wait=False,
         )
     except amqp_errors.PublishError:
         raise Unroutable(
@@ -700,6 +703,30 @@ class AmqpTransport:
         self._subscriptions.append(subscription)
         return subscription
 
+    async def open_reply_channel(
+        self,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+        *,
+        timeout: float,
+    ) -> _AmqpReplyChannel:
+        await self.wait_connected(timeout)
+        assert self._connection is not None
+        raw = self._connection.transport.connection  # type: ignore[union-attr]
+        try:
+            channel = await raw.channel(publisher_confirms=True, on_return_raises=True)
+        except _RECOVERY_ERRORS as exc:
+            raise ConnectionLost(f"cannot open a reply channel: {_describe_exc(exc)}") from None
+        reply = _AmqpReplyChannel(channel, callback, on_closed)
+        try:
+            await reply.start()
+        except _RECOVERY_ERRORS as exc:
+            await reply.close()
+            raise ConnectionLost(
+                f"cannot consume {DIRECT_REPLY_TO}: {_describe_exc(exc)}"
+            ) from None
+        return reply
+
 
 def _precondition_error(entity: str, text: str, requested: Mapping[str, Any]) -> TopologyError:
     """Turn a 406 PRECONDITION_FAILED into an error naming the entity and argument.
@@ -744,27 +771,3 @@ def _describe_exc(exc: BaseException | None) -> str:
         return "closed"
     text = _reply_text(exc) if isinstance(exc, amqp_errors.AMQPError) else str(exc)
     return mask_url(text) or type(exc).__name__
-
-    async def open_reply_channel(
-        self,
-        callback: DeliveryCallback,
-        on_closed: ReplyClosedCallback,
-        *,
-        timeout: float,
-    ) -> _AmqpReplyChannel:
-        await self.wait_connected(timeout)
-        assert self._connection is not None
-        raw = self._connection.transport.connection  # type: ignore[union-attr]
-        try:
-            channel = await raw.channel(publisher_confirms=True, on_return_raises=True)
-        except (*_CONNECTION_ERRORS, amqp_errors.AMQPError) as exc:
-            raise ConnectionLost(f"cannot open a reply channel: {_describe_exc(exc)}") from None
-        reply = _AmqpReplyChannel(channel, callback, on_closed)
-        try:
-            await reply.start()
-        except (*_CONNECTION_ERRORS, amqp_errors.AMQPError) as exc:
-            await reply.close()
-            raise ConnectionLost(
-                f"cannot consume {DIRECT_REPLY_TO}: {_describe_exc(exc)}"
-            ) from None
-        return reply
