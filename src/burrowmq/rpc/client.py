@@ -32,6 +32,7 @@ from burrowmq.exceptions import (
     ConnectionLost,
     DecodeError,
     NoRoute,
+    PublishError,
     RpcError,
     RpcTimeout,
     Unroutable,
@@ -64,7 +65,7 @@ class _Link:
 
     def __init__(self) -> None:
         self.channel: ReplyChannel | None = None
-        self.pending: dict[str, asyncio.Future[Delivery | _Lost]] = {}
+        self.pending: dict[str, asyncio.Future[Delivery | _Lost | None]] = {}
 
     def on_reply(self, delivery: Delivery) -> None:
         correlation_id = delivery.properties.correlation_id
@@ -87,6 +88,11 @@ class _Link:
     @property
     def is_open(self) -> bool:
         return self.channel is not None and self.channel.is_open
+
+
+def _expire(future: asyncio.Future[Delivery | _Lost | None]) -> None:
+    if not future.done():
+        future.set_result(None)  # a result, not an exception: see _Lost
 
 
 def _plain(delivery: Delivery) -> Any:
@@ -201,45 +207,54 @@ class RpcClient:
         deadline = loop.time() + timeout
         correlation_id = self._prefix + str(next(self._counter))
         try:
-            async with asyncio.timeout_at(deadline):
-                link = self._link
-                if not link.is_open:
+            link = self._link
+            if not link.is_open:
+                async with asyncio.timeout_at(deadline):
                     link = await self._open(deadline)
-                channel = link.channel
-                assert channel is not None
-                future: asyncio.Future[Delivery | _Lost] = loop.create_future()
-                pending = link.pending
-                pending[correlation_id] = future
-                try:
-                    remaining = deadline - loop.time()
-                    request_headers = dict(headers) if headers else {}
-                    request_headers[HEADER_DEADLINE] = now_ms() + int(remaining * 1000)
-                    properties = Properties(
-                        content_type=content_type,
-                        headers=request_headers,
-                        delivery_mode=1,
-                        message_id=correlation_id,
-                        correlation_id=correlation_id,
-                        expiration=str(max(1, int(remaining * 1000))),
-                        app_id=self._app_id,
-                    )
-                    await channel.publish(RPC_EXCHANGE, procedure, body, properties, mandatory=True)
-                    reply = await future
-                finally:
-                    del pending[correlation_id]
-        except TimeoutError:
-            raise RpcTimeout(
-                f"no reply from {procedure} within {timeout:g}s",
-                procedure=procedure,
-                correlation_id=correlation_id,
-                timeout=timeout,
-            ) from None
+            channel = link.channel
+            assert channel is not None
+            future: asyncio.Future[Delivery | _Lost | None] = loop.create_future()
+            pending = link.pending
+            pending[correlation_id] = future
+            # One timer per call, cheaper than a timeout scope around the whole call.
+            timer = loop.call_at(deadline, _expire, future)
+            try:
+                remaining = deadline - loop.time()
+                request_headers = dict(headers) if headers else {}
+                request_headers[HEADER_DEADLINE] = now_ms() + int(remaining * 1000)
+                properties = Properties(
+                    content_type=content_type,
+                    headers=request_headers,
+                    delivery_mode=1,
+                    message_id=correlation_id,
+                    correlation_id=correlation_id,
+                    expiration=str(max(1, int(remaining * 1000))),
+                    app_id=self._app_id,
+                )
+                await channel.publish(
+                    RPC_EXCHANGE, procedure, body, properties, mandatory=True, timeout=remaining
+                )
+                reply = await future
+                if reply is None:
+                    raise TimeoutError
+            finally:
+                timer.cancel()
+                del pending[correlation_id]
         except Unroutable:
             raise NoRoute(
                 f"no server is bound for {procedure}: nothing serves service "
                 f"{proc.service!r} (the request was returned by the broker)",
                 exchange=RPC_EXCHANGE,
                 routing_key=procedure,
+            ) from None
+        except (TimeoutError, PublishError) as exc:
+            if isinstance(exc, PublishError) and loop.time() < deadline:
+                raise  # a nack, not the publish confirm timing out
+            raise RpcTimeout(
+                f"no reply from {procedure} within {timeout:g}s",
+                procedure=procedure,
+                correlation_id=correlation_id,
+                timeout=timeout,
             ) from None
         except ConnectionLost as exc:
             raise ConnectionLost(f"{procedure} was not sent: {exc}") from None
