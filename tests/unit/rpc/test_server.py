@@ -1,0 +1,159 @@
+"""The RPC server's pieces that need no broker: reply shaping, routes, grouping."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from burrowmq import App, Queue, Router
+from burrowmq.exceptions import ConfigurationError
+from burrowmq.routing.procedure import RPC_EXCHANGE
+from burrowmq.rpc.server import reply_encoder, rpc_servers
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
+
+
+class Price(BaseModel):
+    """A reply model."""
+
+    total: float
+
+
+class TestReplyEncoder:
+    """The return annotation shapes the reply."""
+
+    def test_model_instance_is_serialised(self) -> None:
+        """A model instance is sent as its JSON."""
+        body, content_type = reply_encoder(Price)(Price(total=2))
+        assert json.loads(body) == {"total": 2.0}
+        assert content_type == "application/json"
+
+    def test_dict_is_validated_into_the_model(self) -> None:
+        """A dict returned for a model annotation is validated and coerced."""
+        body, _ = reply_encoder(Price)({"total": "2.5"})
+        assert json.loads(body) == {"total": 2.5}
+
+    def test_generic_annotation_validates(self) -> None:
+        """A list[int] annotation coerces and a wrong value is a validation error."""
+        encode = reply_encoder(list[int])
+        assert json.loads(encode(["1", 2])[0]) == [1, 2]
+        with pytest.raises(ValidationError):
+            encode(["x"])
+
+    @pytest.mark.parametrize("annotation", [None, Any, type(None), str, bytes])
+    def test_no_shaping_encodes_as_is(self, annotation: Any) -> None:
+        """Without a shaping annotation the value is encoded like any message."""
+        assert reply_encoder(annotation)("text") == (b"text", "text/plain; charset=utf-8")
+
+
+class TestRouterRpc:
+    """router.rpc builds a route on the service queue."""
+
+    def test_route_binds_service_queue_with_a_service_wildcard(self) -> None:
+        """The route has a classic durable queue rpc.<service> bound with '<service>.*'."""
+        router = Router()
+
+        @router.rpc("pricing.quote")
+        async def quote(n: int) -> int:
+            return n
+
+        (route,) = router.routes
+        assert route.procedure == "pricing.quote"
+        assert route.queue is not None
+        assert route.queue.name == "rpc.pricing"
+        assert route.queue.durable
+        assert route.queue.arguments == {"x-queue-type": "classic"}
+        assert route.exchange is not None
+        assert (route.exchange.name, route.exchange.type) == (RPC_EXCHANGE, "topic")
+        assert [b.routing_key for b in route.bindings] == ["pricing.*"]
+        assert route.dead_letter_base() is None
+        assert route.retry is None
+
+    def test_queue_object_is_used_as_given(self) -> None:
+        """A Queue passed as queue= (a quorum queue, say) is declared as it is."""
+        router = Router()
+        queue = Queue(name="rpc.ha", arguments={"x-queue-type": "quorum"})
+
+        @router.rpc("ha.ping", queue=queue)
+        async def ping(n: int) -> int:
+            return n
+
+        assert router.routes[0].queue == queue
+
+    def test_bad_name_is_refused_at_decoration(self) -> None:
+        """A procedure without a method is refused when decorating."""
+        with pytest.raises(ConfigurationError):
+            Router().rpc("nomethod")
+
+    def test_methods_of_one_service_share_its_queue(self) -> None:
+        """Two procedures of a service merge into one queue and one binding in the topology."""
+        router = Router()
+
+        @router.rpc("calc.add")
+        async def add(n: int) -> int:
+            return n
+
+        @router.rpc("calc.sub")
+        async def sub(n: int) -> int:
+            return -n
+
+        topology = App([router]).topology()
+        assert [q.name for q in topology.queues] == ["rpc.calc"]
+        assert [(b.source, b.routing_key) for b in topology.bindings] == [(RPC_EXCHANGE, "calc.*")]
+
+
+class TestRpcServers:
+    """One server per service queue; a procedure is served once."""
+
+    def test_one_server_per_queue_with_largest_settings(self) -> None:
+        """Routes of one service make one server whose prefetch/concurrency are the largest."""
+        router = Router()
+
+        @router.rpc("calc.add", concurrency=4)
+        async def add(n: int) -> int:
+            return n
+
+        @router.rpc("calc.sub", concurrency=8, prefetch=20)
+        async def sub(n: int) -> int:
+            return n
+
+        @router.rpc("other.ping")
+        async def ping(n: int) -> int:
+            return n
+
+        servers = rpc_servers(
+            router.routes,
+            queue_name=lambda r: r.queue_name("i"),
+            transport=None,  # type: ignore[arg-type]
+            prefetch=64,
+            concurrency=16,
+        )
+        by_queue = {s.queue: s for s in servers}
+        assert by_queue["rpc.calc"].procedures == ("calc.add", "calc.sub")
+        assert by_queue["rpc.calc"]._concurrency == 8
+        assert by_queue["rpc.calc"]._prefetch == 20
+        assert by_queue["rpc.other"]._concurrency == 16
+
+    def test_same_procedure_twice_is_refused(self) -> None:
+        """Two handlers for one procedure are a configuration error naming it."""
+        router = Router()
+
+        @router.rpc("calc.add")
+        async def add(n: int) -> int:
+            return n
+
+        @router.rpc("calc.add")
+        async def add_again(n: int) -> int:
+            return n
+
+        with pytest.raises(ConfigurationError, match=r"calc\.add"):
+            rpc_servers(
+                router.routes,
+                queue_name=lambda r: r.queue_name("i"),
+                transport=None,  # type: ignore[arg-type]
+                prefetch=64,
+                concurrency=16,
+            )
