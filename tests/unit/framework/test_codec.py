@@ -1,0 +1,288 @@
+"""Codec: decoders chosen by annotation, DecodeError reasons that name the field, encode."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from burrowmq.exceptions import DecodeError
+from burrowmq.framework.codec import (
+    JSON,
+    OCTET_STREAM,
+    TEXT,
+    decoder_for,
+    describe_validation_error,
+    encode,
+)
+
+pytestmark = pytest.mark.unit
+
+
+class OrderPlaced(BaseModel):
+    order_id: str
+    total: float
+
+
+class Line(BaseModel):
+    sku: str
+    qty: int
+
+
+class Order(BaseModel):
+    order_id: str
+    lines: list[Line]
+
+
+class Seven(BaseModel):
+    a: int
+    b: int
+    c: int
+    d: int
+    e: int
+    f: int
+    g: int
+
+
+class Opaque:
+    """A type pydantic does not know how to serialise."""
+
+
+def _validation_error(model: type[BaseModel], data: Any) -> ValidationError:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    return info.value
+
+
+class TestDecoderFor:
+    """``decoder_for`` picks the decoding from the annotation."""
+
+    @pytest.mark.parametrize(
+        ("annotation", "body", "expected"),
+        [
+            (bytes, b"\x00\xffraw", b"\x00\xffraw"),
+            (bytes, b"", b""),
+            (str, "héllo".encode(), "héllo"),
+            (str, b'{"not": "parsed"}', '{"not": "parsed"}'),
+            (str, b"", ""),
+            (dict, b'{"a": 1, "b": [true, null]}', {"a": 1, "b": [True, None]}),
+            (list[int], b"[1, 2, 3]", [1, 2, 3]),
+            (list[int], b'[1, "2"]', [1, 2]),
+            (int, b"42", 42),
+            (None, b'{"a": [1, 2.5, "x"]}', {"a": [1, 2.5, "x"]}),
+            (None, b'"text"', "text"),
+            (None, b"null", None),
+            (Any, b"[1]", [1]),
+        ],
+        ids=lambda v: repr(v)[:30],
+    )
+    def test_decodes(self, annotation: Any, body: bytes, expected: Any) -> None:
+        """Each annotation decodes its body to the value the handler asked for."""
+        assert decoder_for(annotation)(body) == expected
+
+    def test_bytes_body_is_returned_as_is(self) -> None:
+        """A ``bytes`` annotation gets the very body, not a copy or a parse."""
+        body = b'{"a": 1}'
+        assert decoder_for(bytes)(body) is body
+
+    def test_model_is_validated(self) -> None:
+        """A pydantic model annotation parses JSON into an instance of the model."""
+        value = decoder_for(OrderPlaced)(b'{"order_id": "1", "total": 9.5}')
+        assert value == OrderPlaced(order_id="1", total=9.5)
+
+    def test_nested_model_is_validated(self) -> None:
+        """Nested models are validated all the way down."""
+        body = b'{"order_id": "1", "lines": [{"sku": "A", "qty": 2}]}'
+        assert decoder_for(Order)(body) == Order(order_id="1", lines=[Line(sku="A", qty=2)])
+
+
+class TestDecodeErrors:
+    """A body that does not decode raises ``DecodeError`` with a one-line reason."""
+
+    @pytest.mark.parametrize(
+        ("annotation", "body", "reason_starts"),
+        [
+            (
+                OrderPlaced,
+                b'{"order_id": "1", "total": "abc"}',
+                "total: Input should be a valid number",
+            ),
+            (OrderPlaced, b'{"total": 1}', "order_id: Field required"),
+            (Order, b'{"order_id": "1", "lines": [{"sku": "A", "qty": "x"}]}', "lines.0.qty: "),
+            (list[int], b'[1, "x"]', "1: Input should be a valid integer"),
+            (dict, b"[1]", "body: Input should be"),
+            (OrderPlaced, b"[1]", "body: Input should be"),
+            (int, b'"abc"', "body: Input should be a valid integer"),
+        ],
+        ids=[
+            "bad-number",
+            "missing",
+            "nested",
+            "list-item",
+            "dict-not-object",
+            "model-not-object",
+            "int",
+        ],
+    )
+    def test_reason_names_the_field(self, annotation: Any, body: bytes, reason_starts: str) -> None:
+        """The reason starts with the dotted location of the field at fault."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(annotation)(body)
+        assert info.value.reason.startswith(reason_starts), info.value.reason
+        assert str(info.value) == info.value.reason
+
+    def test_reason_shows_the_bad_input(self) -> None:
+        """The reason quotes the value given for the field."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(OrderPlaced)(b'{"order_id": "1", "total": "abc"}')
+        assert info.value.reason.endswith("(got 'abc')")
+
+    def test_missing_field_has_no_got_suffix(self) -> None:
+        """A missing field is not followed by a ``(got ...)`` quote of the whole body."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(OrderPlaced)(b'{"order_id": "1"}')
+        assert info.value.reason == "total: Field required"
+
+    def test_structured_errors_are_kept(self) -> None:
+        """``errors`` holds plain loc/msg/type dicts from pydantic."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(OrderPlaced)(b'{"order_id": "1", "total": "abc"}')
+        assert info.value.errors == [
+            {
+                "loc": ["total"],
+                "msg": "Input should be a valid number, unable to parse string as a number",
+                "type": "float_parsing",
+            }
+        ]
+
+    @pytest.mark.parametrize("annotation", [OrderPlaced, dict, list[int], None])
+    @pytest.mark.parametrize("body", [b"not json", b"{", b"", b"\xff\xfe"])
+    def test_invalid_json(self, annotation: Any, body: bytes) -> None:
+        """A body that is not JSON is reported as such, whatever the annotation."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(annotation)(body)
+        assert info.value.reason.startswith("body is not valid JSON ("), info.value.reason
+
+    @pytest.mark.parametrize(("body", "byte"), [(b"\xff", 0), (b"ab\xffcd", 2), (b"ok\xc3", 2)])
+    def test_invalid_utf8_for_str(self, body: bytes, byte: int) -> None:
+        """A ``str`` handler given bytes that are not UTF-8 gets a reason naming the byte."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(str)(body)
+        assert info.value.reason == f"body is not valid UTF-8 text (byte {byte})"
+
+    def test_decode_error_does_not_chain_pydantic(self) -> None:
+        """The DecodeError hides pydantic's exception (no cause, no context shown)."""
+        with pytest.raises(DecodeError) as info:
+            decoder_for(OrderPlaced)(b"{}")
+        assert info.value.__cause__ is None
+        assert info.value.__suppress_context__
+
+
+class TestDescribeValidationError:
+    """``describe_validation_error`` renders pydantic errors as one line."""
+
+    def test_joins_fields_with_semicolons(self) -> None:
+        """Each field at fault is named, separated by ``"; "``."""
+        error = _validation_error(OrderPlaced, {"total": "x"})
+        assert describe_validation_error(error) == (
+            "order_id: Field required; "
+            "total: Input should be a valid number, unable to parse string as a number (got 'x')"
+        )
+
+    @pytest.mark.parametrize(
+        ("limit", "expected"),
+        [
+            (
+                5,
+                "a: Field required; b: Field required; c: Field required; d: Field required; "
+                "e: Field required; ... and 2 more",
+            ),
+            (2, "a: Field required; b: Field required; ... and 5 more"),
+            (7, "; ".join(f"{name}: Field required" for name in "abcdefg")),
+            (10, "; ".join(f"{name}: Field required" for name in "abcdefg")),
+        ],
+    )
+    def test_limit(self, limit: int, expected: str) -> None:
+        """At most ``limit`` fields are spelled out; the rest are counted."""
+        error = _validation_error(Seven, {})
+        assert describe_validation_error(error, limit=limit) == expected
+
+    def test_default_limit_is_five(self) -> None:
+        """Without ``limit``, five fields are spelled out."""
+        error = _validation_error(Seven, {})
+        assert describe_validation_error(error).endswith("e: Field required; ... and 2 more")
+
+    def test_long_input_is_shortened(self) -> None:
+        """An input whose repr is longer than 60 characters is cut to 60 with ``...``."""
+        error = _validation_error(OrderPlaced, {"order_id": "1", "total": "x" * 200})
+        described = describe_validation_error(error)
+        shown = described.split("(got ", 1)[1][:-1]
+        assert len(shown) == 60
+        assert shown.endswith("...")
+
+
+class TestEncode:
+    """``encode`` picks the wire form and content type from the value."""
+
+    @pytest.mark.parametrize(
+        ("value", "body", "content_type"),
+        [
+            (b"\x00raw", b"\x00raw", OCTET_STREAM),
+            (bytearray(b"ba"), b"ba", OCTET_STREAM),
+            (memoryview(b"mv"), b"mv", OCTET_STREAM),
+            ("héllo", "héllo".encode(), TEXT),
+            ("", b"", TEXT),
+            ({"a": 1, "b": [True, None]}, b'{"a":1,"b":[true,null]}', JSON),
+            ([1, 2], b"[1,2]", JSON),
+            (None, b"null", JSON),
+            (3.5, b"3.5", JSON),
+            (OrderPlaced(order_id="1", total=9.5), b'{"order_id":"1","total":9.5}', JSON),
+            (
+                {"order": OrderPlaced(order_id="2", total=1)},
+                b'{"order":{"order_id":"2","total":1.0}}',
+                JSON,
+            ),
+            (
+                datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+                b'"2024-01-02T03:04:05Z"',
+                JSON,
+            ),
+            ({"on": datetime.date(2024, 1, 2)}, b'{"on":"2024-01-02"}', JSON),
+            (decimal.Decimal("1.10"), b'"1.10"', JSON),
+            (
+                uuid.UUID("12345678-1234-5678-1234-567812345678"),
+                b'"12345678-1234-5678-1234-567812345678"',
+                JSON,
+            ),
+        ],
+        ids=lambda v: type(v).__name__,
+    )
+    def test_encodes(self, value: Any, body: bytes, content_type: str) -> None:
+        """Bytes go as they are, text as UTF-8 and everything else as compact JSON."""
+        assert encode(value) == (body, content_type)
+
+    def test_bytes_like_become_bytes(self) -> None:
+        """A ``bytearray`` or ``memoryview`` is sent as ``bytes``."""
+        data, _ = encode(bytearray(b"x"))
+        assert type(data) is bytes
+
+    def test_model_round_trips(self) -> None:
+        """A model encoded then decoded with its own decoder is equal to itself."""
+        order = Order(order_id="7", lines=[Line(sku="A", qty=1), Line(sku="B", qty=3)])
+        data, _ = encode(order)
+        assert decoder_for(Order)(data) == order
+
+    @pytest.mark.parametrize(
+        ("value", "type_name"),
+        [(Opaque(), "Opaque"), ({"key": Opaque()}, "dict"), ([object()], "list")],
+        ids=["opaque", "nested-in-dict", "nested-in-list"],
+    )
+    def test_non_serialisable_value_names_its_type(self, value: Any, type_name: str) -> None:
+        """A value that cannot be JSON raises ``DecodeError`` naming the value's type."""
+        with pytest.raises(DecodeError) as info:
+            encode(value)
+        assert f"cannot encode a value of type {type_name} as JSON" in info.value.reason
