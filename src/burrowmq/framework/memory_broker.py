@@ -14,6 +14,7 @@ call that caused them.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import itertools
@@ -97,6 +98,7 @@ class MemoryBroker:
         self.replies: dict[str, Callable[[StoredMessage], None]] = {}
         """Direct reply-to addresses, each delivering to the reply channel that owns it."""
         self.channel_errors: list[str] = []
+        self._waiters: list[asyncio.Future[None]] = []
         """Channel-level errors so far (e.g. an ack of an unknown delivery tag)."""
 
     # -- the registry of named brokers ---------------------------------------------------
@@ -144,6 +146,19 @@ class MemoryBroker:
         """Stop calling ``listener``; unknown listeners are ignored."""
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def changed(self) -> asyncio.Future[None]:
+        """A future resolved the next time a message is settled, expired or delivered."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def notify(self) -> None:
+        """Resolve the futures :meth:`changed` handed out (queues call it on every change)."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- declarations --------------------------------------------------------------------
 
@@ -285,6 +300,7 @@ class MemoryBroker:
         if queue is None:
             return
         queue.destroy()
+        self.notify()
         self._drop_bindings(lambda b: b.destination_type == "queue" and b.destination == name)
 
     def delete_exchange(self, name: str) -> None:

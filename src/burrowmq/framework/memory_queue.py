@@ -205,12 +205,14 @@ class MemoryChannel:
             return True
         queue, message, consumer = entry
         consumer.unacked -= 1
+        queue.unacked -= 1
         if not queue.deleted:
             if requeue and not ack:
                 queue.requeue(message)
             elif not ack:
                 self.broker.dead_letter(queue, message, "rejected")
             queue.schedule()
+        self.broker.notify()
         return True
 
     def close(self) -> None:
@@ -221,10 +223,12 @@ class MemoryChannel:
         pending, self.unacked = self.unacked, {}
         for tag in sorted(pending):
             queue, message, _ = pending[tag]
+            queue.unacked -= 1
             if not queue.deleted:
                 queue.requeue(message)
         for consumer in list(self.consumers):
             consumer.cancel()
+        self.broker.notify()
 
 
 class Consumer:
@@ -266,6 +270,7 @@ class Consumer:
         if not self.no_ack:
             self.channel.unacked[tag] = (self.queue, message, self)
             self.unacked += 1
+            self.queue.unacked += 1
         try:
             self.callback(MemoryDelivery(message, properties, tag, self.channel))
         except Exception:  # a broken callback must not stop the queue
@@ -302,6 +307,8 @@ class MemoryQueue:
         self.arguments = arguments
         self.ready: deque[StoredMessage] = deque()
         self.consumers: list[Consumer] = []
+        self.unacked = 0
+        """Messages delivered from this queue and not yet settled."""
         self.deleted = False
         self._next = 0
         self._had_consumer = False
@@ -383,6 +390,7 @@ class MemoryQueue:
             self.consumers.remove(consumer)
         if self.auto_delete and self._had_consumer and not self.consumers and not self.deleted:
             self.broker.delete_queue(self.name)
+        self.broker.notify()
 
     def destroy(self) -> None:
         """Forget every message and consumer (the queue was deleted)."""
@@ -437,3 +445,4 @@ class MemoryQueue:
             self._timer = None
         if self.ready and self.ready[0].expires_at is not None:
             self._timer = loop.call_at(self.ready[0].expires_at, self.schedule)
+        self.broker.notify()
