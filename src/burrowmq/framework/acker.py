@@ -7,8 +7,10 @@ handler still running) are acked one by one in the same pass, so a straggler nev
 prefetch slots hostage. Nacks go out through the same single writer, before any ack that
 could cover them, so a multiple-ack never settles a message that was meant to be nacked.
 
-One writer task per channel, woken at most once per event-loop pass: no task, and
-usually no frame, per message.
+One writer task per channel: no task, and usually no frame, per message. The writer
+sends as soon as ``batch`` handled deliveries wait (a quarter of the prefetch keeps the
+broker's window open) or ``delay`` seconds after the first one, whichever comes first;
+nacks go out at once.
 """
 
 from __future__ import annotations
@@ -32,9 +34,23 @@ class Acker:
         send_ack: writes a ``basic.ack``.
         send_nack: writes a ``basic.nack``.
         name: a name for the writer task (``burrowmq-acker:<queue>``).
+        batch: send once this many handled deliveries wait.
+        delay: otherwise send this many seconds after the first one.
     """
 
-    def __init__(self, send_ack: SendAck, send_nack: SendNack, *, name: str = "") -> None:
+    def __init__(
+        self,
+        send_ack: SendAck,
+        send_nack: SendNack,
+        *,
+        name: str = "",
+        batch: int = 1,
+        delay: float = 0.002,
+    ) -> None:
+        self._batch = max(1, batch)
+        self._delay = delay
+        self._waiting = 0
+        self._timer: asyncio.TimerHandle | None = None
         self._send_ack = send_ack
         self._send_nack = send_nack
         self._name = name
@@ -58,8 +74,13 @@ class Acker:
         if self._closed:
             return False
         self._handled.add(tag)
-        self._ensure_writer()
-        self._wake.set()
+        self._waiting += 1
+        if self._task is None:
+            self._ensure_writer()
+        if self._waiting >= self._batch:
+            self._wake.set()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._delay, self._wake.set)
         return True
 
     def nack(self, tag: int, *, requeue: bool) -> bool:
@@ -73,6 +94,10 @@ class Acker:
 
     def _plan(self) -> tuple[list[tuple[int, bool]], int | None, list[int]]:
         """What to send now: nacks, the multiple-ack top, then single acks."""
+        self._waiting = 0
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         nacks, self._nacks = self._nacks, []
         settled = self._settled
         for tag, _ in nacks:
@@ -128,6 +153,9 @@ class Acker:
         if self._closed:
             return
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         task, self._task = self._task, None
         if task is None or task.done():
             return

@@ -24,6 +24,11 @@ def mask_url(url: str) -> str:
     Returns:
         e.g. ``amqp://user:***@host:5672/vhost``; unparsable URLs come back as ``"<url>"``.
     """
+    if "://" not in url and "@" in url:
+        # No scheme: urlsplit would read "user" as the scheme and miss the password.
+        userinfo, _, rest = url.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        return f"{user}:***@{rest}" if ":" in userinfo else url
     try:
         parts = urlsplit(url)
         if parts.password is None:
@@ -45,7 +50,10 @@ def describe_target(url: str) -> str:
         port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
         vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
         user = unquote(parts.username) if parts.username else "guest"
-        return f"{parts.hostname or 'localhost'}:{port} (vhost {vhost!r}) as user {user!r}"
+        host = parts.hostname or "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{port} (vhost {vhost!r}) as user {user!r}"
     except ValueError:
         return "<unparsable url>"
 

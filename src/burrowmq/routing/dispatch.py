@@ -149,6 +149,9 @@ class Consumer:
         self._workers = []
 
     async def _work(self) -> None:
+        # Each worker task has its own context: what is the same for every delivery of
+        # this route is bound once here, not per message.
+        _bind(queue=self.queue, handler=self._spec.name)
         get = self._buffer.get
         while True:
             delivery = await get()
@@ -172,13 +175,15 @@ class Consumer:
         if retries:  # came back from a delay queue: show where it was first sent
             exchange = headers.get(HEADER_ORIGINAL_EXCHANGE, exchange)
             routing_key = headers.get(HEADER_ORIGINAL_ROUTING_KEY, routing_key)
-        tokens = _bind(
-            queue=self.queue,
-            message_id=props.message_id,
-            correlation_id=props.correlation_id,
-            routing_key=routing_key,
-            attempt=attempt,
-        )
+        if props.correlation_id is None:
+            tokens = _bind(message_id=props.message_id, routing_key=routing_key, attempt=attempt)
+        else:
+            tokens = _bind(
+                message_id=props.message_id,
+                correlation_id=props.correlation_id,
+                routing_key=routing_key,
+                attempt=attempt,
+            )
         try:
             spec = self._spec
             try:

@@ -114,14 +114,27 @@ def _caller(
         and params[1].kind is not inspect.Parameter.KEYWORD_ONLY
     ):
         return lambda value, message: func(value, message)
-    if payload_name is None:
-        names = tuple(message_names)
-        return lambda value, message: func(**dict.fromkeys(names, message))
+    # General shape: positional-only parameters go by position, the rest by keyword.
+    positional: list[str] = []
+    keywords: list[tuple[str, str]] = []
+    for param in params:
+        if param.name == payload_name:
+            source = "payload"
+        elif param.name in message_names:
+            source = "message"
+        else:
+            continue  # has a default
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(source)
+        else:
+            keywords.append((param.name, source))
+    plan_positional = tuple(positional)
+    plan_keywords = tuple(keywords)
 
     def call(value: Any, message: Message) -> Awaitable[Any]:
-        kwargs: dict[str, Any] = dict.fromkeys(message_names, message)
-        assert payload_name is not None
-        kwargs[payload_name] = value
-        return func(**kwargs)
+        pick = {"payload": value, "message": message}
+        args = [pick[source] for source in plan_positional]
+        kwargs = {name: pick[source] for name, source in plan_keywords}
+        return func(*args, **kwargs)
 
     return call

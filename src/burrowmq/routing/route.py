@@ -92,7 +92,13 @@ class Route:
         """The same route with ``prefix`` before its (named) queue's name."""
         if not prefix or self.queue is None or not self.declare_queue:
             return self
-        return replace(self, queue=self.queue.model_copy(update={"name": prefix + self.queue.name}))
+        old = self.queue.name
+        update: dict[str, Any] = {"name": prefix + old}
+        arguments = self.queue.arguments
+        if self.dead_letter is None and arguments.get("x-dead-letter-exchange") == f"{old}.dlx":
+            # The dead-letter path is derived from the queue name: it moves with it.
+            update["arguments"] = {**arguments, "x-dead-letter-exchange": f"{prefix}{old}.dlx"}
+        return replace(self, queue=self.queue.model_copy(update=update))
 
     def queue_name(self, instance_id: str) -> str:
         """The queue this route consumes in the instance ``instance_id``."""

@@ -223,7 +223,7 @@ class Topology(BaseModel):
                     f"{entity.describe()} is declared twice with different settings "
                     f"({here} and {there}): " + "; ".join(diffs),
                     entity=entity.describe(),
-                    argument=diffs[0].split(":", 1)[0],
+                    argument=diffs[0].split(":", 1)[0].removeprefix("arguments."),
                     source=origin,
                 )
             return

@@ -71,11 +71,6 @@ class TestMaskUrl:
         assert "secret" not in mask_url(url)
         assert "sec%2Fret" not in mask_url(url)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: mask_url returns a scheme-less 'user:secret@host' URL unchanged "
-        "(urlsplit reads 'user' as the scheme), leaking the password",
-    )
     def test_password_of_url_without_scheme_is_masked(self) -> None:
         """A URL missing its scheme still does not leak its password."""
         assert "secret" not in mask_url("guest:secret@rabbit:5672/")
@@ -105,11 +100,6 @@ class TestDescribeTarget:
         """The description never contains the password."""
         assert "secret" not in describe_target("amqp://user:secret@host/")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: describe_target writes an IPv6 host without brackets ('::1:5672'), "
-        "which reads as another address",
-    )
     def test_ipv6_host_is_bracketed(self) -> None:
         """An IPv6 host is written in brackets so the port stays distinguishable."""
         assert describe_target("amqp://user:pw@[::1]:5672/").startswith("[::1]:5672 ")
@@ -194,11 +184,6 @@ class TestDefaultUrls:
             default_urls(["amqp://user:secret@[::1/"])
         assert "secret" not in str(info.value)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: default_urls('guest:secret@rabbit:5672/') reports "
-        "\"broker URL 'guest:secret@rabbit:5672/' has scheme 'guest'\", leaking the password",
-    )
     def test_url_without_scheme_does_not_leak_password(self) -> None:
         """A URL missing its scheme is refused without revealing its password."""
         with pytest.raises(ConfigurationError) as info:

@@ -314,13 +314,6 @@ class TestCall:
         await Handler.inspect(handle).call("value", MESSAGE)
         assert calls == [("value", MESSAGE)]
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=TypeError,
-        reason="bug: for (payload, /, *, message: Message) Handler's caller passes the "
-        "positional-only payload by keyword: TypeError 'positional-only arguments passed as "
-        "keyword arguments'",
-    )
     async def test_positional_only_payload_with_keyword_only_message(self) -> None:
         """A positional-only payload with a keyword-only Message receives both."""
         calls: Calls = []

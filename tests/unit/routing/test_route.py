@@ -313,12 +313,6 @@ class TestWithPrefix:
         route = make()
         assert route.with_prefix(prefix) is route
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: with_prefix keeps x-dead-letter-exchange 'billing.charge.dlx' while "
-        "topology() declares 'svc.billing.charge.dlx'; broker dead-lettering goes to an "
-        "undeclared exchange",
-    )
     def test_prefixed_queue_dead_letter_exchange_is_declared(self) -> None:
         """A prefixed route's queue dead-letters to an exchange its topology declares."""
         route = named_route().with_prefix("svc.")

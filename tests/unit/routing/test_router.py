@@ -323,11 +323,6 @@ class TestBuiltRoute:
         exchange = only_route(router).exchange
         assert exchange is not None and exchange.name == "amq.direct"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: router.headers('amq.match', ...) raises ConfigurationError, but amq.match "
-        "is RabbitMQ's predeclared headers exchange (only amq.headers is allowed)",
-    )
     def test_amq_match_is_a_headers_exchange(self) -> None:
         """``amq.match``, the broker's standard headers exchange, may be used by headers()."""
         router = Router()
@@ -453,11 +448,6 @@ class TestPrefix:
         with pytest.raises(ConfigurationError):
             router.include_router(router)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: Route.with_prefix renames the queue but keeps its x-dead-letter-exchange "
-        "'billing.charge.dlx', while the route's topology declares 'svc.billing.charge.dlx'",
-    )
     def test_prefixed_queue_dead_letters_to_the_declared_exchange(self) -> None:
         """A prefixed queue's ``x-dead-letter-exchange`` is the dead-letter exchange its route declares."""
         inner = Router()

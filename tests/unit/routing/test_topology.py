@@ -192,11 +192,6 @@ class TestAdd:
             (Queue(name="q"), Queue(name="q", arguments={"x-message-ttl": 5})),
         ],
     )
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: Topology.add sets TopologyError.argument to 'arguments.x-max-length' "
-        "(not 'x-max-length' as TopologyError documents and as the AMQP transport sets for a 406)",
-    )
     def test_conflicting_argument_is_named_as_rabbitmq_names_it(
         self, first: Queue, second: Queue
     ) -> None:
