@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from burrowmq.cli import main
 from burrowmq.framework.matching import route
@@ -35,6 +37,14 @@ GOOD = textwrap.dedent(
       - {source: docs, destination: pdf, arguments: {x-match: all, format: pdf, copies: 2}}
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo the structlog configuration main() installs (it binds capsys's stream)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
