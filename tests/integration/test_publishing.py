@@ -7,6 +7,7 @@ import pytest
 from burrowmq import (
     App,
     BrokerUnreachable,
+    PublishBatchError,
     PublishError,
     PublishNacked,
     Router,
@@ -152,3 +153,34 @@ class TestBrokerConflicts:
         assert error.argument == "x-max-length"
         assert queue in str(error)
         assert "x-max-length=20" in str(error)
+
+
+class TestPublishMany:
+    async def test_all_confirmed_and_delivered_in_order(self, make_app, names, amqp) -> None:
+        """publish_many confirms every message and returns their ids in order."""
+        queue = names.queue("many")
+        await amqp.declare_queue(queue, durable=True)
+        app = make_app(Router())
+        await app.start()
+        ids = await app.publish_many("", ({"n": n} for n in range(2000)), routing_key=queue)
+        assert len(ids) == len(set(ids)) == 2000
+        got = await drain(amqp, queue)
+        assert sorted(m.message_id for m in got) == sorted(ids)
+        assert sorted(int(m.body.decode().split(":")[1].rstrip("}")) for m in got) == list(
+            range(2000)
+        )
+
+    async def test_failures_are_reported_by_index(self, make_app, names, amqp) -> None:
+        """Messages the broker refuses are listed by index; the others are confirmed."""
+        queue = names.queue("bounded")
+        await amqp.declare_queue(
+            queue, durable=True, arguments={"x-max-length": 10, "x-overflow": "reject-publish"}
+        )
+        app = make_app(Router())
+        await app.start()
+        with pytest.raises(PublishBatchError) as caught:
+            await app.publish_many("", [{"n": n} for n in range(30)], routing_key=queue, window=1)
+        error = caught.value
+        assert error.confirmed == 10
+        assert [index for index, _ in error.failures] == list(range(10, 30))
+        assert all(isinstance(exc, PublishNacked) for _, exc in error.failures)
