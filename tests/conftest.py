@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
+import structlog
 
 BROKER_URL = os.environ.get("BURROWMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -96,6 +97,13 @@ async def names(request: pytest.FixtureRequest, broker_url: str) -> AsyncIterato
     registry = Names(request.node.name)
     yield registry
     await registry.cleanup(broker_url)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Undo logging configuration a test made (the CLI configures structlog)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ from burrowmq.exceptions import (
     ConnectionLost,
     DecodeError,
     NoRoute,
+    PublishBatchError,
     PublishError,
     PublishNacked,
     RemoteError,
@@ -22,6 +23,7 @@ from burrowmq.exceptions import (
     RpcTimeout,
     StateError,
     TopologyError,
+    TopologyProblem,
     TransportError,
     Unroutable,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "Message",
     "NoRoute",
     "Policy",
+    "PublishBatchError",
     "PublishError",
     "PublishNacked",
     "Queue",
@@ -58,6 +61,7 @@ __all__ = [
     "StateError",
     "Topology",
     "TopologyError",
+    "TopologyProblem",
     "TransportError",
     "Unroutable",
 ]

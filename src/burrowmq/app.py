@@ -11,17 +11,16 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from burrowmq.exceptions import ConfigurationError, StateError, TopologyError
-from burrowmq.framework.codec import encode
 from burrowmq.framework.logging import get_logger
-from burrowmq.framework.transport import Properties, Transport
+from burrowmq.framework.publisher import Publisher
+from burrowmq.framework.transport import Transport
 from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
 from burrowmq.routing.dispatch import Consumer
 from burrowmq.routing.loader import load_topology
@@ -29,6 +28,8 @@ from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
 from burrowmq.routing.topology import Topology
+from burrowmq.rpc.client import RpcClient
+from burrowmq.rpc.server import rpc_servers
 
 __all__ = ["App", "AppState"]
 
@@ -47,13 +48,9 @@ class AppState(str, Enum):
 
 def _make_transport(urls: tuple[str, ...], name: str, connect_timeout: float) -> Transport:
     if urls[0].startswith(f"{MEMORY_SCHEME}:"):
-        try:
-            from burrowmq.framework.memory import (  # type: ignore[import-not-found,unused-ignore]
-                MemoryTransport,
-            )
-        except ImportError:  # pragma: no cover - until the memory transport lands
-            raise ConfigurationError("the memory:// transport is not available") from None
-        return MemoryTransport.shared(urls[0])  # type: ignore[no-any-return,unused-ignore]
+        from burrowmq.framework.memory import MemoryTransport
+
+        return MemoryTransport.shared(urls[0])
     from burrowmq.framework.amqp import AmqpTransport
 
     return AmqpTransport(urls, connection_name=name, connect_timeout=connect_timeout)
@@ -78,6 +75,9 @@ class App:
         prefetch: the prefetch of routes that set none.
         concurrency: the concurrency of routes that set none.
         shutdown_timeout: seconds in-flight handlers get to finish at shutdown.
+        rpc_timeout: the default timeout of :meth:`call`, in seconds.
+        rpc_tracebacks: send the handler's traceback in RPC error replies (off by
+            default: tracebacks may reveal internals to callers).
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -97,6 +97,7 @@ class App:
         shutdown_timeout: float = 30.0,
         connect_timeout: float = 5.0,
         rpc_timeout: float = 30.0,
+        rpc_tracebacks: bool = False,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -118,8 +119,11 @@ class App:
         self.shutdown_timeout = shutdown_timeout
         self.connect_timeout = connect_timeout
         self.rpc_timeout = rpc_timeout
+        self.rpc_tracebacks = rpc_tracebacks
+        self._rpc_client: RpcClient | None = None
         self.instance_id = uuid.uuid4().hex[:12]
         self._transport = transport
+        self._publisher: Publisher | None = None
         self._consumers: list[Consumer] = []
         self._topology: Topology | None = None
         self._external_queues: list[str] = []
@@ -178,26 +182,30 @@ class App:
         Raises:
             TopologyError: bad YAML, or the same entity declared with different settings.
         """
-        source = self._topology_source
-        if isinstance(source, Topology):
-            merged = source.merge(Topology())
-        elif source is not None:
-            merged = load_topology(source)
-        else:
-            merged = Topology()
+        declared = Topology()
         seen: dict[str, Route] = {}
-        external: list[str] = []
         for route in self.routes:
             queue = route.queue_name(self.instance_id)
-            if queue in seen:
+            if queue in seen and not (route.procedure and seen[queue].procedure):
                 raise ConfigurationError(
                     f"queue {queue!r} is consumed by two handlers ({seen[queue].name} and "
                     f"{route.name}); each delivery would reach only one of them"
                 )
             seen[queue] = route
-            merged = merged.merge(route.topology(self.instance_id))
-            if not route.declare_queue and merged.queue(queue) is None:
-                external.append(queue)
+            declared = declared.merge(route.topology(self.instance_id))
+        source = self._topology_source
+        if isinstance(source, Topology):
+            merged = source.merge(declared)
+        elif source is not None:
+            # The file may bind to queues and exchanges that only the routes declare.
+            merged = load_topology(source, known=declared).merge(declared)
+        else:
+            merged = declared
+        external = [
+            route.queue_name(self.instance_id)
+            for route in self.routes
+            if not route.declare_queue and merged.queue(route.queue_name(self.instance_id)) is None
+        ]
         self._external_queues = external
         return merged
 
@@ -231,13 +239,26 @@ class App:
             if self._transport is None:
                 self._transport = _make_transport(self._urls, self.name, self.connect_timeout)
             self._transport.on_ready(self._declare)
+            self._publisher = Publisher(self._transport, app_id=self.name)
             await self._transport.connect()
             for extension in self._extensions:
                 await extension.start(self)
             for route in self.routes:
+                if route.procedure is not None:
+                    continue  # one RpcServer per service queue, below
                 consumer = self._consumer_for(route, self._transport)
                 await consumer.start()
                 self._consumers.append(consumer)
+            for server in rpc_servers(
+                self.routes,
+                queue_name=lambda route: route.queue_name(self.instance_id),
+                transport=self._transport,
+                prefetch=self.prefetch,
+                concurrency=self.concurrency,
+                tracebacks=self.rpc_tracebacks,
+            ):
+                await server.start()
+                self._consumers.append(server)
         except BaseException:
             await self._shutdown(timeout=0)
             raise
@@ -325,6 +346,9 @@ class App:
         self._state = AppState.STOPPING
         consumers, self._consumers = self._consumers, []
         try:
+            rpc_client, self._rpc_client = self._rpc_client, None
+            if rpc_client is not None:
+                await rpc_client.close()
             if consumers:
                 await asyncio.gather(*(c.stop(timeout) for c in consumers))
             for extension in reversed(self._extensions):
@@ -414,22 +438,109 @@ class App:
             PublishNacked: the broker refused it.
             ConnectionLost: the connection dropped before the confirm.
         """
-        transport = self._require_running("publish")
-        data, default_type = encode(body)
-        message_id = message_id or uuid.uuid4().hex
-        props = Properties(
-            content_type=content_type or default_type,
-            headers=dict(headers) if headers else {},
-            delivery_mode=2 if persistent else 1,
+        self._require_running("publish")
+        assert self._publisher is not None
+        return await self._publisher.publish(
+            exchange,
+            body,
+            routing_key=routing_key,
+            mandatory=mandatory,
+            timeout=timeout,
+            headers=headers,
+            persistent=persistent,
             message_id=message_id,
-            timestamp=datetime.now(UTC),
             correlation_id=correlation_id,
             reply_to=reply_to,
-            expiration=None if expiration is None else str(max(0, round(expiration * 1000))),
+            expiration=expiration,
             priority=priority,
-            app_id=self.name,
+            content_type=content_type,
         )
-        await transport.publish(
-            exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout
+
+    async def publish_many(
+        self,
+        exchange: str,
+        bodies: Iterable[Any],
+        *,
+        routing_key: str = "",
+        headers: Mapping[str, Any] | None = None,
+        mandatory: bool = False,
+        persistent: bool = True,
+        window: int = 256,
+        timeout: float | None = None,
+    ) -> list[str]:
+        """Publish many messages at once, with up to ``window`` confirms outstanding.
+
+        Much faster than awaiting :meth:`publish` in a loop; every message is still
+        confirmed before the call returns. Arguments are those of :meth:`publish`.
+
+        Returns:
+            The message ids, in order.
+
+        Raises:
+            StateError: the app is not running.
+            PublishBatchError: some messages were not confirmed (``failures`` lists
+                them by index; the others were confirmed).
+        """
+        self._require_running("publish")
+        assert self._publisher is not None
+        return await self._publisher.publish_many(
+            exchange,
+            bodies,
+            routing_key=routing_key,
+            mandatory=mandatory,
+            window=window,
+            timeout=timeout,
+            headers=headers,
+            persistent=persistent,
         )
-        return message_id
+
+    # -- remote procedure calls ------------------------------------------------------
+
+    async def call(
+        self,
+        procedure: str,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        returns: Any = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Call a remote procedure and wait for its reply.
+
+        Any number of calls may run at once; the first opens this app's reply channel
+        (direct reply-to).
+
+        Args:
+            procedure: ``"<service>.<method>"``, as given to ``router.rpc``.
+            payload: the request: a pydantic model, JSON-able data, ``str`` or ``bytes``.
+            timeout: seconds to wait for the reply (default: ``App(rpc_timeout=...)``).
+            returns: the type to decode the reply to (a pydantic model, or any type
+                pydantic validates); ``None`` gives plain JSON data.
+            headers: extra AMQP headers for the request.
+
+        Returns:
+            The reply, decoded.
+
+        Raises:
+            StateError: the app is not running.
+            ConfigurationError: a malformed procedure name or timeout.
+            NoRoute: nothing serves the procedure's service (raised at once).
+            RpcTimeout: no reply within ``timeout``.
+            RemoteError: the server answered with an error (the handler raised, the
+                request did not validate, or the service lacks the method).
+            ConnectionLost: the connection dropped before the reply came; the call is
+                not resent.
+            DecodeError: the payload cannot be encoded, or the reply does not fit
+                ``returns``.
+        """
+        client = self._rpc_client
+        if client is None or self._state is not AppState.RUNNING:
+            transport = self._require_running("call")
+            client = self._rpc_client = RpcClient(transport, app_id=self.name)
+        return await client.call(
+            procedure,
+            payload,
+            timeout=self.rpc_timeout if timeout is None else timeout,
+            returns=returns,
+            headers=dict(headers) if headers else None,
+        )

@@ -18,6 +18,8 @@ from typing import Any
 from burrowmq.app import App
 from burrowmq.exceptions import BrokerUnreachable, BurrowError, ConfigurationError
 from burrowmq.framework.logging import configure
+from burrowmq.rpc.command import add_rpc_commands
+from burrowmq.topology_commands import add_topology_commands
 
 __all__ = ["build_parser", "load_app", "logging_options", "main"]
 
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("app", help="the App to run, as module:attribute")
     run.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
     run.set_defaults(handler=_cmd_run)
+    add_rpc_commands(commands, parents=[logging_options()])
+    add_topology_commands(commands, parents=[logging_options()])
     return parser
 
 

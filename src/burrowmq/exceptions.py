@@ -11,6 +11,7 @@ users raw::
     │   ├── BrokerUnreachable     no URL could be connected to
     │   └── ConnectionLost        the connection dropped while an operation waited on it
     ├── PublishError              a publish was not confirmed by the broker
+    │   ├── PublishBatchError     some messages of a publish_many were not confirmed
     │   ├── PublishNacked         the broker answered the publish with a nack
     │   └── Unroutable            a mandatory publish reached no queue
     │       └── NoRoute           an RPC request reached no server
@@ -26,6 +27,8 @@ outside this tree so that ``except BurrowError`` never swallows them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "NoRoute",
+    "PublishBatchError",
     "PublishError",
     "PublishNacked",
     "RemoteError",
@@ -42,6 +46,7 @@ __all__ = [
     "RpcTimeout",
     "StateError",
     "TopologyError",
+    "TopologyProblem",
     "TransportError",
     "Unroutable",
 ]
@@ -93,6 +98,28 @@ class PublishError(BurrowError):
         self.routing_key = routing_key
 
 
+class PublishBatchError(PublishError):
+    """Some messages of a :meth:`App.publish_many` were not confirmed.
+
+    Attributes:
+        failures: ``(index, error)`` for each message that failed, by index.
+        confirmed: how many messages the broker confirmed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: list[tuple[int, BurrowError]],
+        confirmed: int,
+        exchange: str = "",
+        routing_key: str = "",
+    ) -> None:
+        super().__init__(message, exchange=exchange, routing_key=routing_key)
+        self.failures = failures
+        self.confirmed = confirmed
+
+
 class PublishNacked(PublishError):
     """The broker answered the publish with a negative confirm."""
 
@@ -105,6 +132,28 @@ class NoRoute(Unroutable):
     """An RPC request found no server listening for its procedure."""
 
 
+@dataclass(frozen=True, slots=True)
+class TopologyProblem:
+    """One problem found in a topology file: where it is and what is wrong.
+
+    Attributes:
+        file: the file, as it was named.
+        line: the 1-based line of the offending key or item.
+        path: the key path, e.g. ``"queues[3].arguments.x-max-length"`` (``""`` for the
+            file as a whole).
+        message: what is wrong, e.g. ``"must be an integer"``.
+    """
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
 class TopologyError(BurrowError):
     """Bad topology, or a declaration the broker refused.
 
@@ -112,6 +161,7 @@ class TopologyError(BurrowError):
         entity: what was at fault, e.g. ``"queue 'billing.charge'"``.
         argument: the argument that differed, when known (``"x-max-length"``).
         source: where the definition came from (``"topology.yaml:12"``), when known.
+        errors: every problem found in a topology file, when the error comes from one.
     """
 
     def __init__(
@@ -121,11 +171,13 @@ class TopologyError(BurrowError):
         entity: str | None = None,
         argument: str | None = None,
         source: str | None = None,
+        errors: Sequence[TopologyProblem] = (),
     ) -> None:
         super().__init__(message)
         self.entity = entity
         self.argument = argument
         self.source = source
+        self.errors: list[TopologyProblem] = list(errors)
 
 
 class DecodeError(BurrowError):

@@ -170,7 +170,9 @@ class _AmqpSubscription:
         async def send_nack(tag: int, requeue: bool) -> None:
             await channel.basic_nack(tag, requeue=requeue, wait=False)
 
-        acker = self._acker = Acker(send_ack, send_nack, name=self.queue)
+        acker = self._acker = Acker(
+            send_ack, send_nack, name=self.queue, batch=max(1, self._prefetch // 4)
+        )
         if not self._no_ack:
             await channel.basic_qos(prefetch_count=self._prefetch)
         callback = self._callback
@@ -229,7 +231,7 @@ async def _publish(
 ) -> None:
     """Publish on a confirming channel, translating aiormq's errors into ours."""
     try:
-        confirm = await channel.basic_publish(
+        confirm = await channel.basic_publish(  # type: ignore[call-arg]
             body,
             exchange=exchange,
             routing_key=routing_key,
@@ -285,6 +287,27 @@ async def _publish(
         )
 
 
+class _AmqpReply:
+    """A direct reply: consumed without acks, so there is nothing to settle."""
+
+    __slots__ = ("body", "delivery_tag", "exchange", "properties", "redelivered", "routing_key")
+
+    def __init__(self, message: DeliveredMessage) -> None:
+        deliver: Any = message.delivery
+        self.body: bytes = message.body
+        self.properties = _from_pamqp(message.header.properties)
+        self.exchange: str = deliver.exchange or ""
+        self.routing_key: str = deliver.routing_key or ""
+        self.redelivered = False
+        self.delivery_tag: int = deliver.delivery_tag or 0
+
+    async def ack(self) -> bool:
+        return False
+
+    async def nack(self, *, requeue: bool) -> bool:
+        return False
+
+
 class _AmqpReplyChannel:
     """A channel consuming ``amq.rabbitmq.reply-to`` that also publishes the requests.
 
@@ -312,7 +335,7 @@ class _AmqpReplyChannel:
         await self._channel.basic_consume(DIRECT_REPLY_TO, self._deliver, no_ack=True)
 
     async def _deliver(self, message: DeliveredMessage) -> None:
-        self._callback(_AmqpDelivery(message, self._channel))
+        self._callback(_AmqpReply(message))
 
     def _channel_closed(self, future: asyncio.Future[Any]) -> None:
         reason = "channel closed"

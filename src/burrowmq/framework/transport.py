@@ -18,6 +18,8 @@ __all__ = [
     "DeliveryCallback",
     "Properties",
     "ReadyCallback",
+    "ReplyChannel",
+    "ReplyClosedCallback",
     "Subscription",
     "Transport",
 ]
@@ -72,6 +74,8 @@ class Delivery(Protocol):
 
 DeliveryCallback = Callable[[Delivery], None]
 ReadyCallback = Callable[[], Awaitable[None]]
+ReplyClosedCallback = Callable[[str], None]
+"""Told once, with a reason, that a :class:`ReplyChannel` closed."""
 
 
 class Subscription(Protocol):
@@ -85,6 +89,59 @@ class Subscription(Protocol):
 
     async def close(self) -> None:
         """Close the consumer's channel; unsettled messages go back to the queue."""
+        ...
+
+
+class ReplyChannel(Protocol):
+    """One channel that publishes requests and receives their direct replies.
+
+    RabbitMQ's direct reply-to delivers a reply published to the pseudo-queue
+    ``amq.rabbitmq.reply-to`` (plus the suffix the broker adds) only to the consumer on
+    the channel that published the request, so requests must be published on the very
+    channel that consumes the replies. This is what RPC clients use.
+
+    What an implementation must do (the AMQP transport with RabbitMQ's
+    ``amq.rabbitmq.reply-to``; the memory transport with a private address of its own):
+
+    - Consume replies without acks; call the ``callback`` given to
+      :meth:`Transport.open_reply_channel` synchronously for each, in arrival order.
+      A reply is whatever is published (by anyone, on any channel or transport sharing
+      the broker) to the default exchange ``""`` with ``routing_key`` set to the
+      ``reply_to`` a request carried.
+    - :meth:`publish` on this channel, with the broker's confirm, and set the request's
+      ``reply_to`` to this channel's address (overwriting what the caller put there).
+    - Live exactly as long as one channel: never restored after a reconnection. When it
+      closes for any reason (connection lost, broker closed it, :meth:`close`,
+      transport closed) call ``on_closed(reason)`` exactly once; replies to requests
+      published on it can no longer arrive. The owner opens a new one when it needs to.
+    """
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel can still publish and receive replies."""
+        ...
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish a request on this channel (``reply_to`` set to it) and wait for the confirm.
+
+        Raises:
+            Unroutable: ``mandatory`` and no queue took the message.
+            PublishNacked: the broker nacked it.
+            ConnectionLost: the channel or its connection closed.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Close the channel (``on_closed`` is called); idempotent."""
         ...
 
 
@@ -220,5 +277,22 @@ class Transport(Protocol):
 
         ``callback`` is called synchronously for each delivery; it must not block.
         The subscription is restored after a reconnection.
+        """
+        ...
+
+    async def open_reply_channel(
+        self,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+        *,
+        timeout: float,
+    ) -> ReplyChannel:
+        """Open a :class:`ReplyChannel`: requests published on it get replies on ``callback``.
+
+        Waits up to ``timeout`` for a lost connection to come back first.
+
+        Raises:
+            ConnectionLost: not connected within ``timeout``, or the channel could not
+                be opened.
         """
         ...

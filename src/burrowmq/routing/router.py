@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.routing.handler import HandlerFunc
+from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.routing.topology import Exchange, Queue
@@ -50,7 +51,8 @@ def _exchange(name: str | Exchange, type: str, options: Mapping[str, Any] | None
             f"a {type} route needs an exchange name, got {name!r} "
             "(the default exchange cannot be bound: use router.consume(queue) instead)"
         )
-    if name.startswith("amq.") and name != f"amq.{type}":
+    predeclared = {f"amq.{type}"} | ({"amq.match"} if type == "headers" else set())
+    if name.startswith("amq.") and name not in predeclared:
         raise ConfigurationError(f"exchange names starting with 'amq.' are reserved: {name!r}")
     return Exchange(name=name, type=type, **_options("exchange", options, _EXCHANGE_FIELDS))
 
@@ -374,6 +376,61 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+            )
+            return func
+
+        return decorator
+
+    def rpc(
+        self,
+        procedure: str,
+        *,
+        queue: str | Queue | None = None,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+    ) -> Callable[[F], F]:
+        """Serve the remote procedure ``procedure`` (``"<service>.<method>"``).
+
+        The handler's first parameter's annotation validates the request; its return
+        annotation shapes the reply. Every method of a service shares one durable classic
+        queue, ``rpc.<service>`` unless ``queue=`` names another, bound to the
+        ``burrowmq.rpc`` topic exchange with ``<service>.*``. Requests are transient and
+        live no longer than their caller's timeout, so a classic queue's lower latency is
+        preferred over a quorum queue's replication; pass a :class:`Queue` to choose.
+
+        A failing handler is not retried unless ``retry=`` says so (calls may not be
+        idempotent; the router's default retry does not apply); the caller receives the
+        error as :class:`~burrowmq.RemoteError`. Nothing is dead-lettered: an expired
+        request is dropped, a failed one answered with an error reply. ``prefetch`` and
+        ``concurrency`` apply to the whole service queue (the largest given wins).
+
+        Raises:
+            ConfigurationError: a bad procedure name or option.
+        """
+        proc = Procedure.parse(procedure)
+        if isinstance(queue, Queue):
+            q = queue
+        else:
+            name = proc.queue if queue is None else queue
+            if not isinstance(name, str) or not name or name.startswith("amq."):
+                raise ConfigurationError(f"rpc queue= takes a name or a Queue, got {queue!r}")
+            q = Queue(name=name, arguments={"x-queue-type": "classic"})
+        exchange = Exchange(name=RPC_EXCHANGE, type=RPC_EXCHANGE_TYPE)
+
+        def decorator(func: F) -> F:
+            self.add_route(
+                Route(
+                    func,
+                    q,
+                    exchange=exchange,
+                    bindings=(BindingKey(proc.binding_key),),
+                    retry=retry,
+                    prefetch=prefetch if prefetch is not None else self._prefetch,
+                    concurrency=concurrency if concurrency is not None else self._concurrency,
+                    dead_letter=False,
+                    procedure=proc.name,
+                )
             )
             return func
 
