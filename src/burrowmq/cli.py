@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="burrowmq", description="Run and inspect burrowmq services."
     )
-    parser.add_argument("--log-level", default=os.environ.get("BURROWMQ_LOG_LEVEL", "info"))
+    parser.add_argument("--log-level", default=os.environ.get("BURROWMQ_LOG_LEVEL"))
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -101,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``burrowmq`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure(args.log_level, json=args.log_json)
+    # A service logs its life at info; one-shot tools (rpc, topology) only what went wrong.
+    level = args.log_level or ("info" if args.command == "run" else "warning")
+    configure(level, json=args.log_json)
     try:
         result = args.handler(args)
         if asyncio.iscoroutine(result):
