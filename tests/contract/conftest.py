@@ -1,0 +1,87 @@
+"""The contract suite's fixture: one backend per transport, the memory one and RabbitMQ.
+
+A contract test takes ``backend`` and runs twice: on a fresh in-memory broker and on the
+real RabbitMQ (with the unique, cleaned-up names of ``tests/conftest.py``). It builds
+apps with ``backend.app(...)`` and looks at queues through ``backend.transport``, a
+plain :class:`~burrowmq.framework.transport.Transport` of its own, so the same
+assertions hold for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from burrowmq import App, Router
+from burrowmq.framework.amqp import AmqpTransport
+from burrowmq.framework.memory import MemoryTransport
+from burrowmq.framework.transport import Delivery, Transport
+from tests.conftest import Names
+
+
+class Backend:
+    """Apps and a transport on one backend, with unique names; apps stop at teardown."""
+
+    def __init__(self, kind: str, url: str, names: Names, transport: Transport) -> None:
+        self.kind = kind
+        self.url = url
+        self.names = names
+        self.transport = transport
+        self._apps: list[App] = []
+
+    def app(self, *routers: Router, **options: Any) -> App:
+        """An app on this backend (stopped when the test ends)."""
+        options.setdefault("url", self.url)
+        options.setdefault("shutdown_timeout", 5.0)
+        app = App(list(routers), **options)
+        self._apps.append(app)
+        return app
+
+    async def take(self, queue: str, count: int, timeout: float = 10.0) -> list[Delivery]:
+        """Consume and ack ``count`` messages from ``queue``; fail after ``timeout``."""
+        got: asyncio.Queue[Delivery] = asyncio.Queue()
+        subscription = await self.transport.consume(queue, got.put_nowait, prefetch=count)
+        taken: list[Delivery] = []
+        try:
+            async with asyncio.timeout(timeout):
+                while len(taken) < count:
+                    delivery = await got.get()
+                    await delivery.ack()
+                    taken.append(delivery)
+        finally:
+            await subscription.close()
+        return taken
+
+    async def close(self) -> None:
+        for app in reversed(self._apps):
+            await app.stop()
+        await self.transport.close()
+
+
+@pytest.fixture(params=["memory", "amqp"])
+def target(request: pytest.FixtureRequest) -> tuple[str, str, Names]:
+    """Which backend, its URL and the test's unique names (RabbitMQ's are cleaned up)."""
+    if request.param == "memory":
+        return "memory", f"memory://contract-{uuid.uuid4().hex[:10]}", Names(request.node.name)
+    # Resolved here, in a plain fixture, since async fixtures cannot request others lazily.
+    return "amqp", request.getfixturevalue("broker_url"), request.getfixturevalue("names")
+
+
+@pytest.fixture
+async def backend(target: tuple[str, str, Names]) -> AsyncIterator[Backend]:
+    """The memory transport, then the real RabbitMQ (skipped, or failed in CI, without one)."""
+    kind, url, names = target
+    transport: Transport
+    if kind == "memory":
+        # This connection also keeps the named broker alive between the test's apps.
+        transport = MemoryTransport.shared(url)
+    else:
+        transport = AmqpTransport([url], connection_name="contract-tests")
+    await transport.connect()
+    result = Backend(kind, url, names, transport)
+    yield result
+    await result.close()

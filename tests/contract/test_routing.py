@@ -1,0 +1,184 @@
+"""Contract: routes of every exchange type, mandatory publishes and conflicting declarations.
+
+Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from burrowmq import Message, Router, TopologyError, Unroutable
+from tests.contract.conftest import Backend
+
+pytestmark = pytest.mark.contract
+
+
+class Seen:
+    """What a handler received, with a wait for a number of messages."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = asyncio.Event()
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait(self, count: int, timeout: float = 10.0) -> list[Any]:
+        async with asyncio.timeout(timeout):
+            while len(self.items) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.items
+
+
+class TestExchangeTypes:
+    """Decorated routes receive exactly what their exchange type routes to them."""
+
+    async def test_direct(self, backend: Backend) -> None:
+        """A direct route gets its routing key only."""
+        exchange, queue = backend.names.exchange("billing"), backend.names.queue("charge")
+        router, seen = Router(), Seen()
+
+        @router.direct(exchange, "charge", queue=queue)
+        async def charge(body: dict[str, int], message: Message) -> None:
+            seen.add((message.routing_key, body["n"]))
+
+        app = backend.app(router)
+        await app.start()
+        for n, key in enumerate(["charge", "refund", "charge"]):
+            await app.publish(exchange, {"n": n}, routing_key=key)
+        assert await seen.wait(2) == [("charge", 0), ("charge", 2)]
+
+    async def test_topic(self, backend: Backend) -> None:
+        """`*` is one word and `#` zero or more, as the broker routes them."""
+        exchange, queue = backend.names.exchange("orders"), backend.names.queue("audit")
+        router, seen = Router(), Seen()
+
+        @router.topic(exchange, ["order.*.placed", "order.#.cancelled"], queue=queue)
+        async def audit(body: str, message: Message) -> None:
+            seen.add(message.routing_key)
+
+        app = backend.app(router)
+        await app.start()
+        keys = ["order.eu.placed", "order.eu.x.placed", "order.cancelled", "order..placed",
+                "order.eu.x.cancelled", "order.placed", "order.end.placed"]  # fmt: skip
+        for key in keys:
+            await app.publish(exchange, "e", routing_key=key)
+        expected = ["order.eu.placed", "order.cancelled", "order..placed",
+                    "order.eu.x.cancelled", "order.end.placed"]  # fmt: skip
+        assert await seen.wait(len(expected)) == expected
+
+    async def test_fanout_reaches_every_instance(self, backend: Backend) -> None:
+        """Without a queue, each running instance gets its own copy of a broadcast."""
+        exchange = backend.names.exchange("cache")
+        backend.names.add_queue(f"{exchange}.invalidate.dlq")
+        backend.names.exchanges.add(f"{exchange}.invalidate.dlx")
+        seen = Seen()
+        router = Router()
+
+        @router.fanout(exchange)
+        async def invalidate(body: str, message: Message) -> None:
+            seen.add(message.queue)
+
+        first, second = backend.app(router), backend.app(router)
+        await first.start()
+        await second.start()
+        await first.publish(exchange, "key-1")
+        queues = await seen.wait(2)
+        assert len(set(queues)) == 2
+
+    async def test_headers_all_and_any(self, backend: Backend) -> None:
+        """x-match all needs every header, any needs one; other headers do not matter."""
+        exchange = backend.names.exchange("docs")
+        all_queue, any_queue = backend.names.queue("all"), backend.names.queue("any")
+        router, seen = Router(), Seen()
+        wanted = {"format": "pdf", "lang": "en"}
+
+        @router.headers(exchange, wanted, match="all", queue=all_queue)
+        async def render(body: int) -> None:
+            seen.add(("all", body))
+
+        @router.headers(exchange, wanted, match="any", queue=any_queue)
+        async def index(body: int) -> None:
+            seen.add(("any", body))
+
+        app = backend.app(router)
+        await app.start()
+        samples = [{"format": "pdf", "lang": "en", "x": 1}, {"format": "pdf"}, {"lang": "de"}]
+        for n, headers in enumerate(samples):
+            await app.publish(exchange, n, headers=headers)
+        assert sorted(await seen.wait(3)) == [("all", 0), ("any", 0), ("any", 1)]
+
+
+class TestPublishing:
+    """Mandatory publishes and the default exchange."""
+
+    async def test_mandatory_without_binding_is_unroutable(self, backend: Backend) -> None:
+        """A mandatory publish nobody is bound for raises Unroutable; without mandatory it is dropped."""
+        exchange, queue = backend.names.exchange("x"), backend.names.queue()
+        router = Router()
+
+        @router.direct(exchange, "bound", queue=queue)
+        async def handle(body: str) -> None: ...
+
+        app = backend.app(router)
+        await app.start()
+        with pytest.raises(Unroutable) as caught:
+            await app.publish(exchange, "m", routing_key="unbound", mandatory=True)
+        assert caught.value.exchange == exchange
+        await app.publish(exchange, "m", routing_key="unbound")
+        await app.publish(exchange, "m", routing_key="bound", mandatory=True)
+
+    async def test_default_exchange_reaches_queue_by_name(self, backend: Backend) -> None:
+        """Publishing to "" with a queue's name as routing key reaches that queue."""
+        queue = backend.names.queue("work")
+        await backend.transport.declare_queue(queue, arguments={"x-queue-type": "quorum"})
+        router, seen = Router(), Seen()
+
+        @router.consume(queue)
+        async def work(body: str) -> None:
+            seen.add(body)
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish("", "hello", routing_key=queue, mandatory=True)
+        assert await seen.wait(1) == ["hello"]
+
+
+class TestDeclarations:
+    """Declarations that conflict with what exists fail the same way on both transports."""
+
+    async def test_conflicting_argument_is_named(self, backend: Backend) -> None:
+        """A route redeclaring a queue with another x-max-length fails naming the argument."""
+        queue = backend.names.queue("conflict")
+        await backend.transport.declare_queue(
+            queue,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-dead-letter-exchange": f"{queue}.dlx",
+                "x-max-length": 10,
+            },
+        )
+        router = Router()
+
+        @router.consume(queue, queue_options={"arguments": {"x-max-length": 5}})
+        async def work(body: str) -> None: ...
+
+        with pytest.raises(TopologyError) as caught:
+            await backend.app(router).start()
+        assert caught.value.argument == "x-max-length"
+        assert queue in str(caught.value.entity)
+
+    async def test_consuming_an_undeclared_queue_fails(self, backend: Backend) -> None:
+        """A route on a queue declared nowhere fails to start with TopologyError."""
+        router = Router()
+
+        @router.consume(backend.names.queue("nowhere"))
+        async def work(body: str) -> None: ...
+
+        with pytest.raises(TopologyError):
+            await backend.app(router).start()
