@@ -51,9 +51,9 @@ class TestBilling:
 
     async def test_wrong_routing_key_reaches_nobody(self) -> None:
         """A mandatory publish with a key nobody bound raises Unroutable."""
+        command = ChargeCommand(order_id="t-4", amount=1)
         async with TestClient(direct.app) as client:
             with pytest.raises(Unroutable):
-                command = ChargeCommand(order_id="t-4", amount=1)
                 await client.publish("billing", command, routing_key="refund", mandatory=True)
 
 
