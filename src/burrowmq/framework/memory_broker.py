@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
@@ -40,6 +39,7 @@ from burrowmq.framework.memory_queue import (
     StoredMessage,
     as_sent,
     parse_expiration,
+    with_death,
 )
 from burrowmq.framework.memory_topology import (
     MemoryExchange,
@@ -440,36 +440,9 @@ class MemoryBroker:
             return
         key = queue.arguments.get("x-dead-letter-routing-key")
         routing_key = key if isinstance(key, str) else message.routing_key
-        props = message.properties
-        headers = dict(props.headers)
-        deaths = [dict(d) for d in headers.get("x-death", []) if isinstance(d, dict)]
-        entry: dict[str, Any] | None = next(
-            (d for d in deaths if d.get("queue") == queue.name and d.get("reason") == reason),
-            None,
-        )
-        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-        if entry is None:
-            entry = {
-                "count": 0,
-                "reason": reason,
-                "queue": queue.name,
-                "time": now,
-                "exchange": message.exchange,
-                "routing-keys": [message.routing_key],
-            }
-            if props.expiration is not None:
-                entry["original-expiration"] = props.expiration
-        else:
-            deaths.remove(entry)
-        entry["count"] = int(entry.get("count", 0)) + 1
-        entry["time"] = now
-        deaths.insert(0, entry)
-        headers["x-death"] = deaths
-        headers.setdefault("x-first-death-exchange", message.exchange)
-        headers.setdefault("x-first-death-queue", queue.name)
-        headers.setdefault("x-first-death-reason", reason)
-        headers.pop("x-delivery-count", None)
-        copy = dataclasses.replace(props, headers=headers, expiration=None)
+        copy = with_death(message, queue.name, reason)
+        headers = copy.headers
+        deaths = [d for d in headers["x-death"] if isinstance(d, dict)]
         rejected = any(d.get("reason") == "rejected" for d in deaths)
         for name in sorted(route(self.graph(), dlx, routing_key, headers)):
             cycled = any(d.get("queue") == name for d in deaths)

@@ -37,6 +37,7 @@ __all__ = [
     "StoredMessage",
     "as_sent",
     "parse_expiration",
+    "with_death",
 ]
 
 _log = get_logger()
@@ -124,6 +125,42 @@ def as_sent(properties: Properties) -> Properties:
         headers=headers,
         timestamp=None if stamp is None else _utc_seconds(stamp),
     )
+
+
+def with_death(message: StoredMessage, queue: str, reason: str) -> Properties:
+    """The properties of a dead-lettered copy, with ``x-death`` as RabbitMQ records it.
+
+    ``x-death`` holds one entry per (queue, reason), most recent first, with a count;
+    the ``x-first-death-*`` headers name the first death; the per-message expiration is
+    removed (kept as the entry's ``original-expiration``).
+    """
+    props = message.properties
+    headers = dict(props.headers)
+    deaths = [dict(d) for d in headers.get("x-death", []) if isinstance(d, dict)]
+    entry = next((d for d in deaths if d.get("queue") == queue and d.get("reason") == reason), None)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    if entry is None:
+        entry = {
+            "count": 0,
+            "reason": reason,
+            "queue": queue,
+            "time": now,
+            "exchange": message.exchange,
+            "routing-keys": [message.routing_key],
+        }
+        if props.expiration is not None:
+            entry["original-expiration"] = props.expiration
+    else:
+        deaths.remove(entry)
+    entry["count"] = int(entry.get("count", 0)) + 1
+    entry["time"] = now
+    deaths.insert(0, entry)
+    headers["x-death"] = deaths
+    headers.setdefault("x-first-death-exchange", message.exchange)
+    headers.setdefault("x-first-death-queue", queue)
+    headers.setdefault("x-first-death-reason", reason)
+    headers.pop("x-delivery-count", None)
+    return dataclasses.replace(props, headers=headers, expiration=None)
 
 
 def _copy(properties: Properties) -> Properties:
