@@ -134,6 +134,47 @@ class _AmqpDelivery:
         return self._acker.nack(self.delivery_tag, requeue=requeue)
 
 
+class _Settled:
+    """Stands in for the task aiormq would create for one delivery callback."""
+
+    __slots__ = ()
+
+    def add_done_callback(self, callback: Any) -> None:
+        pass
+
+
+_SETTLED = _Settled()
+
+
+def _run_deliveries_inline(channel: Any, code: Any) -> None:
+    """Run our delivery callback inline instead of in a task of its own.
+
+    aiormq wraps every delivery callback in a new task (``channel.create_task``); ours
+    never awaits (it only hands the delivery to the worker pool), so it can run to
+    completion at once. That saves a task per message on the hottest path. Only
+    coroutines of ``code`` are run inline; everything else goes to aiormq as before,
+    and if aiormq stops calling ``create_task`` this simply no longer applies.
+    """
+    create_task = getattr(channel, "create_task", None)
+    if create_task is None:
+        return
+
+    def inline(coro: Any) -> Any:
+        if getattr(coro, "cr_code", None) is not code:
+            return create_task(coro)
+        try:
+            coro.send(None)
+        except StopIteration:
+            return _SETTLED
+        except Exception:
+            _log.exception("delivery_callback_failed")
+            return _SETTLED
+        coro.close()  # cannot happen: the callback has no await
+        return _SETTLED
+
+    channel.create_task = inline
+
+
 class _AmqpSubscription:
     """A consumer on its own channel; restarted by the transport after a reconnect."""
 
@@ -180,6 +221,7 @@ class _AmqpSubscription:
         async def on_message(message: DeliveredMessage) -> None:
             callback(_AmqpDelivery(message, acker))
 
+        _run_deliveries_inline(channel, on_message.__code__)
         try:
             ok = await channel.basic_consume(
                 self.queue, on_message, no_ack=self._no_ack, exclusive=self._exclusive
@@ -484,6 +526,10 @@ class AmqpTransport:
         for subscription in list(self._subscriptions):
             if subscription.active:
                 await subscription.start(raw)
+        if connection.is_closed:
+            # It dropped while we were setting up: its close callback found a recovery
+            # already running and left it to us, so this must not count as connected.
+            raise ConnectionLost("the connection closed again while it was being set up")
         self._connected.set()
 
     def _on_connection_closed(self, sender: Any, exc: BaseException | None = None) -> None:
