@@ -184,3 +184,16 @@ class TestPublishMany:
         assert error.confirmed == 10
         assert [index for index, _ in error.failures] == list(range(10, 30))
         assert all(isinstance(exc, PublishNacked) for _, exc in error.failures)
+
+
+class TestBadHeaders:
+    async def test_unencodable_header_is_named(self, make_app, names) -> None:
+        """A header value AMQP cannot carry raises PublishError naming the header, not pamqp's TypeError."""
+        app = make_app(Router())
+        await app.start()
+        with pytest.raises(PublishError, match=r"header 'nested' holds a tuple"):
+            await app.publish(
+                "", b"x", routing_key=names.queue(), headers={"nested": {"a": (1, 2)}}
+            )
+        with pytest.raises(PublishError, match=r"header 'raw' holds a bytes"):
+            await app.publish("", b"x", routing_key=names.queue(), headers={"raw": b"\x00"})

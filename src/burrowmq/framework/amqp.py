@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import aio_pika
@@ -284,6 +286,12 @@ async def _publish(
             # socket drain as well would cost one more wake-up per message for nothing.
             wait=False,
         )
+    except (TypeError, ValueError) as exc:  # pamqp cannot encode a property or header
+        raise PublishError(
+            f"cannot publish to exchange {exchange!r}: {_unencodable(properties, exc)}",
+            exchange=exchange,
+            routing_key=routing_key,
+        ) from None
     except amqp_errors.PublishError:
         raise Unroutable(
             f"no queue is bound to take a message published to exchange {exchange!r} "
@@ -822,6 +830,28 @@ def _precondition_error(entity: str, text: str, requested: Mapping[str, Any]) ->
         entity=entity,
         argument=argument,
     )
+
+
+_FIELD_TYPES = (str, int, float, bool, bytearray, Decimal, datetime, dict, list, type(None))
+
+
+def _unencodable(properties: Properties, exc: BaseException) -> str:
+    """Name the header that AMQP field tables cannot carry, or fall back to pamqp's text."""
+
+    def bad(value: Any) -> Any:
+        inner = list(value.values()) if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            return next((found for v in inner if (found := bad(v)) is not None), None)
+        return None if isinstance(value, _FIELD_TYPES) else value
+
+    for name, value in (properties.headers or {}).items():
+        found = bad(value)
+        if found is not None:
+            return (
+                f"header {name!r} holds a {type(found).__name__}, which AMQP headers cannot "
+                "carry (use str, int, float, bool, Decimal, datetime, bytearray, list, dict)"
+            )
+    return f"a message property could not be encoded ({exc})"
 
 
 def _clean_value(text: str) -> str:
