@@ -42,6 +42,22 @@ class TestDemo:
         assert "demo: OK" in result.stdout
 
 
+    def test_demo_falls_back_to_memory_and_says_so(self) -> None:
+        """With no RabbitMQ at the URL, the demo runs on the in-memory transport and says which."""
+        result = subprocess.run(
+            [sys.executable, "-m", "examples.demo"],
+            cwd=ROOT,
+            env=_env("amqp://guest:guest@127.0.0.1:1/"),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "in-memory transport" in result.stdout
+        assert "demo: OK" in result.stdout
+        assert "AMQPConnectionError" not in result.stdout + result.stderr
+
+
 class TestRunCommand:
     async def test_run_serves_until_sigterm(self, fresh_vhost: str) -> None:
         """`burrowmq run examples.direct:app` consumes, then exits 0 on SIGTERM."""

@@ -47,3 +47,8 @@ def configure(level: str = "info", *, json: bool = False) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # burrowmq reports connection and channel failures itself, in its own words; the
+    # libraries underneath would print them a second time, raw (shown at debug level).
+    quiet = logging.DEBUG if numeric <= logging.DEBUG else logging.CRITICAL
+    for name in ("aiormq", "aio_pika"):
+        logging.getLogger(name).setLevel(quiet)
