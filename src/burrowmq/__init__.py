@@ -27,6 +27,11 @@ from burrowmq.exceptions import (
     TransportError,
     Unroutable,
 )
+from burrowmq.framework.idempotency import (
+    Idempotency,
+    IdempotencyStore,
+    MemoryIdempotencyStore,
+)
 from burrowmq.framework.message import Message
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
@@ -44,6 +49,9 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "Exchange",
+    "Idempotency",
+    "IdempotencyStore",
+    "MemoryIdempotencyStore",
     "Message",
     "NoRoute",
     "Policy",

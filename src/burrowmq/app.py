@@ -19,11 +19,13 @@ from typing import Any
 
 from burrowmq.exceptions import ConfigurationError, StateError, TopologyError
 from burrowmq.framework.logging import get_logger
+from burrowmq.framework.middleware import Middleware, check_middleware
 from burrowmq.framework.publisher import Publisher
 from burrowmq.framework.transport import Transport
 from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
 from burrowmq.routing.dispatch import Consumer
 from burrowmq.routing.loader import load_topology
+from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES, check_max_redeliveries
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
@@ -46,14 +48,21 @@ class AppState(str, Enum):
     CLOSED = "closed"
 
 
-def _make_transport(urls: tuple[str, ...], name: str, connect_timeout: float) -> Transport:
+def _make_transport(
+    urls: tuple[str, ...], name: str, connect_timeout: float, recovery_wait: float
+) -> Transport:
     if urls[0].startswith(f"{MEMORY_SCHEME}:"):
         from burrowmq.framework.memory import MemoryTransport
 
         return MemoryTransport.shared(urls[0])
     from burrowmq.framework.amqp import AmqpTransport
 
-    return AmqpTransport(urls, connection_name=name, connect_timeout=connect_timeout)
+    return AmqpTransport(
+        urls,
+        connection_name=name,
+        connect_timeout=connect_timeout,
+        recovery_wait=recovery_wait,
+    )
 
 
 class App:
@@ -75,9 +84,19 @@ class App:
         prefetch: the prefetch of routes that set none.
         concurrency: the concurrency of routes that set none.
         shutdown_timeout: seconds in-flight handlers get to finish at shutdown.
+        middleware: async callables ``(message, call_next) -> result`` wrapped around
+            every handler call of the message routes, the first outermost (see
+            :mod:`burrowmq.framework.middleware`); e.g. ``[Idempotency()]``.
+        max_redeliveries: poison-message protection: a message the broker redelivered
+            more often than this without it ever being settled (it crashed or hung the
+            consumer each time; quorum queues count it in ``x-delivery-count``) is
+            dead-lettered instead of handled again; ``None`` turns the check off.
         rpc_timeout: the default timeout of :meth:`call`, in seconds.
         rpc_tracebacks: send the handler's traceback in RPC error replies (off by
             default: tracebacks may reveal internals to callers).
+        recovery_wait: while the connection is being recovered, how many seconds
+            :meth:`publish` (and a dead-letter or retry publish) waits for it before
+            raising :class:`~burrowmq.ConnectionLost`.
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -95,9 +114,12 @@ class App:
         prefetch: int = 64,
         concurrency: int = 16,
         shutdown_timeout: float = 30.0,
+        middleware: Sequence[Middleware] = (),
+        max_redeliveries: int | None = DEFAULT_MAX_REDELIVERIES,
         connect_timeout: float = 5.0,
         rpc_timeout: float = 30.0,
         rpc_tracebacks: bool = False,
+        recovery_wait: float = 15.0,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -117,7 +139,12 @@ class App:
         self.prefetch = prefetch
         self.concurrency = concurrency
         self.shutdown_timeout = shutdown_timeout
+        self.middleware = check_middleware(middleware)
+        self.max_redeliveries = check_max_redeliveries(max_redeliveries)
         self.connect_timeout = connect_timeout
+        if isinstance(recovery_wait, bool) or not isinstance(recovery_wait, int | float):
+            raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {recovery_wait!r}")
+        self.recovery_wait = max(0.0, float(recovery_wait))
         self.rpc_timeout = rpc_timeout
         self.rpc_tracebacks = rpc_tracebacks
         self._rpc_client: RpcClient | None = None
@@ -237,7 +264,9 @@ class App:
         try:
             self._topology = self.topology()
             if self._transport is None:
-                self._transport = _make_transport(self._urls, self.name, self.connect_timeout)
+                self._transport = _make_transport(
+                    self._urls, self.name, self.connect_timeout, self.recovery_wait
+                )
             self._transport.on_ready(self._declare)
             self._publisher = Publisher(self._transport, app_id=self.name)
             await self._transport.connect()
@@ -281,6 +310,8 @@ class App:
             prefetch=route.prefetch or self.prefetch,
             concurrency=route.concurrency or self.concurrency,
             dead_letter_exchange=f"{base}.dlx" if base else None,
+            middleware=self.middleware,
+            max_redeliveries=self.max_redeliveries,
         )
 
     async def _declare(self) -> None:

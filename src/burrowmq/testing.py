@@ -187,6 +187,8 @@ def _copy_app(app: App, transport: MemoryTransport) -> App:
         connect_timeout=app.connect_timeout,
         rpc_timeout=app.rpc_timeout,
         rpc_tracebacks=getattr(app, "rpc_tracebacks", False),
+        middleware=app.middleware,
+        max_redeliveries=app.max_redeliveries,
     )
 
 

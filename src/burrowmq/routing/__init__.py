@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from burrowmq.routing.dispatch import Consumer
 from burrowmq.routing.loader import load_topology
+from burrowmq.routing.redelivery import TooManyRedeliveries
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.routing.router import Router
@@ -21,6 +22,7 @@ __all__ = [
     "Retry",
     "Route",
     "Router",
+    "TooManyRedeliveries",
     "Topology",
     "load_topology",
 ]

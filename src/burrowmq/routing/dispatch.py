@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -20,7 +22,9 @@ import structlog
 from burrowmq.exceptions import BurrowError, DecodeError
 from burrowmq.framework.logging import get_logger
 from burrowmq.framework.message import Message
+from burrowmq.framework.middleware import Middleware, compose
 from burrowmq.framework.transport import Delivery, Subscription, Transport
+from burrowmq.routing.redelivery import TooManyRedeliveries, delivery_count
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.signals import Reject
@@ -64,6 +68,10 @@ class Consumer:
         prefetch: deliveries the broker may send ahead.
         concurrency: handlers running at once (worker tasks).
         dead_letter_exchange: where exhausted and invalid messages go, or ``None``.
+        middleware: wrapped around each handler call, first outermost (composed once).
+        max_redeliveries: a redelivery whose broker delivery count (quorum queues'
+            ``x-delivery-count``) exceeds this is dead-lettered unhandled: it kept
+            crashing the consumer; ``None`` turns the check off.
     """
 
     def __init__(
@@ -76,6 +84,8 @@ class Consumer:
         prefetch: int,
         concurrency: int,
         dead_letter_exchange: str | None,
+        middleware: Sequence[Middleware] = (),
+        max_redeliveries: int | None = None,
     ) -> None:
         self.route = route
         self.queue = queue
@@ -90,6 +100,10 @@ class Consumer:
         self._stopping = False
         self._delay_queues: set[str] = set()
         self._spec = route.spec
+        self._max_redeliveries = max_redeliveries
+        self._chain = compose(middleware)
+        if self._chain is not None:
+            self._needs_message = True  # middleware sees every delivery's Message
         self.in_flight = 0
 
     async def start(self) -> None:
@@ -186,6 +200,13 @@ class Consumer:
             )
         try:
             spec = self._spec
+            if delivery.redelivered and self._max_redeliveries is not None:
+                count = delivery_count(headers)
+                if count > self._max_redeliveries:
+                    poison = TooManyRedeliveries(count, self._max_redeliveries)
+                    _log.error("poison_message", handler=spec.name, reason=poison.reason)
+                    await self._dead_letter(delivery, poison, attempt, exchange, routing_key)
+                    return
             try:
                 value = spec.decode(delivery.body)
             except DecodeError as exc:
@@ -216,9 +237,13 @@ class Consumer:
                 else _NO_MESSAGE
             )
             retry = self._retry
+            chain = self._chain
             while True:
                 try:
-                    result = await spec.call(value, message)
+                    if chain is None:
+                        result = await spec.call(value, message)
+                    else:
+                        result = await chain(message, functools.partial(spec.call, value, message))
                 except Reject as signal:
                     _log.info("message_rejected", handler=spec.name, reason=signal.reason)
                     await self._dead_letter(delivery, signal, attempt, exchange, routing_key)
@@ -295,7 +320,9 @@ class Consumer:
             return
         props = delivery.properties
         headers = dict(props.headers)
-        reason = exc.reason if isinstance(exc, Reject | DecodeError) else str(exc)
+        reason = (
+            exc.reason if isinstance(exc, Reject | DecodeError | TooManyRedeliveries) else str(exc)
+        )
         headers[HEADER_EXCEPTION_TYPE] = type(exc).__name__
         headers[HEADER_EXCEPTION_MESSAGE] = reason[:_MAX_REASON]
         headers[HEADER_ORIGINAL_EXCHANGE] = exchange
