@@ -41,7 +41,6 @@ class TestDemo:
         assert "billing charged ['o-1', 'o-2']" in result.stdout
         assert "demo: OK" in result.stdout
 
-
     def test_demo_falls_back_to_memory_and_says_so(self) -> None:
         """With no RabbitMQ at the URL, the demo runs on the in-memory transport and says which."""
         result = subprocess.run(
