@@ -63,6 +63,23 @@ class Acker:
         self._closed = False
         self.frames_sent = 0
 
+    @property
+    def closed(self) -> bool:
+        """Whether acks are refused now (closed, or the channel is gone)."""
+        return self._closed
+
+    def abandon(self) -> None:
+        """The channel is gone: drop what is pending (the broker requeued it) and stop."""
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._handled.clear()
+        self._nacks.clear()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+
     def _ensure_writer(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(

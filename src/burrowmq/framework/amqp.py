@@ -87,6 +87,7 @@ class AmqpTransport:
         self._connected = asyncio.Event()
         self._closing = False
         self._recovery: asyncio.Task[None] | None = None
+        self._restores: set[asyncio.Task[None]] = set()
         self._channel_lock = asyncio.Lock()
 
     @property
@@ -205,6 +206,10 @@ class AmqpTransport:
     async def close(self) -> None:
         self._closing = True
         self._connected.clear()
+        for task in list(self._restores):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         recovery, self._recovery = self._recovery, None
         if recovery is not None and not recovery.done():
             recovery.cancel()
@@ -216,6 +221,35 @@ class AmqpTransport:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
+
+    def _restore_later(self, subscription: AmqpSubscription) -> None:
+        """Re-declare the topology and restart a consumer the broker cancelled."""
+        if self._closing:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._restore(subscription), name=f"burrowmq-resubscribe:{subscription.queue}"
+        )
+        self._restores.add(task)
+        task.add_done_callback(self._restores.discard)
+
+    async def _restore(self, subscription: AmqpSubscription) -> None:
+        delay = self._reconnect_interval
+        while subscription.active and subscription.cancelled_by_broker and not self._closing:
+            try:
+                await self.wait_connected(self._recovery_wait)
+                for callback in self._ready_callbacks:
+                    await callback()
+                assert self._connection is not None
+                await subscription.start(self._connection.transport.connection)  # type: ignore[union-attr]
+            except RECOVERY_ERRORS as exc:
+                _log.warning(
+                    "consumer_restore_failed", queue=subscription.queue, reason=describe_exc(exc)
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            _log.info("consumer_restored", queue=subscription.queue)
+            return
 
     def _forget(self, subscription: AmqpSubscription) -> None:
         with contextlib.suppress(ValueError):

@@ -59,6 +59,10 @@ class _AmqpDelivery:
         self.delivery_tag: int = deliver.delivery_tag or 0
         self._acker = acker
 
+    @property
+    def stale(self) -> bool:
+        return self._acker.closed
+
     async def ack(self) -> bool:
         return self._acker.ack(self.delivery_tag)
 
@@ -130,12 +134,19 @@ class AmqpSubscription:
         self._tag: str | None = None
         self._active = True
         self._acker: Acker | None = None
+        self.cancelled_by_broker = False
 
     async def start(self, connection: aiormq.abc.AbstractConnection) -> None:
         if self._acker is not None:  # a restart: the old channel's acker is done
             await self._acker.close()
+        old, self._channel = self._channel, None
+        if old is not None and not old.is_closed:
+            with contextlib.suppress(*CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
+                await old.close()
         channel = await connection.channel(publisher_confirms=False)
         self._channel = channel
+        self.cancelled_by_broker = False
+        channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
 
         async def send_ack(tag: int, multiple: bool) -> None:
             await channel.basic_ack(tag, multiple=multiple, wait=False)
@@ -153,6 +164,9 @@ class AmqpSubscription:
         async def on_message(message: DeliveredMessage) -> None:
             callback(_AmqpDelivery(message, acker))
 
+        # Once the channel is gone its deliveries are back on the queue: the acker stops,
+        # and the workers skip what they had not started (no duplicate handling).
+        channel.closing.add_done_callback(lambda _: acker.abandon())
         _run_deliveries_inline(channel, on_message.__code__)
         try:
             ok = await channel.basic_consume(
@@ -169,6 +183,15 @@ class AmqpSubscription:
                 entity=f"queue {self.queue!r}",
             ) from None
         self._tag = ok.consumer_tag
+
+    def _on_broker_cancel(self, frame: Any) -> None:
+        # The broker cancelled us (the queue was deleted, or its node went away):
+        # re-declare and consume again, unless we are the ones stopping.
+        if not self._active or frame.consumer_tag != self._tag:
+            return
+        self.cancelled_by_broker = True
+        _log.error("consumer_cancelled_by_broker", queue=self.queue)
+        self._transport._restore_later(self)
 
     async def cancel(self) -> None:
         self._active = False
@@ -207,6 +230,10 @@ class _AmqpReply:
         self.routing_key: str = deliver.routing_key or ""
         self.redelivered = False
         self.delivery_tag: int = deliver.delivery_tag or 0
+
+    @property
+    def stale(self) -> bool:
+        return False
 
     async def ack(self) -> bool:
         return False

@@ -204,6 +204,11 @@ class MemoryDelivery:
         self.delivery_tag = delivery_tag
         self._channel = channel
 
+    @property
+    def stale(self) -> bool:
+        """Whether the channel it came on is closed (the message went back to its queue)."""
+        return not self._channel.is_open
+
     async def ack(self) -> bool:
         """Acknowledge; ``False`` if the channel it came on is closed."""
         return self._channel.settle(self.delivery_tag, ack=True, requeue=False)

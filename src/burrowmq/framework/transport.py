@@ -63,6 +63,11 @@ class Delivery(Protocol):
     redelivered: bool
     delivery_tag: int
 
+    @property
+    def stale(self) -> bool:
+        """Whether the channel it came on is gone (the broker has requeued it)."""
+        ...
+
     async def ack(self) -> bool:
         """Acknowledge; ``False`` if the channel it came on is gone."""
         ...

@@ -171,6 +171,11 @@ class Consumer:
             delivery = await get()
             if delivery is None or self._stopping:
                 return  # an unstarted delivery stays unacked: the broker requeues it
+            if delivery.stale:
+                # Its channel is gone and the broker has put it back on the queue: handling
+                # it now would only make a duplicate.
+                _log.debug("stale_delivery_skipped", delivery_tag=delivery.delivery_tag)
+                continue
             self.in_flight += 1
             try:
                 await self._handle(delivery)

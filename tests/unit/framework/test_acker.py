@@ -131,3 +131,17 @@ class TestAcker:
         assert wire.frames == []
         assert acker.ack(2) is False
         await acker.close()
+
+
+class TestAbandon:
+    async def test_abandon_drops_pending_and_refuses(self) -> None:
+        """After abandon() (the channel is gone) nothing pending is sent and acks are refused."""
+        wire = Wire()
+        acker = Acker(wire.ack, wire.nack, batch=100, delay=10.0)
+        acker.ack(1)
+        acker.abandon()
+        await settle()
+        assert wire.frames == []
+        assert acker.closed
+        assert acker.ack(2) is False
+        await acker.close()

@@ -26,6 +26,7 @@ class FakeDelivery:
     routing_key: str = "q"
     redelivered: bool = False
     delivery_tag: int = 1
+    stale: bool = False
     outcome: list[str] = field(default_factory=list)
 
     async def ack(self) -> bool:
