@@ -27,9 +27,14 @@ async def run(reps: int, only: set[str], json_path: str | None) -> None:
             "publish 1-by-1",
             "msgs/s",
             "CPU µs/msg",
-            lambda: publish.one_round(batch=False, count=3000),
+            lambda **kw: publish.one_round(batch=False, count=3000, **kw),
         ),
-        "batch": ("publish batch", "msgs/s", "CPU µs/msg", lambda: publish.one_round(batch=True)),
+        "batch": (
+            "publish batch",
+            "msgs/s",
+            "CPU µs/msg",
+            lambda **kw: publish.one_round(batch=True, **kw),
+        ),
         "fanout": ("topic fan-out x8", "deliveries/s", "CPU µs/dlv", fanout.one_round),
     }
     for key, (scenario, rate_name, cpu_name, _) in plan.items():
@@ -43,7 +48,8 @@ async def run(reps: int, only: set[str], json_path: str | None) -> None:
     selected = [plan[k] for k in plan if k in only]
     for rep in range(reps):
         for (scenario, _, _, round_), (rate, cpu) in zip(selected, rows, strict=True):
-            ours_rate, raw_rate, ours_cpu, raw_cpu = await round_()
+            # Which side goes first alternates, so neither always meets a warmer broker.
+            ours_rate, raw_rate, ours_cpu, raw_cpu = await round_(ours_first=rep % 2 == 1)
             rate.ours.append(ours_rate)
             rate.raw.append(raw_rate)
             cpu.ours.append(ours_cpu)

@@ -64,14 +64,20 @@ async def run_burrowmq(queue: str, count: int, concurrency: int = 16) -> Timer:
     return timer
 
 
-async def one_round(count: int = COUNT) -> tuple[float, float, float, float]:
+async def one_round(
+    count: int = COUNT, *, ours_first: bool = False
+) -> tuple[float, float, float, float]:
     """One raw and one burrowmq drain of fresh queues; messages/s and CPU µs/message."""
     q_raw, q_ours = unique("consume.raw"), unique("consume.ours")
     await prefill(q_raw, count)
     await prefill(q_ours, count)
     try:
-        raw = await run_raw(q_raw, count)
-        ours = await run_burrowmq(q_ours, count)
+        if ours_first:
+            ours = await run_burrowmq(q_ours, count)
+            raw = await run_raw(q_raw, count)
+        else:
+            raw = await run_raw(q_raw, count)
+            ours = await run_burrowmq(q_ours, count)
     finally:
         await delete_queues(q_raw, q_ours)
     return count / ours.wall, count / raw.wall, ours.cpu / count * 1e6, raw.cpu / count * 1e6

@@ -111,14 +111,20 @@ async def run_burrowmq(exchange: str, queues: list[str], count: int) -> Timer:
     return timer
 
 
-async def one_round(count: int = COUNT) -> tuple[float, float, float, float]:
+async def one_round(
+    count: int = COUNT, *, ours_first: bool = False
+) -> tuple[float, float, float, float]:
     """One raw and one burrowmq run: deliveries/s and CPU µs per delivery."""
     ex_raw, q_raw = await _setup("raw")
     ex_ours, q_ours = await _setup("ours")
     total = count * QUEUES
     try:
-        raw = await run_raw(ex_raw, q_raw, count)
-        ours = await run_burrowmq(ex_ours, q_ours, count)
+        if ours_first:
+            ours = await run_burrowmq(ex_ours, q_ours, count)
+            raw = await run_raw(ex_raw, q_raw, count)
+        else:
+            raw = await run_raw(ex_raw, q_raw, count)
+            ours = await run_burrowmq(ex_ours, q_ours, count)
     finally:
         await delete_queues(*q_raw, *q_ours)
     return total / ours.wall, total / raw.wall, ours.cpu / total * 1e6, raw.cpu / total * 1e6

@@ -79,14 +79,20 @@ async def run_burrowmq(queue: str, count: int, *, batch: bool) -> Timer:
     return timer
 
 
-async def one_round(*, batch: bool, count: int = COUNT) -> tuple[float, float, float, float]:
+async def one_round(
+    *, batch: bool, count: int = COUNT, ours_first: bool = False
+) -> tuple[float, float, float, float]:
     """One raw and one burrowmq run on fresh queues: messages/s and CPU µs per message."""
     q_raw, q_ours = unique("publish.raw"), unique("publish.ours")
     await _declare(q_raw)
     await _declare(q_ours)
     try:
-        raw = await run_raw(q_raw, count, batch=batch)
-        ours = await run_burrowmq(q_ours, count, batch=batch)
+        if ours_first:
+            ours = await run_burrowmq(q_ours, count, batch=batch)
+            raw = await run_raw(q_raw, count, batch=batch)
+        else:
+            raw = await run_raw(q_raw, count, batch=batch)
+            ours = await run_burrowmq(q_ours, count, batch=batch)
     finally:
         await delete_queues(q_raw, q_ours)
     return count / ours.wall, count / raw.wall, ours.cpu / count * 1e6, raw.cpu / count * 1e6

@@ -23,6 +23,7 @@ from burrowmq.framework.middleware import Middleware, check_middleware
 from burrowmq.framework.publisher import Publisher
 from burrowmq.framework.transport import Transport
 from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
+from burrowmq.routing.apply import declare_topology
 from burrowmq.routing.dispatch import Consumer
 from burrowmq.routing.loader import load_topology
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES, check_max_redeliveries
@@ -156,7 +157,6 @@ class App:
         self._external_queues: list[str] = []
         self._state = AppState.NEW
         self._stop_requested: asyncio.Event | None = None
-        self._extensions: list[Any] = []
 
     # -- configuration ---------------------------------------------------------------
 
@@ -270,8 +270,6 @@ class App:
             self._transport.on_ready(self._declare)
             self._publisher = Publisher(self._transport, app_id=self.name)
             await self._transport.connect()
-            for extension in self._extensions:
-                await extension.start(self)
             for route in self.routes:
                 if route.procedure is not None:
                     continue  # one RpcServer per service queue, below
@@ -319,36 +317,7 @@ class App:
         assert self._topology is not None
         assert self._transport is not None
         transport = self._transport
-        topology = self._topology
-        for exchange in topology.exchanges:
-            await transport.declare_exchange(
-                exchange.name,
-                exchange.type,
-                durable=exchange.durable,
-                auto_delete=exchange.auto_delete,
-                internal=exchange.internal,
-                arguments=exchange.arguments,
-            )
-        for queue in topology.queues:
-            arguments = dict(queue.arguments)
-            if queue.type and "x-queue-type" not in arguments:
-                arguments["x-queue-type"] = queue.type
-            await transport.declare_queue(
-                queue.name,
-                durable=queue.durable,
-                exclusive=queue.exclusive,
-                auto_delete=queue.auto_delete,
-                arguments=arguments,
-            )
-        for binding in topology.bindings:
-            if binding.destination_type == "queue":
-                await transport.bind_queue(
-                    binding.destination, binding.source, binding.routing_key, binding.arguments
-                )
-            else:
-                await transport.bind_exchange(
-                    binding.destination, binding.source, binding.routing_key, binding.arguments
-                )
+        await declare_topology(transport, self._topology)
         for name in self._external_queues:
             try:
                 await transport.declare_queue(name, passive=True)
@@ -359,10 +328,6 @@ class App:
                     "to router.consume()",
                     entity=f"queue {name!r}",
                 ) from None
-        for extension in self._extensions:
-            declare = getattr(extension, "declare", None)
-            if declare is not None:
-                await declare(transport)
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish (bounded), close. Idempotent."""
@@ -382,9 +347,6 @@ class App:
                 await rpc_client.close()
             if consumers:
                 await asyncio.gather(*(c.stop(timeout) for c in consumers))
-            for extension in reversed(self._extensions):
-                with contextlib.suppress(Exception):
-                    await extension.stop(self)
         finally:
             if self._transport is not None:
                 await self._transport.close()

@@ -21,7 +21,7 @@ from burrowmq.routing.export import shared_topology
 from burrowmq.routing.plan import Plan, read_plan
 from burrowmq.routing.topology import Policy, Topology
 
-__all__ = ["ApplyReport", "apply_topology"]
+__all__ = ["ApplyReport", "apply_topology", "declare_topology"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,18 @@ def _refuse(plan: Plan) -> TopologyError:
     )
 
 
-async def _declare(transport: Transport, topology: Topology) -> list[str]:
+async def declare_topology(transport: Transport, topology: Topology) -> list[str]:
+    """Declare every exchange, queue and binding of ``topology`` (policies aside).
+
+    Idempotent: what exists with the same settings is left as it is. Used by
+    ``burrowmq topology apply`` and by the App on every (re)connection.
+
+    Returns:
+        The entities declared, described for messages.
+
+    Raises:
+        TopologyError: the broker refused one (it exists with other settings).
+    """
     declared = []
     for exchange in topology.exchanges:
         await transport.declare_exchange(
@@ -105,6 +116,7 @@ async def _declare(transport: Transport, topology: Topology) -> list[str]:
         await transport.declare_queue(
             queue.name,
             durable=queue.durable,
+            exclusive=queue.exclusive,
             auto_delete=queue.auto_delete,
             arguments=arguments,
         )
@@ -157,7 +169,7 @@ async def apply_topology(
     plan = await read_plan(shared, client) if client is not None else None
     if plan is not None and plan.conflicts:
         raise _refuse(plan)
-    declared = await _declare(transport, shared)
+    declared = await declare_topology(transport, shared)
     updated: list[str] = []
     if client is not None and plan is not None:
         for item in plan.items:
