@@ -13,12 +13,15 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
 import structlog
+
+from burrowmq import App, Router
 
 BROKER_URL = os.environ.get("BURROWMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -88,6 +91,36 @@ class Names:
                 with contextlib.suppress(Exception):
                     await channel.close()
         finally:
+            await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def app_factory(url: str) -> AsyncIterator[Callable[..., App]]:
+    """Build Apps on ``url``; every one is stopped when the block ends."""
+    apps: list[App] = []
+
+    def factory(*routers: Router, **options: Any) -> App:
+        options.setdefault("url", url)
+        options.setdefault("shutdown_timeout", 10.0)
+        app = App(list(routers), **options)
+        apps.append(app)
+        return app
+
+    try:
+        yield factory
+    finally:
+        for app in reversed(apps):
+            await app.stop()
+
+
+@contextlib.asynccontextmanager
+async def raw_channel(url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A raw aio-pika channel, to look at a broker independently of burrowmq."""
+    connection = await aio_pika.connect(url)
+    try:
+        yield await connection.channel()
+    finally:
+        with contextlib.suppress(Exception):
             await connection.close()
 
 

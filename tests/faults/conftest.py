@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import aio_pika
 import pytest
 
-from burrowmq import App, Router
-from tests.conftest import IN_CI, Names
+from burrowmq import App
+from tests.conftest import IN_CI, Names, app_factory, raw_channel
 from tests.faults.node import RabbitNode, can_run_nodes
 
 
@@ -58,28 +57,15 @@ async def names(request: pytest.FixtureRequest, node_url: str) -> AsyncIterator[
 @pytest.fixture
 async def make_app(node_url: str) -> AsyncIterator[Callable[..., App]]:
     """Build Apps on the private node; every one is stopped when the test ends."""
-    apps: list[App] = []
-
-    def factory(*routers: Router, **options: Any) -> App:
-        options.setdefault("url", node_url)
-        options.setdefault("shutdown_timeout", 10.0)
-        app = App(list(routers), **options)
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in reversed(apps):
-        await app.stop()
+    async with app_factory(node_url) as factory:
+        yield factory
 
 
 @pytest.fixture
 async def amqp(node_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
     """A raw aio-pika channel on the private node, to look at it independently."""
-    connection = await aio_pika.connect(node_url)
-    channel = await connection.channel()
-    yield channel
-    with contextlib.suppress(Exception):
-        await connection.close()
+    async with raw_channel(node_url) as channel:
+        yield channel
 
 
 @pytest.fixture

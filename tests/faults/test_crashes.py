@@ -202,7 +202,9 @@ class TestConsumerKilled:
         finally:
             worker.stop()
         dead = await drain(amqp, f"{queue}.dlq")
-        assert len(dead) == 1
+        assert len(dead) == 1, [
+            (Job.model_validate_json(m.body).n, m.headers.get("x-exception-message")) for m in dead
+        ]
         headers = dead[0].headers
         assert Job.model_validate_json(dead[0].body).n == 999
         assert headers["x-exception-type"] == "TooManyRedeliveries"

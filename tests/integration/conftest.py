@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import aio_pika
 import pytest
 
-from burrowmq import App, Router
+from burrowmq import App
+from tests.conftest import app_factory, raw_channel
 
 
 @pytest.fixture
 async def make_app(broker_url: str) -> AsyncIterator[Callable[..., App]]:
     """Build Apps on the real broker; every one is stopped when the test ends."""
-    apps: list[App] = []
-
-    def factory(*routers: Router, **options: Any) -> App:
-        options.setdefault("url", broker_url)
-        options.setdefault("shutdown_timeout", 10.0)
-        app = App(list(routers), **options)
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in reversed(apps):
-        await app.stop()
+    async with app_factory(broker_url) as factory:
+        yield factory
 
 
 @pytest.fixture
 async def amqp(broker_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
     """A raw aio-pika channel, to look at the broker independently of burrowmq."""
-    connection = await aio_pika.connect(broker_url)
-    channel = await connection.channel()
-    yield channel
-    with contextlib.suppress(Exception):
-        await connection.close()
+    async with raw_channel(broker_url) as channel:
+        yield channel
 
 
 async def queue_depth(channel: aio_pika.abc.AbstractChannel, name: str) -> int:

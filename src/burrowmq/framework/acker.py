@@ -21,10 +21,11 @@ from collections.abc import Awaitable, Callable
 
 __all__ = ["Acker"]
 
-SendAck = Callable[[int, bool], Awaitable[None]]
-"""``send_ack(delivery_tag, multiple)``."""
-SendNack = Callable[[int, bool], Awaitable[None]]
-"""``send_nack(delivery_tag, requeue)``."""
+SendAck = Callable[[int, bool, bool], Awaitable[None]]
+"""``send_ack(delivery_tag, multiple, drain)``; with ``drain``, return only once the
+frame (and so every frame before it) has been written to the socket."""
+SendNack = Callable[[int, bool, bool], Awaitable[None]]
+"""``send_nack(delivery_tag, requeue, drain)``."""
 
 
 class Acker:
@@ -59,6 +60,7 @@ class Acker:
         self._settled: set[int] = set()  # settled out of order (acked or nacked alone)
         self._nacks: list[tuple[int, bool]] = []
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.frames_sent = 0
@@ -137,17 +139,29 @@ class Acker:
         settled.update(singles)
         return nacks, top, singles
 
-    async def _send(self) -> None:
-        nacks, top, singles = self._plan()
-        for tag, requeue in nacks:
-            await self._send_nack(tag, requeue)
-            self.frames_sent += 1
-        if top is not None:
-            await self._send_ack(top, True)
-            self.frames_sent += 1
-        for tag in singles:
-            await self._send_ack(tag, False)
-            self.frames_sent += 1
+    async def _send(self, *, drain: bool = False) -> None:
+        async with self._lock:  # one plan on the wire at a time, in tag order
+            nacks, top, singles = self._plan()
+            frames = [(self._send_nack, tag, requeue) for tag, requeue in nacks]
+            if top is not None:
+                frames.append((self._send_ack, top, True))
+            frames.extend((self._send_ack, tag, False) for tag in singles)
+            last = len(frames) - 1
+            for index, (send, tag, flag) in enumerate(frames):
+                await send(tag, flag, drain and index == last)
+                self.frames_sent += 1
+
+    async def flush(self) -> None:
+        """Send every pending ack and nack now and wait until they reached the socket.
+
+        Called before a risky handler runs (one whose message was redelivered, so it may
+        crash the process again): the acks of messages that finished before it must not
+        die with it, or those innocent messages come back too and share its fate.
+        """
+        if self._closed or not (self._handled or self._nacks):
+            return
+        with contextlib.suppress(Exception):
+            await self._send(drain=True)
 
     async def _writer(self) -> None:
         wake = self._wake

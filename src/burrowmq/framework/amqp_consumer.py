@@ -63,6 +63,9 @@ class _AmqpDelivery:
     def stale(self) -> bool:
         return self._acker.closed
 
+    async def settle_pending(self) -> None:
+        await self._acker.flush()
+
     async def ack(self) -> bool:
         return self._acker.ack(self.delivery_tag)
 
@@ -148,11 +151,11 @@ class AmqpSubscription:
         self.cancelled_by_broker = False
         channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
 
-        async def send_ack(tag: int, multiple: bool) -> None:
-            await channel.basic_ack(tag, multiple=multiple, wait=False)
+        async def send_ack(tag: int, multiple: bool, drain: bool) -> None:
+            await channel.basic_ack(tag, multiple=multiple, wait=drain)
 
-        async def send_nack(tag: int, requeue: bool) -> None:
-            await channel.basic_nack(tag, requeue=requeue, wait=False)
+        async def send_nack(tag: int, requeue: bool, drain: bool) -> None:
+            await channel.basic_nack(tag, requeue=requeue, wait=drain)
 
         acker = self._acker = Acker(
             send_ack, send_nack, name=self.queue, batch=max(1, self._prefetch // 4)
@@ -234,6 +237,9 @@ class _AmqpReply:
     @property
     def stale(self) -> bool:
         return False
+
+    async def settle_pending(self) -> None:
+        return None
 
     async def ack(self) -> bool:
         return False

@@ -209,6 +209,9 @@ class MemoryDelivery:
         """Whether the channel it came on is closed (the message went back to its queue)."""
         return not self._channel.is_open
 
+    async def settle_pending(self) -> None:
+        """Nothing to do: the memory broker settles at once."""
+
     async def ack(self) -> bool:
         """Acknowledge; ``False`` if the channel it came on is closed."""
         return self._channel.settle(self.delivery_tag, ack=True, requeue=False)

@@ -68,6 +68,14 @@ class Delivery(Protocol):
         """Whether the channel it came on is gone (the broker has requeued it)."""
         ...
 
+    async def settle_pending(self) -> None:
+        """Send the acks of this channel's finished deliveries now, and wait for them.
+
+        The dispatcher calls it before running a handler on a redelivered message, which
+        may crash the process again: acks still waiting to be batched would die with it.
+        """
+        ...
+
     async def ack(self) -> bool:
         """Acknowledge; ``False`` if the channel it came on is gone."""
         ...

@@ -105,6 +105,10 @@ class Consumer:
         if self._chain is not None:
             self._needs_message = True  # middleware sees every delivery's Message
         self.in_flight = 0
+        self._solo = False
+        self._solo_lock = asyncio.Lock()
+        self._solo_done = asyncio.Event()
+        self._drained: asyncio.Event | None = None
 
     async def start(self) -> None:
         """Start the workers, then the subscription."""
@@ -176,13 +180,45 @@ class Consumer:
                 # it now would only make a duplicate.
                 _log.debug("stale_delivery_skipped", delivery_tag=delivery.delivery_tag)
                 continue
-            self.in_flight += 1
+            if delivery.redelivered:
+                await self._run_alone(delivery)
+                continue
+            while self._solo:  # a redelivered message is running alone: wait for it
+                await self._solo_done.wait()
+            await self._run(delivery)
+
+    async def _run(self, delivery: Delivery) -> None:
+        self.in_flight += 1
+        try:
+            await self._handle(delivery)
+        except Exception:  # never let one message kill a worker
+            _log.exception("dispatch_failed", queue=self.queue, handler=self._spec.name)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight and self._drained is not None:
+                self._drained.set()
+
+    async def _run_alone(self, delivery: Delivery) -> None:
+        """Handle a redelivered message with no other handler running beside it.
+
+        A redelivered message may be the one that crashed the last consumer. Run alone,
+        after the acks of everything that finished before it were sent, it cannot take
+        innocent messages down with it (they would come back redelivered, and be counted
+        towards the poison limit with it). Redeliveries are rare, so this costs nothing
+        in the normal case.
+        """
+        async with self._solo_lock:
+            self._solo = True
+            self._solo_done.clear()
             try:
-                await self._handle(delivery)
-            except Exception:  # never let one message kill a worker
-                _log.exception("dispatch_failed", queue=self.queue, handler=self._spec.name)
+                while self.in_flight:
+                    self._drained = asyncio.Event()
+                    await self._drained.wait()
+                self._drained = None
+                await self._run(delivery)
             finally:
-                self.in_flight -= 1
+                self._solo = False
+                self._solo_done.set()
 
     async def _handle(self, delivery: Delivery) -> None:
         props = delivery.properties
@@ -205,13 +241,17 @@ class Consumer:
             )
         try:
             spec = self._spec
-            if delivery.redelivered and self._max_redeliveries is not None:
-                count = delivery_count(headers)
-                if count > self._max_redeliveries:
-                    poison = TooManyRedeliveries(count, self._max_redeliveries)
-                    _log.error("poison_message", handler=spec.name, reason=poison.reason)
-                    await self._dead_letter(delivery, poison, attempt, exchange, routing_key)
-                    return
+            if delivery.redelivered:
+                if self._max_redeliveries is not None:
+                    count = delivery_count(headers)
+                    if count > self._max_redeliveries:
+                        poison = TooManyRedeliveries(count, self._max_redeliveries)
+                        _log.error("poison_message", handler=spec.name, reason=poison.reason)
+                        await self._dead_letter(delivery, poison, attempt, exchange, routing_key)
+                        return
+                # It may be the message that crashed the last consumer: the acks of what
+                # finished before it go out first, so they cannot die with it again.
+                await delivery.settle_pending()
             try:
                 value = spec.decode(delivery.body)
             except DecodeError as exc:

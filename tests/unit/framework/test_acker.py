@@ -16,17 +16,20 @@ class Wire:
 
     def __init__(self) -> None:
         self.frames: list[tuple[str, int, bool]] = []
+        self.drained: list[bool] = []
         self.broken = False
 
-    async def ack(self, tag: int, multiple: bool) -> None:
+    async def ack(self, tag: int, multiple: bool, drain: bool = False) -> None:
         if self.broken:
             raise ConnectionError("channel closed")
         self.frames.append(("ack", tag, multiple))
+        self.drained.append(drain)
 
-    async def nack(self, tag: int, requeue: bool) -> None:
+    async def nack(self, tag: int, requeue: bool, drain: bool = False) -> None:
         if self.broken:
             raise ConnectionError("channel closed")
         self.frames.append(("nack", tag, requeue))
+        self.drained.append(drain)
 
     def settled(self) -> set[int]:
         """Tags settled by the frames, applying multiple-acks the way the broker does."""
@@ -144,4 +147,19 @@ class TestAbandon:
         assert wire.frames == []
         assert acker.closed
         assert acker.ack(2) is False
+        await acker.close()
+
+
+class TestFlush:
+    async def test_flush_sends_pending_now_and_drains_the_last_frame(self) -> None:
+        """flush() sends what waits for its batch at once, draining after the last frame."""
+        wire = Wire()
+        acker = Acker(wire.ack, wire.nack, batch=100, delay=10.0)
+        acker.ack(1)
+        acker.ack(3)
+        await acker.flush()
+        assert wire.frames == [("ack", 1, True), ("ack", 3, False)]
+        assert wire.drained == [False, True]
+        await acker.flush()  # nothing pending: nothing sent
+        assert len(wire.frames) == 2
         await acker.close()

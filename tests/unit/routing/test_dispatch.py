@@ -29,6 +29,9 @@ class FakeDelivery:
     stale: bool = False
     outcome: list[str] = field(default_factory=list)
 
+    async def settle_pending(self) -> None:
+        self.outcome.append("settle_pending")
+
     async def ack(self) -> bool:
         self.outcome.append("ack")
         return True
@@ -222,5 +225,47 @@ class TestPoison:
         consumer = _consumer(_route(handler), transport, max_redeliveries=limit)
         await _run(consumer, transport, delivery)
         assert calls == [1]
-        assert delivery.outcome == ["ack"]
+        # A redelivered message first gets the channel's pending acks sent (it may be the
+        # one that crashed the last consumer); a first delivery does not.
+        settle = ["settle_pending"] if delivery.redelivered else []
+        assert delivery.outcome == [*settle, "ack"]
         assert transport.published == []
+
+
+class TestRedeliveredRunAlone:
+    async def test_redelivered_message_never_runs_beside_another(self) -> None:
+        """A redelivered message waits for running handlers, runs alone, then the others resume."""
+        running: set[int] = set()
+        overlaps: list[tuple[int, frozenset[int]]] = []
+        order: list[int] = []
+
+        async def handler(data: dict[str, Any]) -> None:
+            n = data["n"]
+            if n == 99 and running:
+                overlaps.append((n, frozenset(running)))
+            if running & {99}:
+                overlaps.append((n, frozenset(running)))
+            running.add(n)
+            await asyncio.sleep(0.01)
+            running.discard(n)
+            order.append(n)
+
+        transport = FakeTransport()
+        consumer = Consumer(
+            _route(handler),
+            transport=transport,  # type: ignore[arg-type]
+            queue="q",
+            retry=Retry(attempts=1),
+            prefetch=8,
+            concurrency=4,
+            dead_letter_exchange="q.dlx",
+            max_redeliveries=None,
+        )
+        first = [FakeDelivery(f'{{"n": {n}}}'.encode(), delivery_tag=n) for n in range(1, 4)]
+        suspect = _redelivery(None, b'{"n": 99}')
+        later = [FakeDelivery(f'{{"n": {n}}}'.encode(), delivery_tag=n) for n in range(4, 7)]
+        await _run(consumer, transport, *first, suspect, *later)
+        assert sorted(order) == [1, 2, 3, 4, 5, 6, 99]
+        assert overlaps == []
+        assert order.index(99) == 3, "it waited for 1-3 and went before 4-6"
+        assert suspect.outcome == ["settle_pending", "ack"]
