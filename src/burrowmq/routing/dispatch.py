@@ -185,6 +185,8 @@ class Consumer:
                 continue
             while self._solo:  # a redelivered message is running alone: wait for it
                 await self._solo_done.wait()
+            if self._stopping:
+                return  # stopped while waiting: the delivery goes back to the queue
             await self._run(delivery)
 
     async def _run(self, delivery: Delivery) -> None:
