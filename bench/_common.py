@@ -59,8 +59,8 @@ async def prefill(queue: str, count: int, *, queue_type: str = "classic") -> Non
                 await item
 
 
-async def delete_queues(*names: str) -> None:
-    """Delete queues (and their dead-letter companions) after a run."""
+async def delete_queues(*names: str, exchanges: Sequence[str] = ()) -> None:
+    """Delete queues (and their dead-letter companions) and exchanges after a run."""
     connection = await aio_pika.connect(URL)
     async with connection:
         channel = await connection.channel()
@@ -72,6 +72,11 @@ async def delete_queues(*names: str) -> None:
                     channel = await connection.channel()
             try:
                 await channel.exchange_delete(name + ".dlx")
+            except Exception:
+                channel = await connection.channel()
+        for exchange in exchanges:
+            try:
+                await channel.exchange_delete(exchange)
             except Exception:
                 channel = await connection.channel()
 

@@ -126,5 +126,5 @@ async def one_round(
             raw = await run_raw(ex_raw, q_raw, count)
             ours = await run_burrowmq(ex_ours, q_ours, count)
     finally:
-        await delete_queues(*q_raw, *q_ours)
+        await delete_queues(*q_raw, *q_ours, exchanges=(ex_raw, ex_ours))
     return total / ours.wall, total / raw.wall, ours.cpu / total * 1e6, raw.cpu / total * 1e6

@@ -169,3 +169,22 @@ def fresh_vhost(broker_url: str) -> Iterator[str]:
         yield f"{parts.scheme}://{parts.netloc}/{vhost}"
     finally:
         _rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_rpc_exchange_removed() -> Iterator[None]:
+    """Delete the ``burrowmq.rpc`` exchange the RPC tests declared, if nothing uses it."""
+    yield
+    if not _broker_answers(BROKER_URL):
+        return
+
+    async def remove() -> None:
+        connection = await aio_pika.connect(BROKER_URL)
+        try:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete("burrowmq.rpc", if_unused=True)
+        finally:
+            await connection.close()
+
+    asyncio.run(remove())

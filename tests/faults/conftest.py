@@ -55,8 +55,11 @@ async def names(request: pytest.FixtureRequest, node_url: str) -> AsyncIterator[
 
 
 @pytest.fixture
-async def make_app(node_url: str) -> AsyncIterator[Callable[..., App]]:
-    """Build Apps on the private node; every one is stopped when the test ends."""
+async def make_app(node_url: str, names: Names) -> AsyncIterator[Callable[..., App]]:
+    """Build Apps on the private node; every one is stopped when the test ends.
+
+    It asks for ``names`` so that the apps stop before the test's queues are deleted.
+    """
     async with app_factory(node_url) as factory:
         yield factory
 

@@ -9,12 +9,16 @@ import aio_pika
 import pytest
 
 from burrowmq import App
-from tests.conftest import app_factory, raw_channel
+from tests.conftest import Names, app_factory, raw_channel
 
 
 @pytest.fixture
-async def make_app(broker_url: str) -> AsyncIterator[Callable[..., App]]:
-    """Build Apps on the real broker; every one is stopped when the test ends."""
+async def make_app(broker_url: str, names: Names) -> AsyncIterator[Callable[..., App]]:
+    """Build Apps on the real broker; every one is stopped when the test ends.
+
+    It asks for ``names`` so that the apps stop before the test's queues are deleted
+    (a running consumer would re-declare a queue deleted under it).
+    """
     async with app_factory(broker_url) as factory:
         yield factory
 
