@@ -88,11 +88,17 @@ class AmqpTransport:
         self._closing = False
         self._recovery: asyncio.Task[None] | None = None
         self._restores: set[asyncio.Task[None]] = set()
+        self._node: str | None = None
         self._channel_lock = asyncio.Lock()
 
     @property
     def description(self) -> str:
         return ", ".join(mask_url(u) for u in self._urls)
+
+    @property
+    def node(self) -> str | None:
+        """The node connected to last (``host:port (vhost) as user``; no password)."""
+        return self._node
 
     @property
     def is_connected(self) -> bool:
@@ -110,9 +116,11 @@ class AmqpTransport:
                 properties: dict[str, Any] = {}
                 if self._connection_name:
                     properties["connection_name"] = self._connection_name
-                return await aio_pika.connect(
+                connection = await aio_pika.connect(
                     url, timeout=self._connect_timeout, client_properties=properties
                 )
+                self._node = describe_target(url)
+                return connection
             except amqp_errors.ProbableAuthenticationError:
                 reasons.append(f"{describe_target(url)}: access refused (check user/password)")
             except amqp_errors.AuthenticationError:
@@ -161,7 +169,7 @@ class AmqpTransport:
         self._connected.clear()
         if self._closing:
             return
-        _log.warning("connection_lost", broker=self.description, reason=describe_exc(exc))
+        _log.warning("connection_lost", node=self._node, reason=describe_exc(exc))
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(
                 self._recover(), name="burrowmq-recovery"
@@ -188,7 +196,7 @@ class AmqpTransport:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._reconnect_max)
                 continue
-            _log.info("connection_recovered", attempt=attempt, broker=self.description)
+            _log.info("connection_recovered", attempt=attempt, node=self._node)
             return
 
     async def wait_connected(self, timeout: float) -> None:

@@ -110,6 +110,11 @@ class Consumer:
         self._solo_done = asyncio.Event()
         self._drained: asyncio.Event | None = None
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping
+
     async def start(self) -> None:
         """Start the workers, then the subscription."""
         name = self._spec.name
@@ -185,7 +190,7 @@ class Consumer:
                 continue
             while self._solo:  # a redelivered message is running alone: wait for it
                 await self._solo_done.wait()
-            if self._stopping:
+            if self.stopping:
                 return  # stopped while waiting: the delivery goes back to the queue
             await self._run(delivery)
 
