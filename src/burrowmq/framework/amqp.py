@@ -132,6 +132,8 @@ class AmqpTransport:
             except (OSError, amqp_errors.AMQPError, ConnectionError) as exc:
                 text = mask_url(str(exc.strerror if isinstance(exc, OSError) else exc))
                 reasons.append(f"{describe_target(url)}: {text or type(exc).__name__}")
+            except (ValueError, TypeError, KeyError):  # yarl/aio-pika refusing the URL itself
+                reasons.append(f"{mask_url(url)}: not a valid AMQP URL")
         targets = tuple(describe_target(u) for u in self._urls)
         raise BrokerUnreachable("cannot reach RabbitMQ at " + "; ".join(reasons), targets=targets)
 

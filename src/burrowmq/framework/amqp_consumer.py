@@ -180,7 +180,7 @@ class AmqpSubscription:
                 f"cannot consume from queue {self.queue!r}: it does not exist",
                 entity=f"queue {self.queue!r}",
             ) from None
-        except amqp_errors.ChannelAccessRefused as exc:
+        except amqp_errors.ChannelClosed as exc:  # access refused, exclusive in use, ...
             raise TopologyError(
                 f"cannot consume from queue {self.queue!r}: {reply_text(exc)}",
                 entity=f"queue {self.queue!r}",

@@ -75,9 +75,11 @@ def default_urls(url: str | Sequence[str] | None) -> tuple[str, ...]:
         raise ConfigurationError("App(url=...) got an empty list of URLs")
     for item in urls:
         try:
-            scheme = urlsplit(item).scheme
-        except ValueError:
-            raise ConfigurationError(f"cannot parse broker URL {mask_url(item)!r}") from None
+            parts = urlsplit(item)
+            scheme = parts.scheme
+            _ = parts.port  # an out-of-range or non-numeric port raises here
+        except ValueError as exc:
+            raise ConfigurationError(f"cannot parse broker URL {mask_url(item)!r}: {exc}") from None
         if scheme not in _SCHEMES:
             raise ConfigurationError(
                 f"broker URL {mask_url(item)!r} has scheme {scheme!r}; "

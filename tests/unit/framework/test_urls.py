@@ -202,3 +202,14 @@ class TestDefaultUrls:
         """``memory://`` cannot be one of several URLs that include amqp ones."""
         with pytest.raises(ConfigurationError, match="cannot be mixed"):
             default_urls(urls)
+
+
+class TestBadPorts:
+    @pytest.mark.parametrize(
+        "url", ["amqp://guest:secret@127.0.0.1:99999/", "amqp://guest:secret@host:port/"]
+    )
+    def test_bad_port_is_a_configuration_error_without_the_password(self, url: str) -> None:
+        """A URL whose port is out of range or not a number is refused up front, password hidden."""
+        with pytest.raises(ConfigurationError, match="cannot parse broker URL") as caught:
+            default_urls(url)
+        assert "secret" not in str(caught.value)
