@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from burrowmq.exceptions import BurrowError, ConfigurationError, DecodeError
+from burrowmq.exceptions import BurrowError, ConfigurationError, ConnectionLost, DecodeError
 from burrowmq.framework.codec import JSON, describe_validation_error, encode
 from burrowmq.framework.logging import get_logger
 from burrowmq.framework.message import Message
@@ -53,6 +54,7 @@ ReplyEncoder = Callable[[Any], tuple[bytes, str]]
 """Turns a handler's result into a reply body and its content type."""
 
 _NO_RETRY = Retry(attempts=1)
+_UNDELIVERABLE_KEPT = 1000
 _NO_MESSAGE: Any = Message(body=b"")
 
 
@@ -136,6 +138,11 @@ class RpcServer(Consumer):
             dead_letter_exchange=None,
         )
         self._served: dict[str, _Served] = {}
+        # Requests whose reply could not be published because the connection dropped
+        # (RabbitMQ 3.x closes the whole connection for some malformed direct reply-to
+        # addresses): when they come back redelivered they are dropped, not run and
+        # answered again, which would take the connection down in a loop.
+        self._undeliverable: OrderedDict[str, None] = OrderedDict()
         for route in routes:
             assert route.procedure is not None
             if route.procedure in self._served:
@@ -165,6 +172,17 @@ class RpcServer(Consumer):
             )
             await delivery.ack()
             return
+        key = props.message_id or props.correlation_id
+        if delivery.redelivered and key is not None and key in self._undeliverable:
+            _log.error(
+                "rpc_reply_undeliverable",
+                procedure=procedure,
+                correlation_id=props.correlation_id,
+                reply_to=props.reply_to,
+                outcome="dropped: publishing its reply lost the connection before",
+            )
+            await delivery.ack()
+            return
         tokens = _bind(
             queue=self.queue,
             procedure=procedure,
@@ -187,6 +205,18 @@ class RpcServer(Consumer):
             )
             try:
                 await self._transport.publish("", reply_to, body, reply)
+            except ConnectionLost as error:
+                if key is not None:
+                    self._undeliverable[key] = None
+                    while len(self._undeliverable) > _UNDELIVERABLE_KEPT:
+                        self._undeliverable.popitem(last=False)
+                _log.error(
+                    "rpc_reply_failed",
+                    error=str(error),
+                    outcome="the request comes back redelivered and is then dropped",
+                )
+                await delivery.nack(requeue=False)
+                return
             except BurrowError as error:
                 _log.error(
                     "rpc_reply_failed",

@@ -157,3 +157,77 @@ class TestRpcServers:
                 prefetch=64,
                 concurrency=16,
             )
+
+
+class _Delivery:
+    """A request as a transport would hand it over, recording how it was settled."""
+
+    def __init__(self, *, redelivered: bool) -> None:
+        from burrowmq.framework.transport import Properties
+
+        self.body = b"2"
+        self.properties = Properties(
+            message_id="req-1", correlation_id="req-1", reply_to="amq.rabbitmq.reply-to.x"
+        )
+        self.exchange = RPC_EXCHANGE
+        self.routing_key = "calc.double"
+        self.redelivered = redelivered
+        self.delivery_tag = 1
+        self.stale = False
+        self.outcome: list[str] = []
+
+    async def settle_pending(self) -> None:
+        return None
+
+    async def ack(self) -> bool:
+        self.outcome.append("ack")
+        return True
+
+    async def nack(self, *, requeue: bool) -> bool:
+        self.outcome.append(f"nack(requeue={requeue})")
+        return True
+
+
+class _LosingTransport:
+    """Publishing a reply loses the connection (as RabbitMQ 3.x does for some reply-to keys)."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        from burrowmq.exceptions import ConnectionLost
+
+        self.attempts += 1
+        raise ConnectionLost("connection closed by the broker (541)")
+
+
+class TestUndeliverableReplies:
+    async def test_request_whose_reply_lost_the_connection_is_dropped_when_it_returns(
+        self,
+    ) -> None:
+        """A request whose reply publish lost the connection is not run again on redelivery: it is acked and dropped."""
+        router = Router()
+        runs: list[int] = []
+
+        @router.rpc("calc.double")
+        async def double(n: int) -> int:
+            runs.append(n)
+            return n * 2
+
+        transport = _LosingTransport()
+        [server] = rpc_servers(
+            router.routes,
+            queue_name=lambda r: r.queue_name("i"),
+            transport=transport,  # type: ignore[arg-type]
+            prefetch=4,
+            concurrency=1,
+        )
+        first = _Delivery(redelivered=False)
+        await server._handle(first)  # type: ignore[arg-type]
+        assert runs == [2]
+        assert transport.attempts == 1
+        again = _Delivery(redelivered=True)
+        await server._handle(again)  # type: ignore[arg-type]
+        assert runs == [2], "not run a second time"
+        assert transport.attempts == 1, "no second reply that would drop the connection again"
+        assert again.outcome == ["ack"]
