@@ -26,7 +26,8 @@ from burrowmq.routing.arguments import (
     check_argument,
 )
 from burrowmq.routing.document import LocatedMapping, item_line, join_path, key_line
-from burrowmq.routing.topology import EXCHANGE_TYPES, Binding, Exchange, Policy, Queue, Topology
+from burrowmq.routing.fields import FIELDS, REQUIRED, describe, kind_error
+from burrowmq.routing.topology import Binding, Exchange, Policy, Queue, Topology
 
 __all__ = ["DEFINITIONS_KEYS", "EXTENSION_KEY", "Checked", "Settings", "check_document"]
 
@@ -56,7 +57,6 @@ _STANDARD_EXCHANGES = {
     "amq.match": "headers",
     "amq.rabbitmq.trace": "topic",
 }
-_APPLY_TO = ("all", "exchanges", "queues", "classic_queues", "quorum_queues", "streams")
 
 
 class Settings(BaseModel):
@@ -89,104 +89,6 @@ class Checked:
     topology: Topology | None
     errors: tuple[TopologyProblem, ...]
     warnings: tuple[TopologyProblem, ...]
-
-
-_Kind = Literal["name", "str", "bool", "int", "map", "type", "destination_type", "apply-to"]
-
-_EXCHANGE_FIELDS: dict[str, _Kind] = {
-    "name": "name",
-    "vhost": "str",
-    "type": "type",
-    "durable": "bool",
-    "auto_delete": "bool",
-    "internal": "bool",
-    "arguments": "map",
-}
-_QUEUE_FIELDS: dict[str, _Kind] = {
-    "name": "name",
-    "vhost": "str",
-    "durable": "bool",
-    "auto_delete": "bool",
-    "exclusive": "bool",
-    "arguments": "map",
-    "type": "str",
-}
-_BINDING_FIELDS: dict[str, _Kind] = {
-    "source": "str",
-    "destination": "name",
-    "destination_type": "destination_type",
-    "routing_key": "str",
-    "arguments": "map",
-    "vhost": "str",
-}
-_POLICY_FIELDS: dict[str, _Kind] = {
-    "name": "name",
-    "pattern": "str",
-    "apply-to": "apply-to",
-    "priority": "int",
-    "definition": "map",
-    "vhost": "str",
-}
-_REQUIRED = {
-    "exchanges": ("name",),
-    "queues": ("name",),
-    "bindings": ("source", "destination"),
-    "policies": ("name", "pattern", "definition"),
-}
-_FIELDS = {
-    "exchanges": _EXCHANGE_FIELDS,
-    "queues": _QUEUE_FIELDS,
-    "bindings": _BINDING_FIELDS,
-    "policies": _POLICY_FIELDS,
-}
-
-
-def _kind_error(kind: _Kind, value: Any) -> str | None:
-    if kind in ("name", "str"):
-        if not isinstance(value, str):
-            return f"must be a string, got {_describe(value)}"
-        if kind == "name" and not value:
-            return "must not be empty"
-        if len(value.encode()) > 255:
-            return "must be at most 255 bytes long"
-    elif kind == "bool":
-        if not isinstance(value, bool):
-            return f"must be true or false, got {_describe(value)}"
-    elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be an integer, got {_describe(value)}"
-    elif kind == "map":
-        if not isinstance(value, dict):
-            return f"must be a mapping, got {_describe(value)}"
-        bad = [k for k in value if not isinstance(k, str)]
-        if bad:
-            return f"keys must be strings, got {_describe(bad[0])}"
-    elif kind == "type":
-        if not isinstance(value, str) or (
-            value not in EXCHANGE_TYPES and not value.startswith("x-")
-        ):
-            return (
-                f"must be one of direct, fanout, topic, headers (or a plugin's x-... type), "
-                f"got {_describe(value)}"
-            )
-    elif kind == "destination_type":
-        if value not in ("queue", "exchange") or isinstance(value, bool):
-            return f"must be queue or exchange, got {_describe(value)}"
-    elif value not in _APPLY_TO or isinstance(value, bool):
-        return f"must be one of {', '.join(_APPLY_TO)}, got {_describe(value)}"
-    return None
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
 
 
 @dataclass(slots=True)
@@ -245,7 +147,7 @@ class _Checker:
         if value is None:
             return Settings()
         if not isinstance(value, dict):
-            self.error(line, EXTENSION_KEY, f"must be a mapping, got {_describe(value)}")
+            self.error(line, EXTENSION_KEY, f"must be a mapping, got {describe(value)}")
             return Settings()
         self.repeated_keys(value, EXTENSION_KEY)
         clean: dict[str, Any] = {}
@@ -253,12 +155,12 @@ class _Checker:
             path, where = join_path(EXTENSION_KEY, key), key_line(value, key)
             if key == "version":
                 if item != 1 or isinstance(item, bool):
-                    self.error(where, path, f"must be 1, got {_describe(item)}")
+                    self.error(where, path, f"must be 1, got {describe(item)}")
                     continue
             elif key == "default_queue_type":
                 if item not in QUEUE_TYPES or isinstance(item, bool):
                     choices = ", ".join(QUEUE_TYPES)
-                    self.error(where, path, f"must be one of {choices}, got {_describe(item)}")
+                    self.error(where, path, f"must be one of {choices}, got {describe(item)}")
                     continue
             else:
                 self.error(where, path, "unknown key; expected version, default_queue_type")
@@ -270,19 +172,19 @@ class _Checker:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.error(line, name, f"must be a list, got {_describe(value)}")
+            self.error(line, name, f"must be a list, got {describe(value)}")
             return []
         items = []
         for index, entry in enumerate(value):
             path, where = join_path(name, index), item_line(value, index)
             if not isinstance(entry, dict):
-                self.error(where, path, f"must be a mapping, got {_describe(entry)}")
+                self.error(where, path, f"must be a mapping, got {describe(entry)}")
                 continue
             items.append(self.entity(name, entry, path, where))
         return items
 
     def entity(self, section: str, mapping: Any, path: str, line: int) -> _Item:
-        spec = _FIELDS[section]
+        spec = FIELDS[section]
         before = len(self.errors)
         self.repeated_keys(mapping, path)
         fields: dict[str, Any] = {}
@@ -292,12 +194,12 @@ class _Checker:
             if kind is None:
                 self.error(where, key_path, f"unknown key; expected one of {', '.join(spec)}")
                 continue
-            problem = _kind_error(kind, value)
+            problem = kind_error(kind, value)
             if problem:
                 self.error(where, key_path, problem)
                 continue
             fields[key] = value
-        for required in _REQUIRED[section]:
+        for required in REQUIRED[section]:
             if required not in mapping:
                 self.error(line, join_path(path, required), "is required")
         return _Item(section, fields, path, line, mapping, sound=len(self.errors) == before)
@@ -473,7 +375,7 @@ def _check_binding(
             checker.error(
                 line,
                 f"{path}.arguments.x-match",
-                f"must be one of {', '.join(X_MATCH_MODES)}, got {_describe(match)}",
+                f"must be one of {', '.join(X_MATCH_MODES)}, got {describe(match)}",
             )
     key = (
         source,
