@@ -32,6 +32,7 @@ from burrowmq.framework.amqp_wire import (
     CONNECTION_ERRORS,
     DIRECT_REPLY_TO,
     RECOVERY_ERRORS,
+    InFlight,
     describe_exc,
     precondition_error,
     publish_confirmed,
@@ -89,6 +90,7 @@ class AmqpTransport:
         self._recovery: asyncio.Task[None] | None = None
         self._restores: set[asyncio.Task[None]] = set()
         self._node: str | None = None
+        self._in_flight = InFlight()
         self._channel_lock = asyncio.Lock()
 
     @property
@@ -169,6 +171,7 @@ class AmqpTransport:
         if sender is not self._connection:
             return
         self._connected.clear()
+        self._in_flight.fail_all()
         if self._closing:
             return
         _log.warning("connection_lost", node=self._node, reason=describe_exc(exc))
@@ -406,8 +409,9 @@ class AmqpTransport:
         channel = self._publish_channel
         if channel is None or channel.is_closed or not self._connected.is_set():
             channel = await self._channel("_publish_channel")
-        await publish_confirmed(
-            channel, exchange, routing_key, body, properties, mandatory, timeout
+        await self._in_flight.run(
+            publish_confirmed(channel, exchange, routing_key, body, properties, mandatory, timeout),
+            f"a message for exchange {exchange!r}, routing key {routing_key!r}",
         )
 
     # -- consuming ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from burrowmq.framework.acker import Acker
 from burrowmq.framework.amqp_wire import (
     CONNECTION_ERRORS,
     DIRECT_REPLY_TO,
+    InFlight,
     describe_exc,
     from_pamqp,
     publish_confirmed,
@@ -256,7 +257,7 @@ class AmqpReplyChannel:
     reconnection (the RPC client opens a new one).
     """
 
-    __slots__ = ("_callback", "_channel", "_closed", "_on_closed", "_watch")
+    __slots__ = ("_callback", "_channel", "_closed", "_in_flight", "_on_closed", "_watch")
 
     def __init__(
         self,
@@ -268,6 +269,7 @@ class AmqpReplyChannel:
         self._callback = callback
         self._on_closed = on_closed
         self._closed = False
+        self._in_flight = InFlight()
         self._watch: asyncio.Future[Any] = channel.closing
         self._watch.add_done_callback(self._channel_closed)
 
@@ -288,6 +290,7 @@ class AmqpReplyChannel:
     def _notify(self, reason: str) -> None:
         if not self._closed:
             self._closed = True
+            self._in_flight.fail_all()
             self._on_closed(reason)
 
     @property
@@ -307,8 +310,11 @@ class AmqpReplyChannel:
         if not self.is_open:
             raise ConnectionLost("the reply channel is closed (the connection was lost)")
         properties.reply_to = DIRECT_REPLY_TO
-        await publish_confirmed(
-            self._channel, exchange, routing_key, body, properties, mandatory, timeout
+        await self._in_flight.run(
+            publish_confirmed(
+                self._channel, exchange, routing_key, body, properties, mandatory, timeout
+            ),
+            f"a request for {routing_key!r}",
         )
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ once, into :mod:`burrowmq.exceptions`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -32,6 +33,7 @@ __all__ = [
     "CONNECTION_ERRORS",
     "DIRECT_REPLY_TO",
     "RECOVERY_ERRORS",
+    "InFlight",
     "describe_exc",
     "from_pamqp",
     "precondition_error",
@@ -244,3 +246,45 @@ def describe_exc(exc: BaseException | None) -> str:
         return "closed"
     text = reply_text(exc) if isinstance(exc, amqp_errors.AMQPError) else str(exc)
     return mask_url(text) or type(exc).__name__
+
+
+class InFlight:
+    """The publishes waiting on one connection, so that losing it fails them at once.
+
+    aiormq rejects the confirms of a closed channel, but a publish can also be stuck
+    before that, waiting for room in the dead connection's write queue; nothing would
+    ever wake it. Each publish runs in a cancellable scope registered here, and
+    :meth:`fail_all` (called when the connection is lost) ends every one of them with
+    :class:`ConnectionLost`: never a silent success, never a hang.
+    """
+
+    __slots__ = ("_scopes",)
+
+    def __init__(self) -> None:
+        self._scopes: set[asyncio.Timeout] = set()
+
+    async def run(self, publish: Any, what: str) -> None:
+        """Await ``publish`` (a coroutine); raise ConnectionLost if the connection goes."""
+        scope = asyncio.timeout(None)
+        scopes = self._scopes
+        try:
+            async with scope:
+                scopes.add(scope)
+                try:
+                    await publish
+                finally:
+                    scopes.discard(scope)
+        except TimeoutError:
+            if scope.expired():
+                raise ConnectionLost(
+                    f"connection lost before the broker confirmed {what}"
+                ) from None
+            raise
+
+    def fail_all(self) -> None:
+        """End every publish still waiting (the connection is gone)."""
+        if not self._scopes:
+            return
+        now = asyncio.get_running_loop().time()
+        for scope in list(self._scopes):
+            scope.reschedule(now)
