@@ -172,6 +172,8 @@ class AmqpTransport:
             return
         self._connected.clear()
         self._in_flight.fail_all()
+        for subscription in self._subscriptions:
+            subscription.connection_lost()
         if self._closing:
             return
         _log.warning("connection_lost", node=self._node, reason=describe_exc(exc))

@@ -188,6 +188,11 @@ class AmqpSubscription:
             ) from None
         self._tag = ok.consumer_tag
 
+    def connection_lost(self) -> None:
+        """The connection is gone: its deliveries are back on the queue; stop settling."""
+        if self._acker is not None:
+            self._acker.abandon()
+
     def _on_broker_cancel(self, frame: Any) -> None:
         # The broker cancelled us (the queue was deleted, or its node went away):
         # re-declare and consume again, unless we are the ones stopping.
