@@ -63,7 +63,6 @@ class Acker:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self.frames_sent = 0
 
     @property
     def closed(self) -> bool:
@@ -149,7 +148,6 @@ class Acker:
             last = len(frames) - 1
             for index, (send, tag, flag) in enumerate(frames):
                 await send(tag, flag, drain and index == last)
-                self.frames_sent += 1
 
     async def flush(self) -> None:
         """Send every pending ack and nack now and wait until they reached the socket.

@@ -35,6 +35,7 @@ __all__ = [
     "HEADER_ORIGINAL_EXCHANGE",
     "HEADER_ORIGINAL_ROUTING_KEY",
     "HEADER_RETRY_COUNT",
+    "NO_MESSAGE",
     "Consumer",
 ]
 
@@ -286,7 +287,7 @@ class Consumer:
                     queue=self.queue,
                 )
                 if spec.wants_message or self._needs_message
-                else _NO_MESSAGE
+                else NO_MESSAGE
             )
             retry = self._retry
             chain = self._chain
@@ -327,7 +328,7 @@ class Consumer:
                         await asyncio.sleep(delay)
                     attempt += 1
                     _bind(attempt=attempt)
-                    if message is not _NO_MESSAGE:
+                    if message is not NO_MESSAGE:
                         message = dataclasses.replace(message, attempt=attempt)
                     continue
                 await self._on_success(delivery, message, result)
@@ -441,5 +442,5 @@ class Consumer:
             await delivery.nack(requeue=True)
 
 
-_NO_MESSAGE: Any = Message(body=b"")
-"""Passed to handlers that take no Message, so none is built per delivery."""
+NO_MESSAGE: Any = Message(body=b"")
+"""Passed to handlers that take no Message, so none is built per delivery (also by RPC)."""

@@ -31,7 +31,7 @@ from burrowmq.framework.codec import JSON, describe_validation_error, encode
 from burrowmq.framework.logging import get_logger
 from burrowmq.framework.message import Message
 from burrowmq.framework.transport import Delivery, Properties, Transport
-from burrowmq.routing.dispatch import Consumer
+from burrowmq.routing.dispatch import NO_MESSAGE, Consumer
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.rpc.protocol import (
@@ -55,7 +55,6 @@ ReplyEncoder = Callable[[Any], tuple[bytes, str]]
 
 _NO_RETRY = Retry(attempts=1)
 _UNDELIVERABLE_KEPT = 1000
-_NO_MESSAGE: Any = Message(body=b"")
 
 
 def reply_encoder(returns: Any) -> ReplyEncoder:
@@ -274,7 +273,7 @@ class RpcServer(Consumer):
                 queue=self.queue,
             )
             if spec.wants_message
-            else _NO_MESSAGE
+            else NO_MESSAGE
         )
         retry = served.retry
         attempt = 1
