@@ -37,6 +37,7 @@ __all__ = [
     "HEADER_RETRY_COUNT",
     "NO_MESSAGE",
     "Consumer",
+    "message_of",
 ]
 
 HEADER_RETRY_COUNT = "x-retry-count"
@@ -272,20 +273,7 @@ class Consumer:
                 await self._dead_letter(delivery, exc, attempt, exchange, routing_key)
                 return
             message = (
-                Message(
-                    body=delivery.body,
-                    headers=headers,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    message_id=props.message_id,
-                    correlation_id=props.correlation_id,
-                    redelivered=delivery.redelivered,
-                    attempt=attempt,
-                    content_type=props.content_type,
-                    timestamp=props.timestamp,
-                    reply_to=props.reply_to,
-                    queue=self.queue,
-                )
+                message_of(delivery, self.queue, exchange, routing_key, attempt)
                 if spec.wants_message or self._needs_message
                 else NO_MESSAGE
             )
@@ -440,6 +428,31 @@ class Consumer:
         await asyncio.sleep(1.0)
         with contextlib.suppress(Exception):
             await delivery.nack(requeue=True)
+
+
+def message_of(
+    delivery: Delivery, queue: str, exchange: str, routing_key: str, attempt: int
+) -> Message:
+    """The :class:`Message` a handler sees of ``delivery``, consumed from ``queue``.
+
+    ``exchange`` and ``routing_key`` are where it was first published (a retried message
+    comes back through the default exchange), ``attempt`` its delivery to the handler.
+    """
+    props = delivery.properties
+    return Message(
+        body=delivery.body,
+        headers=props.headers,
+        exchange=exchange,
+        routing_key=routing_key,
+        message_id=props.message_id,
+        correlation_id=props.correlation_id,
+        redelivered=delivery.redelivered,
+        attempt=attempt,
+        content_type=props.content_type,
+        timestamp=props.timestamp,
+        reply_to=props.reply_to,
+        queue=queue,
+    )
 
 
 NO_MESSAGE: Any = Message(body=b"")

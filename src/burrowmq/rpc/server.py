@@ -29,9 +29,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from burrowmq.exceptions import BurrowError, ConfigurationError, ConnectionLost, DecodeError
 from burrowmq.framework.codec import JSON, describe_validation_error, encode
 from burrowmq.framework.logging import get_logger
-from burrowmq.framework.message import Message
 from burrowmq.framework.transport import Delivery, Properties, Transport
-from burrowmq.routing.dispatch import NO_MESSAGE, Consumer
+from burrowmq.routing.dispatch import NO_MESSAGE, Consumer, message_of
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.rpc.protocol import (
@@ -259,19 +258,7 @@ class RpcServer(Consumer):
                 ERROR_TYPE,
             )
         message = (
-            Message(
-                body=delivery.body,
-                headers=delivery.properties.headers,
-                exchange=delivery.exchange,
-                routing_key=procedure,
-                message_id=delivery.properties.message_id,
-                correlation_id=delivery.properties.correlation_id,
-                redelivered=delivery.redelivered,
-                content_type=delivery.properties.content_type,
-                timestamp=delivery.properties.timestamp,
-                reply_to=delivery.properties.reply_to,
-                queue=self.queue,
-            )
+            message_of(delivery, self.queue, delivery.exchange, procedure, 1)
             if spec.wants_message
             else NO_MESSAGE
         )
