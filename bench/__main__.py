@@ -13,7 +13,7 @@ import sys
 
 from bench import consume, fanout, publish
 from bench._common import Samples, report
-from burrowmq.framework.logging import configure
+from burrowmq.framework.log import configure
 
 SCENARIOS = ("consume", "publish", "batch", "fanout", "rpc", "memory")
 

@@ -81,7 +81,7 @@ def _append(path: str, line: str) -> None:
 
 
 if __name__ == "__main__":
-    from burrowmq.framework.logging import configure
+    from burrowmq.framework.log import configure
 
     configure("warning")
     asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from bench._common import URL, Order, Samples, delete_queues, report, unique
 from bench._raw_rpc import RawClient, RawServer
 from burrowmq import App, Router
-from burrowmq.framework.logging import configure
+from burrowmq.framework.log import configure
 from burrowmq.routing.procedure import service_queue
 
 LATENCY_CALLS = 500

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 
 from burrowmq import App, BrokerUnreachable, ConfigurationError
-from burrowmq.framework.logging import configure
+from burrowmq.framework.log import configure
 from examples import direct, fanout, headers, shop, topic
 from examples.models import ChargeCommand, Document, Invalidate, OrderPlaced
 

@@ -37,7 +37,7 @@ from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
 from burrowmq.routing.signals import Reject
-from burrowmq.routing.topology import Binding, Exchange, Policy, Queue, Topology
+from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
 __all__ = [
     "App",

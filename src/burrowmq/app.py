@@ -18,21 +18,21 @@ from types import TracebackType
 from typing import Any
 
 from burrowmq.exceptions import ConfigurationError, StateError, TopologyError
-from burrowmq.framework.logging import get_logger
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import Middleware, check_middleware
 from burrowmq.framework.publisher import Publisher
 from burrowmq.framework.transport import Transport
 from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
-from burrowmq.routing.apply import declare_topology
 from burrowmq.routing.dispatch import Consumer
-from burrowmq.routing.loader import load_topology
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES, check_max_redeliveries
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
-from burrowmq.routing.topology import Topology
 from burrowmq.rpc.client import RpcClient
 from burrowmq.rpc.server import rpc_servers
+from burrowmq.topology.apply import declare_topology
+from burrowmq.topology.loader import load_topology
+from burrowmq.topology.model import Topology
 
 __all__ = ["App", "AppState"]
 
@@ -53,10 +53,10 @@ def _make_transport(
     urls: tuple[str, ...], name: str, connect_timeout: float, recovery_wait: float
 ) -> Transport:
     if urls[0].startswith(f"{MEMORY_SCHEME}:"):
-        from burrowmq.framework.memory import MemoryTransport
+        from burrowmq.memory.transport import MemoryTransport
 
         return MemoryTransport.shared(urls[0])
-    from burrowmq.framework.amqp import AmqpTransport
+    from burrowmq.amqp.transport import AmqpTransport
 
     return AmqpTransport(
         urls,

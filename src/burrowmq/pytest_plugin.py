@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from burrowmq.app import App
-from burrowmq.framework.memory import MemoryTransport
+from burrowmq.memory.transport import MemoryTransport
 from burrowmq.testing import TestClient
 
 __all__ = ["burrowmq_app", "burrowmq_client", "burrowmq_transport", "burrowmq_url"]

@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from burrowmq.app import App
-from burrowmq.framework.memory import MemoryTransport
-from burrowmq.framework.memory_broker import MemoryBroker, PublishRecord
 from burrowmq.framework.transport import Properties
+from burrowmq.memory.broker import MemoryBroker, PublishRecord
+from burrowmq.memory.transport import MemoryTransport
 from burrowmq.routing.router import Router
 
 __all__ = [

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from burrowmq import App, Router
-from burrowmq.framework.amqp import AmqpTransport
-from burrowmq.framework.memory import MemoryTransport
+from burrowmq.amqp.transport import AmqpTransport
 from burrowmq.framework.transport import Delivery, Transport
+from burrowmq.memory.transport import MemoryTransport
 from tests.conftest import Names
 
 

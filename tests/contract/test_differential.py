@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamqp import commands as spec
 
-from burrowmq.framework.memory import MemoryBroker, MemoryTransport
 from burrowmq.framework.transport import Properties
+from burrowmq.memory.transport import MemoryBroker, MemoryTransport
 
 pytestmark = pytest.mark.contract
 

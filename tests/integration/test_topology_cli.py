@@ -19,9 +19,9 @@ from urllib.parse import quote
 import pytest
 
 from burrowmq import App, Router, TopologyError, TransportError
-from burrowmq.framework.management import ManagementClient
-from burrowmq.routing.apply import apply_topology
-from burrowmq.routing.loader import parse_topology
+from burrowmq.topology.apply import apply_topology
+from burrowmq.topology.loader import parse_topology
+from burrowmq.topology.management import ManagementClient
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from burrowmq.exceptions import ConfigurationError
-from burrowmq.framework.logging import get_logger
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
 from burrowmq.framework.middleware import CallNext
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from burrowmq.routing.dispatch import Consumer
-from burrowmq.routing.loader import load_topology
 from burrowmq.routing.redelivery import TooManyRedeliveries
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.routing.router import Router
 from burrowmq.routing.signals import Reject
-from burrowmq.routing.topology import Binding, Exchange, Policy, Queue, Topology
+from burrowmq.topology.loader import load_topology
+from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
 __all__ = [
     "Binding",

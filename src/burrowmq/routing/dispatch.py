@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from burrowmq.exceptions import BurrowError, DecodeError
-from burrowmq.framework.logging import get_logger
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
 from burrowmq.framework.middleware import Middleware, compose
 from burrowmq.framework.transport import Delivery, Subscription, Transport

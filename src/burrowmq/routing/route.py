@@ -14,7 +14,7 @@ from typing import Any
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.routing.handler import Handler, HandlerFunc
 from burrowmq.routing.retry import Retry
-from burrowmq.routing.topology import Binding, Exchange, Queue, Topology
+from burrowmq.topology.model import Binding, Exchange, Queue, Topology
 
 __all__ = ["BindingKey", "Route"]
 

@@ -16,7 +16,7 @@ from burrowmq.routing.handler import HandlerFunc
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
-from burrowmq.routing.topology import Exchange, Queue
+from burrowmq.topology.model import Exchange, Queue
 
 __all__ = ["HeadersMatch", "Router"]
 

@@ -38,7 +38,7 @@ from burrowmq.exceptions import (
     Unroutable,
 )
 from burrowmq.framework.codec import JSON, Decoder, decoder_for, encode
-from burrowmq.framework.logging import get_logger
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Properties, ReplyChannel, Transport
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.rpc.protocol import ERROR_TYPE, HEADER_DEADLINE, decode_error, now_ms

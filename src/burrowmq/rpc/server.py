@@ -28,7 +28,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from burrowmq.exceptions import BurrowError, ConfigurationError, ConnectionLost, DecodeError
 from burrowmq.framework.codec import JSON, describe_validation_error, encode
-from burrowmq.framework.logging import get_logger
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Properties, Transport
 from burrowmq.routing.dispatch import NO_MESSAGE, Consumer, message_of
 from burrowmq.routing.retry import Retry

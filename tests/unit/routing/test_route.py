@@ -10,7 +10,7 @@ import pytest
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
-from burrowmq.routing.topology import Binding, Exchange, Queue
+from burrowmq.topology.model import Binding, Exchange, Queue
 
 pytestmark = pytest.mark.unit
 

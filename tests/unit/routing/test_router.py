@@ -13,7 +13,7 @@ from burrowmq.framework.message import Message
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.routing.router import Router
-from burrowmq.routing.topology import Exchange, Queue
+from burrowmq.topology.model import Exchange, Queue
 
 pytestmark = pytest.mark.unit
 

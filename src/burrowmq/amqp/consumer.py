@@ -1,0 +1,332 @@
+"""AMQP consumers: subscriptions with their acker, and the direct reply-to channel.
+
+Part of the AMQP transport (with ``amqp.py`` and ``amqp_wire.py``). A subscription owns
+one channel; its deliveries are settled through that channel's :class:`Acker`, so a
+delivery is never acked on a channel it did not arrive on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import aiormq
+import aiormq.exceptions as amqp_errors
+from aiormq.abc import DeliveredMessage
+
+from burrowmq.amqp.acker import Acker
+from burrowmq.amqp.wire import (
+    CONNECTION_ERRORS,
+    DIRECT_REPLY_TO,
+    InFlight,
+    describe_exc,
+    from_pamqp,
+    publish_confirmed,
+    reply_text,
+)
+from burrowmq.exceptions import ConnectionLost, TopologyError
+from burrowmq.framework.log import get_logger
+from burrowmq.framework.transport import DeliveryCallback, Properties, ReplyClosedCallback
+
+if TYPE_CHECKING:
+    from burrowmq.amqp.transport import AmqpTransport
+
+__all__ = ["AmqpReplyChannel", "AmqpSubscription"]
+
+_log = get_logger()
+
+
+class _AmqpDelivery:
+    """A delivery bound to the channel it arrived on (through that channel's acker)."""
+
+    __slots__ = (
+        "_acker",
+        "body",
+        "delivery_tag",
+        "exchange",
+        "properties",
+        "redelivered",
+        "routing_key",
+    )
+
+    def __init__(self, message: DeliveredMessage, acker: Acker) -> None:
+        deliver: Any = message.delivery  # always a Basic.Deliver for consumers
+        self.body: bytes = message.body
+        self.properties = from_pamqp(message.header.properties)
+        self.exchange: str = deliver.exchange or ""
+        self.routing_key: str = deliver.routing_key or ""
+        self.redelivered: bool = bool(deliver.redelivered)
+        self.delivery_tag: int = deliver.delivery_tag or 0
+        self._acker = acker
+
+    @property
+    def stale(self) -> bool:
+        return self._acker.closed
+
+    async def settle_pending(self) -> None:
+        await self._acker.flush()
+
+    async def ack(self) -> bool:
+        return self._acker.ack(self.delivery_tag)
+
+    async def nack(self, *, requeue: bool) -> bool:
+        return self._acker.nack(self.delivery_tag, requeue=requeue)
+
+
+class _Settled:
+    """Stands in for the task aiormq would create for one delivery callback."""
+
+    __slots__ = ()
+
+    def add_done_callback(self, callback: Any) -> None:
+        pass
+
+
+_SETTLED = _Settled()
+
+
+def _run_deliveries_inline(channel: Any, code: Any) -> None:
+    """Run our delivery callback inline instead of in a task of its own.
+
+    aiormq wraps every delivery callback in a new task (``channel.create_task``); ours
+    never awaits (it only hands the delivery to the worker pool), so it can run to
+    completion at once. That saves a task per message on the hottest path. Only
+    coroutines of ``code`` are run inline; everything else goes to aiormq as before,
+    and if aiormq stops calling ``create_task`` this simply no longer applies.
+    """
+    create_task = getattr(channel, "create_task", None)
+    if create_task is None:
+        return
+
+    def inline(coro: Any) -> Any:
+        if getattr(coro, "cr_code", None) is not code:
+            return create_task(coro)
+        try:
+            coro.send(None)
+        except StopIteration:
+            return _SETTLED
+        except Exception:
+            _log.exception("delivery_callback_failed")
+            return _SETTLED
+        coro.close()  # cannot happen: the callback has no await
+        return _SETTLED
+
+    channel.create_task = inline
+
+
+class AmqpSubscription:
+    """A consumer on its own channel; restarted by the transport after a reconnect."""
+
+    def __init__(
+        self,
+        transport: AmqpTransport,
+        queue: str,
+        callback: DeliveryCallback,
+        *,
+        prefetch: int,
+        no_ack: bool,
+        exclusive: bool,
+    ) -> None:
+        self.queue = queue
+        self._transport = transport
+        self._callback = callback
+        self._prefetch = prefetch
+        self._no_ack = no_ack
+        self._exclusive = exclusive
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._tag: str | None = None
+        self._active = True
+        self._acker: Acker | None = None
+        self.cancelled_by_broker = False
+
+    async def start(self, connection: aiormq.abc.AbstractConnection) -> None:
+        if self._acker is not None:  # a restart: the old channel's acker is done
+            await self._acker.close()
+        old, self._channel = self._channel, None
+        if old is not None and not old.is_closed:
+            with contextlib.suppress(*CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
+                await old.close()
+        channel = await connection.channel(publisher_confirms=False)
+        self._channel = channel
+        self.cancelled_by_broker = False
+        channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
+
+        async def send_ack(tag: int, multiple: bool, drain: bool) -> None:
+            await channel.basic_ack(tag, multiple=multiple, wait=drain)
+
+        async def send_nack(tag: int, requeue: bool, drain: bool) -> None:
+            await channel.basic_nack(tag, requeue=requeue, wait=drain)
+
+        acker = self._acker = Acker(
+            send_ack, send_nack, name=self.queue, batch=max(1, self._prefetch // 4)
+        )
+        if not self._no_ack:
+            await channel.basic_qos(prefetch_count=self._prefetch)
+        callback = self._callback
+
+        async def on_message(message: DeliveredMessage) -> None:
+            callback(_AmqpDelivery(message, acker))
+
+        # Once the channel is gone its deliveries are back on the queue: the acker stops,
+        # and the workers skip what they had not started (no duplicate handling).
+        channel.closing.add_done_callback(lambda _: acker.abandon())
+        _run_deliveries_inline(channel, on_message.__code__)
+        try:
+            ok = await channel.basic_consume(
+                self.queue, on_message, no_ack=self._no_ack, exclusive=self._exclusive
+            )
+        except amqp_errors.ChannelNotFoundEntity:
+            raise TopologyError(
+                f"cannot consume from queue {self.queue!r}: it does not exist",
+                entity=f"queue {self.queue!r}",
+            ) from None
+        except amqp_errors.ChannelClosed as exc:  # access refused, exclusive in use, ...
+            raise TopologyError(
+                f"cannot consume from queue {self.queue!r}: {reply_text(exc)}",
+                entity=f"queue {self.queue!r}",
+            ) from None
+        self._tag = ok.consumer_tag
+
+    def connection_lost(self) -> None:
+        """The connection is gone: its deliveries are back on the queue; stop settling."""
+        if self._acker is not None:
+            self._acker.abandon()
+
+    def _on_broker_cancel(self, frame: Any) -> None:
+        # The broker cancelled us (the queue was deleted, or its node went away):
+        # re-declare and consume again, unless we are the ones stopping.
+        if not self._active or frame.consumer_tag != self._tag:
+            return
+        self.cancelled_by_broker = True
+        _log.error("consumer_cancelled_by_broker", queue=self.queue)
+        self._transport._restore_later(self)
+
+    async def cancel(self) -> None:
+        self._active = False
+        channel, tag = self._channel, self._tag
+        self._tag = None
+        if channel is None or tag is None or channel.is_closed:
+            return
+        with contextlib.suppress(*CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
+            await channel.basic_cancel(tag, timeout=5)
+
+    async def close(self) -> None:
+        self._active = False
+        self._transport._forget(self)
+        if self._acker is not None:
+            await self._acker.close()  # acks of finished handlers go out before the close
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(*CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
+                await channel.close()
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+
+class _AmqpReply:
+    """A direct reply: consumed without acks, so there is nothing to settle."""
+
+    __slots__ = ("body", "delivery_tag", "exchange", "properties", "redelivered", "routing_key")
+
+    def __init__(self, message: DeliveredMessage) -> None:
+        deliver: Any = message.delivery
+        self.body: bytes = message.body
+        self.properties = from_pamqp(message.header.properties)
+        self.exchange: str = deliver.exchange or ""
+        self.routing_key: str = deliver.routing_key or ""
+        self.redelivered = False
+        self.delivery_tag: int = deliver.delivery_tag or 0
+
+    @property
+    def stale(self) -> bool:
+        return False
+
+    async def settle_pending(self) -> None:
+        return None
+
+    async def ack(self) -> bool:
+        return False
+
+    async def nack(self, *, requeue: bool) -> bool:
+        return False
+
+
+class AmqpReplyChannel:
+    """A channel consuming ``amq.rabbitmq.reply-to`` that also publishes the requests.
+
+    Direct reply-to routes a reply only to the channel that published the request, so
+    both happen here. It lives as long as its channel; it is not restored after a
+    reconnection (the RPC client opens a new one).
+    """
+
+    __slots__ = ("_callback", "_channel", "_closed", "_in_flight", "_on_closed", "_watch")
+
+    def __init__(
+        self,
+        channel: aiormq.abc.AbstractChannel,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+    ) -> None:
+        self._channel = channel
+        self._callback = callback
+        self._on_closed = on_closed
+        self._closed = False
+        self._in_flight = InFlight()
+        self._watch: asyncio.Future[Any] = channel.closing
+        self._watch.add_done_callback(self._channel_closed)
+
+    async def start(self) -> None:
+        await self._channel.basic_consume(DIRECT_REPLY_TO, self._deliver, no_ack=True)
+
+    async def _deliver(self, message: DeliveredMessage) -> None:
+        self._callback(_AmqpReply(message))
+
+    def _channel_closed(self, future: asyncio.Future[Any]) -> None:
+        reason = "channel closed"
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None and not isinstance(exc, asyncio.CancelledError):
+                reason = describe_exc(exc)
+        self._notify(reason)
+
+    def _notify(self, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            self._in_flight.fail_all()
+            self._on_closed(reason)
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed and not self._channel.is_closed
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        if not self.is_open:
+            raise ConnectionLost("the reply channel is closed (the connection was lost)")
+        properties.reply_to = DIRECT_REPLY_TO
+        await self._in_flight.run(
+            publish_confirmed(
+                self._channel, exchange, routing_key, body, properties, mandatory, timeout
+            ),
+            f"a request for {routing_key!r}",
+        )
+
+    async def close(self) -> None:
+        self._watch.remove_done_callback(self._channel_closed)
+        self._watch.cancel()
+        self._notify("closed by the client")
+        channel = self._channel
+        if not channel.is_closed:
+            with contextlib.suppress(*CONNECTION_ERRORS, amqp_errors.AMQPError, TimeoutError):
+                await channel.close()

@@ -1,0 +1,83 @@
+"""The ``burrowmq`` command: one module per command group (run, rpc, topology).
+
+Each group registers its subcommands in :func:`build_parser`. Being an application, the
+CLI configures structlog for its own process; the library never does. Nothing in
+burrowmq imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from burrowmq.cli.rpc import add_rpc_commands
+from burrowmq.cli.run import add_run_command, load_app
+from burrowmq.cli.topology import add_topology_commands
+from burrowmq.exceptions import BrokerUnreachable, BurrowError, ConfigurationError
+from burrowmq.framework.log import configure
+
+__all__ = ["build_parser", "load_app", "logging_options", "main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def logging_options() -> argparse.ArgumentParser:
+    """Logging options, accepted after a subcommand too (``burrowmq run x:app --log-json``)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, help="debug, info, warning")
+    common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every command group."""
+    parser = argparse.ArgumentParser(
+        prog="burrowmq", description="Run and inspect burrowmq services."
+    )
+    parser.add_argument("--log-level", default=os.environ.get("BURROWMQ_LOG_LEVEL"))
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    add_run_command(commands, parents=[logging_options()])
+    add_rpc_commands(commands, parents=[logging_options()])
+    add_topology_commands(commands, parents=[logging_options()])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``burrowmq`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # A service logs its life at info; one-shot tools (rpc, topology) only what went wrong.
+    level = args.log_level or ("info" if args.command == "run" else "warning")
+    configure(level, json=args.log_json)
+    try:
+        result = args.handler(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except BrokerUnreachable as exc:
+        print(f"burrowmq: {exc}", file=sys.stderr)
+        print(
+            "burrowmq: is RabbitMQ running? Start it, or pass --url / set BURROWMQ_URL.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    except ConfigurationError as exc:
+        print(f"burrowmq: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BurrowError as exc:
+        print(f"burrowmq: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

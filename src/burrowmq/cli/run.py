@@ -1,0 +1,81 @@
+"""The ``burrowmq run`` command, and how any command finds the App it names.
+
+``burrowmq run module:app`` imports the App and runs it until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from burrowmq.app import App
+from burrowmq.exceptions import ConfigurationError
+
+__all__ = ["add_run_command", "load_app"]
+
+EXIT_OK = 0
+
+
+def load_app(target: str) -> App:
+    """Import ``module:attribute`` and return the App it names.
+
+    The current directory is put on ``sys.path`` first, as ``python -m`` would.
+
+    Raises:
+        ConfigurationError: the target is malformed, does not import, or is not an App.
+    """
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(
+            f"expected module:attribute (e.g. examples.direct:app), got {target!r}"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from None
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigurationError(f"{module_name!r} has no attribute {attribute!r}") from None
+    if callable(obj) and not isinstance(obj, App):
+        obj = obj()  # an app factory
+    if not isinstance(obj, App):
+        raise ConfigurationError(f"{target} is {type(obj).__name__}, not a burrowmq App")
+    return obj
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    app = load_app(args.app)
+    if args.url:
+        app.use_url(args.url)  # a URL on the command line wins over the one in the code
+    app.run()
+    return EXIT_OK
+
+
+def add_run_command(
+    commands: Any, *, parents: Sequence[argparse.ArgumentParser] = ()
+) -> argparse.ArgumentParser:
+    """Add ``run`` to the CLI's subcommands.
+
+    Args:
+        commands: the ``add_subparsers()`` object of the ``burrowmq`` parser.
+        parents: parsers whose options every subcommand also accepts (logging).
+
+    Returns:
+        The ``run`` parser.
+    """
+    run = commands.add_parser(
+        "run", help="run a service: burrowmq run module:app", parents=list(parents)
+    )
+    run.add_argument("app", help="the App to run, as module:attribute")
+    run.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
+    run.set_defaults(handler=_cmd_run)
+    return run  # type: ignore[no-any-return]

@@ -1,0 +1,463 @@
+"""The in-memory transport: RabbitMQ's semantics, in process, for tests and fast feedback.
+
+:class:`MemoryTransport` implements :class:`~burrowmq.framework.transport.Transport`
+against a :class:`~burrowmq.memory.broker.MemoryBroker`. ``App(url="memory://")``
+(or ``"memory://name"``) connects to the broker of that name, shared by every app of the
+process that uses the same URL, so a publisher app and a consumer app in one test see
+each other. A named broker lives while a connection to it is open.
+
+What holds as on RabbitMQ: the four exchange types, exchange-to-exchange bindings and
+alternate exchanges (routed by :mod:`burrowmq.framework.matching`), the default exchange,
+``mandatory`` returns, confirms (``publish`` returns once every queue took the message),
+manual ack, nack and requeue (``redelivered``), per-consumer prefetch, exclusive queues
+and consumers, auto-delete queues, dead-letter exchanges with ``x-death``, per-queue and
+per-message TTL, ``x-max-length`` and ``x-max-length-bytes`` with every ``x-overflow``,
+quorum queues' ``x-delivery-count`` and ``x-delivery-limit``, and the 404/405/406 refusals
+of declarations as :class:`~burrowmq.TopologyError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from burrowmq.exceptions import ConnectionLost
+from burrowmq.framework.transport import (
+    DeliveryCallback,
+    Properties,
+    ReadyCallback,
+    ReplyClosedCallback,
+)
+from burrowmq.memory.broker import MemoryBroker
+from burrowmq.memory.queue import Consumer, MemoryChannel, MemoryDelivery, StoredMessage
+
+__all__ = ["MemoryBroker", "MemoryTransport"]
+
+
+class _MemorySubscription:
+    """A consumer on a channel of its own; restarted on a new channel after a reconnect."""
+
+    def __init__(
+        self,
+        transport: MemoryTransport,
+        queue: str,
+        callback: DeliveryCallback,
+        *,
+        prefetch: int,
+        no_ack: bool,
+        exclusive: bool,
+    ) -> None:
+        self.queue = queue
+        self._transport = transport
+        self._callback = callback
+        self._prefetch = prefetch
+        self._no_ack = no_ack
+        self._exclusive = exclusive
+        self._channel: MemoryChannel | None = None
+        self._consumer: Consumer | None = None
+        self.active = True
+
+    def start(self, broker: MemoryBroker) -> None:
+        channel = broker.open_channel(self._transport)
+        try:
+            self._consumer = broker.consume(
+                channel,
+                self.queue,
+                self._callback,
+                prefetch=self._prefetch,
+                no_ack=self._no_ack,
+                exclusive=self._exclusive,
+            )
+        except BaseException:
+            channel.close()
+            raise
+        self._channel = channel
+
+    def drop(self) -> None:
+        """The connection went: the channel closes, unacked deliveries are requeued."""
+        channel, self._channel, self._consumer = self._channel, None, None
+        if channel is not None:
+            channel.close()
+
+    async def cancel(self) -> None:
+        """Stop deliveries; those delivered but not settled stay with the caller."""
+        self.active = False
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.cancel()
+
+    async def close(self) -> None:
+        """Close the channel; unsettled deliveries go back to the queue."""
+        self.active = False
+        self._transport._forget(self)
+        self.drop()
+
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
+
+class _MemoryReplyChannel:
+    """A channel with a direct reply-to address: it publishes requests, receives replies.
+
+    Like RabbitMQ's ``amq.rabbitmq.reply-to``, replies are delivered without acks, only
+    to this channel, and only while it is open; it is never restored after a reconnect.
+    """
+
+    def __init__(
+        self,
+        transport: MemoryTransport,
+        broker: MemoryBroker,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+    ) -> None:
+        self.address = f"{DIRECT_REPLY_TO}.{uuid.uuid4().hex}"
+        self._transport = transport
+        self._broker = broker
+        self._callback = callback
+        self._on_closed = on_closed
+        self._channel = broker.open_channel(transport)
+        broker.replies[self.address] = self._receive
+
+    def _receive(self, message: StoredMessage) -> None:
+        # Asynchronous, like every delivery: never inside the publish that sent it.
+        asyncio.get_running_loop().call_soon(self._deliver, message)
+
+    def _deliver(self, message: StoredMessage) -> None:
+        if self.is_open:
+            tag = self._channel.next_tag()
+            self._callback(MemoryDelivery(message, message.properties, tag, self._channel))
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the channel can still publish and receive replies."""
+        return self._channel.is_open
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish a request whose ``reply_to`` is this channel's address.
+
+        Raises:
+            Unroutable: ``mandatory`` and no queue took the message.
+            PublishNacked: a queue refused it.
+            ConnectionLost: the channel is closed.
+        """
+        if not self.is_open:
+            raise ConnectionLost("the reply channel is closed (the connection was lost)")
+        properties.reply_to = DIRECT_REPLY_TO
+        sent = dataclasses.replace(properties, reply_to=self.address)
+        self._broker.publish(exchange, routing_key, body, sent, mandatory=mandatory)
+
+    def shut(self, reason: str) -> None:
+        """Close the channel and tell the owner, once."""
+        if not self._channel.is_open:
+            return
+        self._channel.close()
+        self._broker.replies.pop(self.address, None)
+        self._transport._forget_reply(self)
+        self._on_closed(reason)
+
+    async def close(self) -> None:
+        """Close the channel (``on_closed`` is called); idempotent."""
+        self.shut("closed by the client")
+
+
+class MemoryTransport:
+    """A connection to an in-process broker, with the AMQP transport's contract.
+
+    Args:
+        broker: the broker to connect to; default: the shared broker named by ``url``.
+        url: ``memory://`` or ``memory://name``; apps using the same URL share a broker.
+    """
+
+    def __init__(self, broker: MemoryBroker | None = None, *, url: str = "memory://") -> None:
+        self._url = broker.name if broker is not None else MemoryBroker.key(url)
+        self._fixed = broker
+        self._broker = broker
+        self._ready_callbacks: list[ReadyCallback] = []
+        self._subscriptions: list[_MemorySubscription] = []
+        self._replies: list[_MemoryReplyChannel] = []
+        self._connected = asyncio.Event()
+        self._attached = False
+        self._closed = False
+
+    @classmethod
+    def shared(cls, url: str) -> MemoryTransport:
+        """A new connection to the broker shared by everyone using ``url`` in this process.
+
+        Args:
+            url: ``memory://`` or ``memory://name``.
+        """
+        return cls(url=url)
+
+    @property
+    def broker(self) -> MemoryBroker:
+        """The broker this transport connects (or connected) to, for inspection."""
+        if self._broker is None:
+            self._broker = MemoryBroker.named(self._url)
+        return self._broker
+
+    @property
+    def description(self) -> str:
+        """The ``memory://`` URL of the broker."""
+        return self._url
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the transport is connected now."""
+        return self._connected.is_set()
+
+    def on_ready(self, callback: ReadyCallback) -> None:
+        """Register a callback run after every (re)connection, in registration order."""
+        self._ready_callbacks.append(callback)
+
+    async def connect(self) -> None:
+        """Connect to the broker, run the ready callbacks, then restart subscriptions."""
+        await self._connect(self._fixed or MemoryBroker.named(self._url))
+
+    async def _connect(self, broker: MemoryBroker) -> None:
+        if self._attached:
+            return
+        self._broker = broker
+        self._closed = False
+        broker.attach(self)
+        self._attached = True
+        try:
+            for callback in self._ready_callbacks:
+                await callback()
+            for subscription in list(self._subscriptions):
+                if subscription.active:
+                    subscription.start(broker)
+        except BaseException:
+            self._detach()
+            raise
+        self._connected.set()
+
+    def _detach(self, reason: str = "connection lost") -> None:
+        self._connected.clear()
+        self._attached = False
+        for reply in list(self._replies):
+            reply.shut(reason)
+        for subscription in list(self._subscriptions):
+            subscription.drop()
+        if self._broker is not None:
+            self._broker.detach(self)
+
+    async def close(self) -> None:
+        """Close every channel (unacked deliveries are requeued) and disconnect."""
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            await subscription.close()
+        if self._attached:
+            self._detach("transport closed")
+
+    async def reconnect(self) -> None:
+        """Lose the connection and recover at once, as after a network failure.
+
+        Every channel closes (unacked deliveries return to their queues, marked
+        redelivered) and this connection's exclusive queues are deleted; then the ready
+        callbacks run again and the subscriptions restart, as the AMQP transport does.
+        """
+        broker = self.broker
+        if self._attached:
+            self._detach()
+        await self._connect(broker)
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait until connected, up to ``timeout`` seconds.
+
+        Raises:
+            ConnectionLost: not connected (the transport is closed or never connected).
+        """
+        if self._connected.is_set():
+            return
+        if self._closed or not self._attached:
+            raise ConnectionLost("the transport is not connected")
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise ConnectionLost(f"no connection to {self._url} within {timeout:g}s") from None
+
+    def _require(self, what: str) -> MemoryBroker:
+        if not self._attached or self._broker is None:
+            raise ConnectionLost(f"cannot {what}: the transport is not connected")
+        return self._broker
+
+    def _forget(self, subscription: _MemorySubscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscriptions.remove(subscription)
+
+    def _forget_reply(self, reply: _MemoryReplyChannel) -> None:
+        with contextlib.suppress(ValueError):
+            self._replies.remove(reply)
+
+    # -- declarations ------------------------------------------------------------------
+
+    async def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        durable: bool = True,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        passive: bool = False,
+    ) -> None:
+        """Declare an exchange.
+
+        Raises:
+            TopologyError: it exists with other settings, or (passive) does not exist.
+        """
+        self._require("declare an exchange").declare_exchange(
+            name,
+            type,
+            durable=durable,
+            auto_delete=auto_delete,
+            internal=internal,
+            arguments=arguments,
+            passive=passive,
+        )
+
+    async def declare_queue(
+        self,
+        name: str,
+        *,
+        durable: bool = True,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+        passive: bool = False,
+    ) -> str:
+        """Declare a queue; return its name (generated for ``""``).
+
+        Raises:
+            TopologyError: it exists with other settings, is another connection's
+                exclusive queue, or (passive) does not exist.
+        """
+        return self._require("declare a queue").declare_queue(
+            name,
+            owner=self,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+            arguments=arguments,
+            passive=passive,
+        )
+
+    async def bind_queue(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Bind a queue to an exchange.
+
+        Raises:
+            TopologyError: either is missing, or the binding is invalid.
+        """
+        self._require("bind a queue").bind(
+            queue, exchange, routing_key, arguments, destination_type="queue"
+        )
+
+    async def bind_exchange(
+        self,
+        destination: str,
+        source: str,
+        routing_key: str = "",
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Bind an exchange (``destination``) to another (``source``).
+
+        Raises:
+            TopologyError: either is missing, or the binding is invalid.
+        """
+        self._require("bind an exchange").bind(
+            destination, source, routing_key, arguments, destination_type="exchange"
+        )
+
+    async def delete_queue(self, name: str) -> None:
+        """Delete a queue; a missing one is fine."""
+        self._require("delete a queue").delete_queue(name)
+
+    async def delete_exchange(self, name: str) -> None:
+        """Delete an exchange; a missing one is fine."""
+        self._require("delete an exchange").delete_exchange(name)
+
+    # -- publishing and consuming --------------------------------------------------------
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish; returns once every queue the message reached has taken it.
+
+        Raises:
+            Unroutable: ``mandatory`` and no queue took the message.
+            PublishNacked: a queue refused it (``x-overflow: reject-publish``).
+            PublishError: no such exchange, an internal one, or a bad expiration.
+            ConnectionLost: the transport is not connected.
+        """
+        self._require("publish").publish(
+            exchange, routing_key, body, properties, mandatory=mandatory
+        )
+
+    async def consume(
+        self,
+        queue: str,
+        callback: DeliveryCallback,
+        *,
+        prefetch: int,
+        no_ack: bool = False,
+        exclusive: bool = False,
+    ) -> _MemorySubscription:
+        """Start consuming ``queue`` on a channel of its own with ``prefetch``.
+
+        Raises:
+            TopologyError: the queue does not exist or cannot be consumed.
+            ConnectionLost: the transport is not connected.
+        """
+        broker = self._require("consume")
+        subscription = _MemorySubscription(
+            self, queue, callback, prefetch=prefetch, no_ack=no_ack, exclusive=exclusive
+        )
+        subscription.start(broker)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def open_reply_channel(
+        self,
+        callback: DeliveryCallback,
+        on_closed: ReplyClosedCallback,
+        *,
+        timeout: float,
+    ) -> _MemoryReplyChannel:
+        """Open a channel whose requests get their replies on ``callback`` (direct reply-to).
+
+        Raises:
+            ConnectionLost: not connected within ``timeout``.
+        """
+        await self.wait_connected(timeout)
+        reply = _MemoryReplyChannel(
+            self, self._require("open a reply channel"), callback, on_closed
+        )
+        self._replies.append(reply)
+        return reply

@@ -1,0 +1,137 @@
+"""Loader: topology from YAML files or RabbitMQ definitions JSON, checked line by line.
+
+Only safe YAML loading is used (a JSON definitions export is read the same way: JSON is
+YAML). Every problem is reported as ``FILE:LINE: key.path[3].x: message`` (list indexes
+count from 0); all of them are collected before one :class:`~burrowmq.TopologyError`
+lists them in its ``errors``. Warnings (deprecated arguments, RabbitMQ 4 hazards) come
+back separately, in :attr:`LoadedTopology.warnings`.
+
+Besides ``exchanges``, ``queues``, ``bindings`` and ``policies``, the top-level keys of a
+definitions export (``users``, ``vhosts``, ``permissions``, ...) are accepted and
+ignored. burrowmq's own settings live under one key, ``x-burrowmq``::
+
+    x-burrowmq:
+      version: 1                   # the format version; only 1 exists
+      default_queue_type: quorum   # x-queue-type of queues that set none
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from burrowmq.exceptions import TopologyError, TopologyProblem
+from burrowmq.topology.document import read_document
+from burrowmq.topology.model import Topology
+from burrowmq.topology.validation import DEFINITIONS_KEYS, EXTENSION_KEY, Settings, check_document
+
+__all__ = [
+    "DEFINITIONS_KEYS",
+    "EXTENSION_KEY",
+    "LoadedTopology",
+    "Settings",
+    "load_topology",
+    "parse_topology",
+    "read_topology",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTopology:
+    """What a topology file holds, once checked.
+
+    Attributes:
+        topology: the exchanges, queues, bindings and policies.
+        settings: the ``x-burrowmq`` settings.
+        warnings: what is legal but worth a look (deprecated arguments, RabbitMQ 4
+            hazards), each with file, line and key path.
+    """
+
+    topology: Topology
+    settings: Settings
+    warnings: tuple[TopologyProblem, ...]
+
+
+def _failure(file: str, errors: tuple[TopologyProblem, ...]) -> TopologyError:
+    count = f"{len(errors)} problems" if len(errors) > 1 else "1 problem"
+    message = f"{file}: {count}\n" + "\n".join(str(e) for e in errors)
+    first = errors[0]
+    return TopologyError(message, source=f"{first.file}:{first.line}", errors=errors)
+
+
+def parse_topology(
+    text: str, *, file: str = "<string>", known: Topology | None = None
+) -> LoadedTopology:
+    """Check and load a topology from YAML or definitions JSON text.
+
+    Args:
+        text: the YAML or JSON text.
+        file: the name to report problems under.
+        known: entities declared elsewhere (an App's routes, say): bindings and
+            dead-letter exchanges may refer to them.
+
+    Returns:
+        The topology, the ``x-burrowmq`` settings and the warnings.
+
+    Raises:
+        TopologyError: one or more problems; ``errors`` lists every one.
+    """
+    if file.endswith(".json"):
+        text = text.replace("\t", " ")  # JSON strings never hold raw tabs; YAML refuses them
+    try:
+        data = read_document(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        reason = exc.problem or exc.context or "cannot be parsed"
+        problem = TopologyProblem(file, line, "", f"not valid YAML: {reason}")
+        raise _failure(file, (problem,)) from None
+    except yaml.YAMLError as exc:
+        problem = TopologyProblem(file, 1, "", f"not valid YAML: {exc}")
+        raise _failure(file, (problem,)) from None
+    checked = check_document(data, file=file, known=known)
+    if checked.errors or checked.topology is None:
+        raise _failure(file, checked.errors)
+    return LoadedTopology(checked.topology, checked.settings, checked.warnings)
+
+
+def read_topology(path: str | Path, *, known: Topology | None = None) -> LoadedTopology:
+    """Check and load a topology file (YAML, or a definitions export in JSON).
+
+    Args:
+        path: the file.
+        known: entities declared elsewhere that references may name.
+
+    Returns:
+        The topology, the ``x-burrowmq`` settings and the warnings.
+
+    Raises:
+        TopologyError: the file cannot be read, or holds problems (``errors`` lists
+            every one, each with file, line and key path).
+    """
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        problem = TopologyProblem(file, 1, "", f"cannot read: {reason}")
+        raise TopologyError(str(problem), source=file, errors=[problem]) from None
+    return parse_topology(text, file=file, known=known)
+
+
+def load_topology(path: str | Path, *, known: Topology | None = None) -> Topology:
+    """Load a topology file, without its warnings.
+
+    Args:
+        path: the file.
+        known: entities declared elsewhere that references may name.
+
+    Returns:
+        The topology.
+
+    Raises:
+        TopologyError: the file cannot be read, or holds problems.
+    """
+    return read_topology(path, known=known).topology

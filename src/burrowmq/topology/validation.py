@@ -1,0 +1,474 @@
+"""Validation: what a topology document must hold, checked entry by entry.
+
+The checks collect every problem (with line and key path) instead of stopping at the
+first: unknown keys, wrong types, AMQP argument types, duplicate names, references to
+undeclared exchanges and queues, headers bindings without ``x-match``, and what
+RabbitMQ 4 refuses. What is legal but dubious becomes a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from burrowmq.exceptions import TopologyProblem
+from burrowmq.topology.arguments import (
+    EXCHANGE_ARGUMENTS,
+    POLICY_KEYS,
+    QUEUE_ARGUMENTS,
+    QUEUE_TYPES,
+    X_MATCH_MODES,
+    ArgumentRule,
+    check_argument,
+)
+from burrowmq.topology.document import LocatedMapping, item_line, join_path, key_line
+from burrowmq.topology.fields import FIELDS, REQUIRED, describe, kind_error
+from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
+
+__all__ = ["DEFINITIONS_KEYS", "EXTENSION_KEY", "Checked", "Settings", "check_document"]
+
+EXTENSION_KEY = "x-burrowmq"
+DEFINITIONS_KEYS = frozenset(
+    {
+        "rabbit_version",
+        "rabbitmq_version",
+        "product_name",
+        "product_version",
+        "users",
+        "vhosts",
+        "permissions",
+        "topic_permissions",
+        "parameters",
+        "global_parameters",
+    }
+)
+"""Top-level keys of a definitions export that a topology accepts and ignores."""
+
+_SECTIONS = ("exchanges", "queues", "bindings", "policies")
+_STANDARD_EXCHANGES = {
+    "amq.direct": "direct",
+    "amq.fanout": "fanout",
+    "amq.topic": "topic",
+    "amq.headers": "headers",
+    "amq.match": "headers",
+    "amq.rabbitmq.trace": "topic",
+}
+
+
+class Settings(BaseModel):
+    """burrowmq's own settings, from the ``x-burrowmq`` key of a topology file.
+
+    Args:
+        version: the format version; only ``1`` exists.
+        default_queue_type: the ``x-queue-type`` given to queues that set none (``None``
+            leaves them to the broker's default, classic).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    default_queue_type: Literal["classic", "quorum", "stream"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """The outcome of checking a document.
+
+    Attributes:
+        settings: the ``x-burrowmq`` settings.
+        topology: the topology, or ``None`` when there were errors.
+        errors: every error, in file order.
+        warnings: every warning, in file order.
+    """
+
+    settings: Settings
+    topology: Topology | None
+    errors: tuple[TopologyProblem, ...]
+    warnings: tuple[TopologyProblem, ...]
+
+
+@dataclass(slots=True)
+class _Item:
+    """One checked entity: its clean fields, where it is, and whether it is sound."""
+
+    section: str
+    fields: dict[str, Any]
+    path: str
+    line: int
+    mapping: Any
+    sound: bool
+
+
+class _Checker:
+    def __init__(self, file: str, known: Topology | None) -> None:
+        self.file = file
+        self.known = known or Topology()
+        self.errors: list[TopologyProblem] = []
+        self.warnings: list[TopologyProblem] = []
+
+    def error(self, line: int, path: str, message: str) -> None:
+        self.errors.append(TopologyProblem(self.file, line, path, message))
+
+    def warn(self, line: int, path: str, message: str) -> None:
+        self.warnings.append(TopologyProblem(self.file, line, path, message))
+
+    def repeated_keys(self, mapping: Any, path: str) -> None:
+        if isinstance(mapping, LocatedMapping):
+            for key, line in mapping.repeated:
+                self.error(line, join_path(path, key), "key given twice (the last one would win)")
+
+    # -- structure --
+
+    def document(self, data: Any) -> tuple[Settings, dict[str, list[_Item]]]:
+        sections: dict[str, list[_Item]] = {name: [] for name in _SECTIONS}
+        settings = Settings()
+        if data is None:
+            return settings, sections
+        if not isinstance(data, dict):
+            self.error(getattr(data, "line", 1), "", "the top level must be a mapping")
+            return settings, sections
+        self.repeated_keys(data, "")
+        for key, value in data.items():
+            line = key_line(data, key)
+            if key in _SECTIONS:
+                sections[key] = self.section(key, value, line)
+            elif key == EXTENSION_KEY:
+                settings = self.settings(value, line)
+            elif key not in DEFINITIONS_KEYS:
+                expected = ", ".join([*_SECTIONS, EXTENSION_KEY])
+                self.error(line, str(key), f"unknown key; expected one of {expected}")
+        return settings, sections
+
+    def settings(self, value: Any, line: int) -> Settings:
+        if value is None:
+            return Settings()
+        if not isinstance(value, dict):
+            self.error(line, EXTENSION_KEY, f"must be a mapping, got {describe(value)}")
+            return Settings()
+        self.repeated_keys(value, EXTENSION_KEY)
+        clean: dict[str, Any] = {}
+        for key, item in value.items():
+            path, where = join_path(EXTENSION_KEY, key), key_line(value, key)
+            if key == "version":
+                if item != 1 or isinstance(item, bool):
+                    self.error(where, path, f"must be 1, got {describe(item)}")
+                    continue
+            elif key == "default_queue_type":
+                if item not in QUEUE_TYPES or isinstance(item, bool):
+                    choices = ", ".join(QUEUE_TYPES)
+                    self.error(where, path, f"must be one of {choices}, got {describe(item)}")
+                    continue
+            else:
+                self.error(where, path, "unknown key; expected version, default_queue_type")
+                continue
+            clean[key] = item
+        return Settings(**clean)
+
+    def section(self, name: str, value: Any, line: int) -> list[_Item]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.error(line, name, f"must be a list, got {describe(value)}")
+            return []
+        items = []
+        for index, entry in enumerate(value):
+            path, where = join_path(name, index), item_line(value, index)
+            if not isinstance(entry, dict):
+                self.error(where, path, f"must be a mapping, got {describe(entry)}")
+                continue
+            items.append(self.entity(name, entry, path, where))
+        return items
+
+    def entity(self, section: str, mapping: Any, path: str, line: int) -> _Item:
+        spec = FIELDS[section]
+        before = len(self.errors)
+        self.repeated_keys(mapping, path)
+        fields: dict[str, Any] = {}
+        for key, value in mapping.items():
+            key_path, where = join_path(path, key), key_line(mapping, key)
+            kind = spec.get(key) if isinstance(key, str) else None
+            if kind is None:
+                self.error(where, key_path, f"unknown key; expected one of {', '.join(spec)}")
+                continue
+            problem = kind_error(kind, value)
+            if problem:
+                self.error(where, key_path, problem)
+                continue
+            fields[key] = value
+        for required in REQUIRED[section]:
+            if required not in mapping:
+                self.error(line, join_path(path, required), "is required")
+        return _Item(section, fields, path, line, mapping, sound=len(self.errors) == before)
+
+    def arguments(
+        self,
+        item: _Item,
+        field: str,
+        rules: Mapping[str, ArgumentRule],
+        what: str,
+    ) -> None:
+        values = item.fields.get(field) or {}
+        parent = item.mapping.get(field)
+        for name, value in values.items():
+            path, line = join_path(join_path(item.path, field), name), key_line(parent, name)
+            error, warning = check_argument(rules, name, value, what=what)
+            if error:
+                self.error(line, path, error)
+                item.sound = False
+            if warning:
+                self.warn(line, path, warning)
+
+    # -- meaning --
+
+    def field_line(self, item: _Item, *keys: str) -> int:
+        mapping = item.mapping
+        for key in keys[:-1]:
+            mapping = mapping.get(key)
+        return key_line(mapping, keys[-1])
+
+    def exchange(self, item: _Item) -> None:
+        self.arguments(item, "arguments", EXCHANGE_ARGUMENTS, "exchange argument")
+        name = item.fields.get("name")
+        if isinstance(name, str) and name.startswith("amq."):
+            line = self.field_line(item, "name")
+            self.error(
+                line, join_path(item.path, "name"), "names starting with 'amq.' are reserved"
+            )
+            item.sound = False
+
+    def queue(self, item: _Item, settings: Settings) -> None:
+        self.arguments(item, "arguments", QUEUE_ARGUMENTS, "queue argument")
+        fields, path = item.fields, item.path
+        name = fields.get("name")
+        if isinstance(name, str) and name.startswith("amq."):
+            line = self.field_line(item, "name")
+            self.error(line, join_path(path, "name"), "names starting with 'amq.' are reserved")
+        arguments = fields.get("arguments") or {}
+        declared_type = fields.get("type")
+        argument_type = arguments.get("x-queue-type")
+        if declared_type is not None and declared_type not in QUEUE_TYPES:
+            self.error(
+                self.field_line(item, "type"),
+                join_path(path, "type"),
+                f"must be one of {', '.join(QUEUE_TYPES)}, got {declared_type!r}",
+            )
+        elif declared_type and argument_type and declared_type != argument_type:
+            self.error(
+                self.field_line(item, "type"),
+                join_path(path, "type"),
+                f"{declared_type!r} contradicts arguments.x-queue-type {argument_type!r}",
+            )
+        queue_type = argument_type or declared_type or settings.default_queue_type or "classic"
+        if fields.get("exclusive"):
+            self.error(
+                self.field_line(item, "exclusive"),
+                join_path(path, "exclusive"),
+                "exclusive queues belong to one connection and cannot be declared in a "
+                "topology file (per-instance queues come from handlers)",
+            )
+        elif fields.get("durable") is False:
+            self.error(
+                self.field_line(item, "durable"),
+                join_path(path, "durable"),
+                "a queue that is not exclusive must be durable (RabbitMQ 4 refuses "
+                "non-durable non-exclusive queues)",
+            )
+        if queue_type in ("quorum", "stream") and fields.get("auto_delete"):
+            self.error(
+                self.field_line(item, "auto_delete"),
+                join_path(path, "auto_delete"),
+                f"{queue_type} queues cannot be auto-delete",
+            )
+
+    def policy(self, item: _Item) -> None:
+        self.arguments(item, "definition", POLICY_KEYS, "policy key")
+        definition = item.fields.get("definition")
+        if definition is not None and not definition:
+            line = self.field_line(item, "definition")
+            self.error(line, join_path(item.path, "definition"), "must hold at least one key")
+        pattern = item.fields.get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                line = self.field_line(item, "pattern")
+                self.warn(line, join_path(item.path, "pattern"), f"may not be a valid regex: {exc}")
+
+
+def _check_meaning(checker: _Checker, sections: dict[str, list[_Item]], settings: Settings) -> None:
+    for item in sections["exchanges"]:
+        checker.exchange(item)
+    for item in sections["queues"]:
+        checker.queue(item, settings)
+    for item in sections["policies"]:
+        checker.policy(item)
+    _check_vhosts(checker, sections)
+    exchange_types = _check_duplicates(checker, sections["exchanges"], "exchange")
+    queue_names = set(_check_duplicates(checker, sections["queues"], "queue"))
+    _check_duplicates(checker, sections["policies"], "policy")
+    known_exchanges = {e.name: e.type for e in checker.known.exchanges}
+    exchange_types = {**_STANDARD_EXCHANGES, **known_exchanges, **exchange_types}
+    queue_names |= {q.name for q in checker.known.queues}
+
+    def need_exchange(item: _Item, keys: tuple[str, ...], what: str) -> None:
+        value = item.mapping
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value and value not in exchange_types:
+            line = checker.field_line(item, *keys)
+            path = ".".join([item.path, *keys])
+            checker.error(line, path, f"{what} {value!r} is not declared")
+
+    for item in sections["exchanges"]:
+        need_exchange(item, ("arguments", "alternate-exchange"), "alternate exchange")
+    for item in sections["queues"]:
+        need_exchange(item, ("arguments", "x-dead-letter-exchange"), "dead-letter exchange")
+    seen_bindings: dict[tuple[Any, ...], int] = {}
+    for item in sections["bindings"]:
+        if not item.sound:
+            continue
+        _check_binding(checker, item, exchange_types, queue_names, seen_bindings)
+
+
+def _check_binding(
+    checker: _Checker,
+    item: _Item,
+    exchange_types: Mapping[str, str],
+    queue_names: set[str],
+    seen: dict[tuple[Any, ...], int],
+) -> None:
+    fields, path = item.fields, item.path
+    source = fields["source"]
+    if source == "":
+        line = checker.field_line(item, "source")
+        checker.error(line, join_path(path, "source"), "the default exchange cannot be bound from")
+    elif source not in exchange_types:
+        line = checker.field_line(item, "source")
+        checker.error(line, join_path(path, "source"), f"exchange {source!r} is not declared")
+    destination = fields["destination"]
+    destination_type = fields.get("destination_type", "queue")
+    known = exchange_types if destination_type == "exchange" else queue_names
+    if destination not in known:
+        line = checker.field_line(item, "destination")
+        checker.error(
+            line,
+            join_path(path, "destination"),
+            f"{destination_type} {destination!r} is not declared",
+        )
+    arguments = fields.get("arguments") or {}
+    if exchange_types.get(source) == "headers":
+        match = arguments.get("x-match")
+        if match is None:
+            line = checker.field_line(item, "arguments") if "arguments" in fields else item.line
+            checker.error(
+                line,
+                join_path(path, "arguments"),
+                f"a binding to headers exchange {source!r} needs x-match "
+                f"({', '.join(X_MATCH_MODES)})",
+            )
+        elif match not in X_MATCH_MODES:
+            line = checker.field_line(item, "arguments", "x-match")
+            checker.error(
+                line,
+                f"{path}.arguments.x-match",
+                f"must be one of {', '.join(X_MATCH_MODES)}, got {describe(match)}",
+            )
+    key = (
+        source,
+        destination_type,
+        destination,
+        fields.get("routing_key", ""),
+        repr(sorted(arguments.items())),
+    )
+    if key in seen:
+        checker.warn(item.line, path, f"the same binding as on line {seen[key]}")
+    else:
+        seen[key] = item.line
+
+
+def _check_vhosts(checker: _Checker, sections: dict[str, list[_Item]]) -> None:
+    first: str | None = None
+    for name in _SECTIONS:
+        for item in sections[name]:
+            vhost = item.fields.get("vhost")
+            if vhost is None:
+                continue
+            if first is None:
+                first = vhost
+            elif vhost != first:
+                checker.error(
+                    checker.field_line(item, "vhost"),
+                    join_path(item.path, "vhost"),
+                    f"{vhost!r} differs from {first!r}: a topology file describes one "
+                    "virtual host (export one with the management API's "
+                    "/api/definitions/<vhost>)",
+                )
+
+
+def _check_duplicates(checker: _Checker, items: list[_Item], what: str) -> dict[str, str]:
+    seen: dict[str, int] = {}
+    types: dict[str, str] = {}
+    for item in items:
+        name = item.fields.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            checker.error(
+                checker.field_line(item, "name"),
+                join_path(item.path, "name"),
+                f"{what} {name!r} is declared twice (first on line {seen[name]})",
+            )
+            continue
+        seen[name] = checker.field_line(item, "name")
+        types[name] = str(item.fields.get("type", "direct"))
+    return types
+
+
+def _build(file: str, sections: dict[str, list[_Item]], settings: Settings) -> Topology:
+    topology = Topology()
+    for item in sections["exchanges"]:
+        topology.add(Exchange(**item.fields), origin=f"{file}:{item.line}")
+    for item in sections["queues"]:
+        fields = dict(item.fields)
+        arguments = dict(fields.pop("arguments", {}))
+        queue_type = arguments.get("x-queue-type") or fields.get("type")
+        queue_type = queue_type or settings.default_queue_type
+        if queue_type is not None:
+            arguments["x-queue-type"] = queue_type
+        topology.add(Queue(arguments=arguments, **fields), origin=f"{file}:{item.line}")
+    for item in sections["bindings"]:
+        topology.add(Binding(**item.fields), origin=f"{file}:{item.line}")
+    for item in sections["policies"]:
+        topology.add(Policy(**item.fields), origin=f"{file}:{item.line}")
+    return topology
+
+
+def check_document(data: Any, *, file: str, known: Topology | None = None) -> Checked:
+    """Check a parsed topology document and build its :class:`Topology`.
+
+    Args:
+        data: what :func:`~burrowmq.topology.document.read_document` returned.
+        file: the file name to report problems under.
+        known: entities declared elsewhere that references may name.
+
+    Returns:
+        The settings, the topology (``None`` on errors), the errors and the warnings.
+    """
+    checker = _Checker(file, known)
+    settings, sections = checker.document(data)
+    _check_meaning(checker, sections, settings)
+    topology = None if checker.errors else _build(file, sections, settings)
+
+    def order(p: TopologyProblem) -> int:
+        return p.line
+
+    return Checked(
+        settings,
+        topology,
+        tuple(sorted(checker.errors, key=order)),
+        tuple(sorted(checker.warnings, key=order)),
+    )

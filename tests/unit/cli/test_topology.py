@@ -1,0 +1,135 @@
+"""Tests for `burrowmq topology` validate, export, graph and route (no broker)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from burrowmq.cli import main
+from burrowmq.cli.topology import routing_graph
+from burrowmq.framework.matching import route
+from burrowmq.topology.loader import parse_topology
+
+pytestmark = pytest.mark.unit
+
+GOOD = textwrap.dedent(
+    """\
+    exchanges:
+      - {name: orders, type: topic, arguments: {alternate-exchange: unrouted}}
+      - {name: unrouted, type: fanout}
+      - {name: docs, type: headers}
+      - {name: regional, type: direct}
+    queues:
+      - {name: audit, arguments: {x-queue-type: quorum, x-queue-mode: lazy}}
+      - {name: lost}
+      - {name: pdf}
+      - {name: eu}
+    bindings:
+      - {source: orders, destination: audit, routing_key: "order.*.placed"}
+      - {source: orders, destination: regional, destination_type: exchange, routing_key: "order.eu.*"}
+      - {source: regional, destination: eu, routing_key: order.eu.placed}
+      - {source: unrouted, destination: lost}
+      - {source: docs, destination: pdf, arguments: {x-match: all, format: pdf, copies: 2}}
+    """
+)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo the structlog configuration main() installs (it binds capsys's stream)."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    """A valid topology file."""
+    path = tmp_path / "topology.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    return path
+
+
+class TestValidate:
+    """validate prints every problem and exits 1, or a summary and exits 0."""
+
+    def test_valid(self, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A good file exits 0 with counts; warnings go to stderr."""
+        assert main(["topology", "validate", str(good)]) == 0
+        out, err = capsys.readouterr()
+        assert "valid: 4 exchanges, 4 queues, 5 bindings, 0 policies" in out
+        assert f"warning: {good}:7: queues[0].arguments.x-queue-mode:" in err
+
+    def test_invalid(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A bad file exits 1 and prints each problem as FILE:LINE: path: message."""
+        path = tmp_path / "bad.yaml"
+        path.write_text("queues:\n  - name: q\n    arguments: {x-max-length: x}\n  - {}\n")
+        assert main(["topology", "validate", str(path)]) == 1
+        err = capsys.readouterr().err.splitlines()
+        assert err[0] == f"{path}:3: queues[0].arguments.x-max-length: must be an integer, got 'x'"
+        assert err[1] == f"{path}:4: queues[1].name: is required"
+        assert err[2] == "2 error(s)"
+
+
+class TestRoute:
+    """route answers with the queues the one matching implementation finds."""
+
+    def test_topic_and_exchange_to_exchange(
+        self, good: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A key matching a pattern and an e2e binding reaches both queues."""
+        assert main(["topology", "route", str(good), "orders", "order.eu.placed"]) == 0
+        assert capsys.readouterr().out.split() == ["audit", "eu"]
+
+    def test_alternate_exchange(self, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A key nothing matches goes to the alternate exchange's queue."""
+        assert main(["topology", "route", str(good), "orders", "nothing"]) == 0
+        assert capsys.readouterr().out.split() == ["lost"]
+
+    def test_headers(self, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Headers given as name=value match, numbers read as numbers."""
+        argv = ["topology", "route", str(good), "docs", "", "--header", "format=pdf"]
+        assert main([*argv, "--header", "copies=2"]) == 0
+        assert capsys.readouterr().out.split() == ["pdf"]
+        assert main([*argv, "--header", 'copies="2"']) == 1
+        assert "unroutable" in capsys.readouterr().err
+
+    def test_policy_alternate_exchange(self) -> None:
+        """An alternate-exchange set by a matching policy is followed too."""
+        loaded = parse_topology(
+            "exchanges: [{name: a, type: direct}, {name: ae, type: fanout}]\n"
+            "queues: [{name: q}]\nbindings: [{source: ae, destination: q}]\n"
+            "policies: [{name: p, pattern: '^a$', apply-to: exchanges,"
+            " definition: {alternate-exchange: ae}}]\n"
+        )
+        assert route(routing_graph(loaded.topology), "a", "x") == {"q"}
+
+
+class TestExportAndGraph:
+    """export and graph write to stdout or a file."""
+
+    def test_export_json(self, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """The JSON export names the vhost on every entity."""
+        assert main(["topology", "export", str(good), "--format", "json", "--vhost", "v"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert {q["vhost"] for q in data["queues"]} == {"v"}
+
+    def test_graph_to_file(self, good: Path, tmp_path: Path) -> None:
+        """-o writes the diagram to a file."""
+        target = tmp_path / "graph.dot"
+        assert main(["topology", "graph", str(good), "--format", "dot", "-o", str(target)]) == 0
+        assert target.read_text().startswith("digraph topology {")
+
+    def test_app_target(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An App as module:attribute is exported without its per-instance queues."""
+        assert main(["topology", "export", "examples.shop:app"]) == 0
+        out = capsys.readouterr().out
+        loaded = parse_topology(out, file="export.yaml")
+        names = {q.name for q in loaded.topology.queues}
+        assert "billing.charge" in names
+        assert not any(q.exclusive for q in loaded.topology.queues)
