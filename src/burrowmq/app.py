@@ -1,29 +1,35 @@
-"""App: the composition root — routers, topology, transport, consumers and lifecycle.
+"""App: the composition root — its frozen settings, its lifecycle, and the facades.
 
-The App lives above ``framework``, ``routing`` and ``rpc`` (it is the one place that
-joins them), so that those packages keep their one-way dependencies
-(rpc -> routing -> framework).
+The App joins what the packages below it provide (routing, rpc, topology and a
+transport) and holds nothing else: routes come from its routers, topology merging from
+:mod:`burrowmq.topology`, consumers from :mod:`burrowmq.routing.consumers` and
+:mod:`burrowmq.rpc.server`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
-from burrowmq.exceptions import ConfigurationError, StateError, TopologyError
+from burrowmq.exceptions import ConfigurationError, StateError
+from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.middleware import Middleware, check_middleware
+from burrowmq.framework.middleware import Middleware, check_middleware, compose
 from burrowmq.framework.publisher import Publisher
 from burrowmq.framework.transport import Transport
 from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
-from burrowmq.routing.dispatch import Consumer
+from burrowmq.routing.consumers import ConsumerSettings, message_consumer
+from burrowmq.routing.declarations import check_queues_exist, routes_topology, undeclared_queues
+from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES, check_max_redeliveries
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
@@ -31,12 +37,13 @@ from burrowmq.routing.router import Router
 from burrowmq.rpc.client import RpcClient
 from burrowmq.rpc.server import rpc_servers
 from burrowmq.topology.apply import declare_topology
-from burrowmq.topology.loader import load_topology
+from burrowmq.topology.loader import merge_with
 from burrowmq.topology.model import Topology
 
-__all__ = ["App", "AppState"]
+__all__ = ["App", "AppConfig", "AppState"]
 
 _log = get_logger()
+T = TypeVar("T")
 
 
 class AppState(str, Enum):
@@ -49,20 +56,78 @@ class AppState(str, Enum):
     CLOSED = "closed"
 
 
-def _make_transport(
-    urls: tuple[str, ...], name: str, connect_timeout: float, recovery_wait: float
-) -> Transport:
-    if urls[0].startswith(f"{MEMORY_SCHEME}:"):
-        from burrowmq.memory.transport import MemoryTransport
+def _positive(value: object, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"App({what}=...) must be a positive int, got {value!r}")
 
-        return MemoryTransport.shared(urls[0])
-    from burrowmq.amqp.transport import AmqpTransport
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """Every setting of an App, frozen; :class:`App` documents each one.
+
+    A copy of an App (:meth:`App.replace`) is made from this value as a whole, so no
+    setting can be left behind.
+    """
+
+    routers: tuple[tuple[Router, str], ...] = ()
+    urls: tuple[str, ...] = ()
+    topology: str | Path | Topology | None = None
+    name: str = "burrowmq"
+    retry: Retry = DEFAULT_RETRY
+    prefetch: int = 64
+    concurrency: int = 16
+    shutdown_timeout: float = 30.0
+    middleware: tuple[Middleware, ...] = ()
+    max_redeliveries: int | None = DEFAULT_MAX_REDELIVERIES
+    connect_timeout: float = 5.0
+    rpc_timeout: float = 30.0
+    rpc_tracebacks: bool = False
+    recovery_wait: float = 15.0
+    transport: Transport | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _positive(self.prefetch, "prefetch")
+        _positive(self.concurrency, "concurrency")
+        check_max_redeliveries(self.max_redeliveries)
+        check_middleware(self.middleware)
+        wait = self.recovery_wait
+        if isinstance(wait, bool) or not isinstance(wait, int | float):
+            raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")
+        object.__setattr__(self, "recovery_wait", max(0.0, float(wait)))
+        if self.transport is None and not self.urls:
+            object.__setattr__(self, "urls", default_urls(None))
+
+
+class _Setting(Generic[T]):
+    """An App attribute read from its :class:`AppConfig`."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Setting[T]: ...
+    @overload
+    def __get__(self, obj: App, owner: type) -> T: ...
+    def __get__(self, obj: App | None, owner: type) -> T | _Setting[T]:
+        return self if obj is None else getattr(obj.config, self.name)  # type: ignore[no-any-return,unused-ignore]
+
+
+def _make_transport(config: AppConfig) -> Transport:
+    if config.transport is not None:
+        return config.transport
+    if config.urls[0].startswith(f"{MEMORY_SCHEME}:"):
+        from burrowmq.memory import MemoryTransport
+
+        return MemoryTransport.shared(config.urls[0])
+    from burrowmq.amqp import AmqpTransport
 
     return AmqpTransport(
-        urls,
-        connection_name=name,
-        connect_timeout=connect_timeout,
-        recovery_wait=recovery_wait,
+        config.urls,
+        connection_name=config.name,
+        connect_timeout=config.connect_timeout,
+        recovery_wait=config.recovery_wait,
     )
 
 
@@ -74,7 +139,7 @@ class App:
     and closes. ``app.run()`` does the same until SIGINT or SIGTERM.
 
     Args:
-        routers: the routers whose routes this app serves.
+        routers: the routers whose routes this app serves (read when the app starts).
         url: a broker URL, a list of them (cluster nodes, tried in turn) or
             ``"memory://"``; default ``$BURROWMQ_URL``, else
             ``amqp://guest:guest@localhost:5672/``.
@@ -86,12 +151,13 @@ class App:
         concurrency: the concurrency of routes that set none.
         shutdown_timeout: seconds in-flight handlers get to finish at shutdown.
         middleware: async callables ``(message, call_next) -> result`` wrapped around
-            every handler call of the message routes, the first outermost (see
-            :mod:`burrowmq.framework.middleware`); e.g. ``[Idempotency()]``.
+            every handler call, of message and RPC routes alike, the first outermost
+            (see :mod:`burrowmq.framework.middleware`); e.g. ``[Idempotency()]``.
         max_redeliveries: poison-message protection: a message the broker redelivered
             more often than this without it ever being settled (it crashed or hung the
             consumer each time; quorum queues count it in ``x-delivery-count``) is
             dead-lettered instead of handled again; ``None`` turns the check off.
+        connect_timeout: seconds allowed for one connection attempt.
         rpc_timeout: the default timeout of :meth:`call`, in seconds.
         rpc_tracebacks: send the handler's traceback in RPC error replies (off by
             default: tracebacks may reveal internals to callers).
@@ -103,6 +169,18 @@ class App:
     Raises:
         ConfigurationError: a bad URL or option.
     """
+
+    name: _Setting[str] = _Setting()
+    retry: _Setting[Retry] = _Setting()
+    prefetch: _Setting[int] = _Setting()
+    concurrency: _Setting[int] = _Setting()
+    shutdown_timeout: _Setting[float] = _Setting()
+    middleware: _Setting[tuple[Middleware, ...]] = _Setting()
+    max_redeliveries: _Setting[int | None] = _Setting()
+    connect_timeout: _Setting[float] = _Setting()
+    rpc_timeout: _Setting[float] = _Setting()
+    rpc_tracebacks: _Setting[bool] = _Setting()
+    recovery_wait: _Setting[float] = _Setting()
 
     def __init__(
         self,
@@ -125,40 +203,57 @@ class App:
     ) -> None:
         if isinstance(routers, Router):
             routers = [routers]
-        for value, what in ((prefetch, "prefetch"), (concurrency, "concurrency")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"App({what}=...) must be a positive int, got {value!r}")
-        self._urls = default_urls(url) if transport is None else ()
-        self._router = Router()
         for router in routers:
             if not isinstance(router, Router):
                 raise ConfigurationError(f"App(routers=...) takes Router objects, got {router!r}")
-            self._router.include_router(router)
-        self._topology_source = topology
-        self.name = name
-        self.retry = retry or DEFAULT_RETRY
-        self.prefetch = prefetch
-        self.concurrency = concurrency
-        self.shutdown_timeout = shutdown_timeout
-        self.middleware = check_middleware(middleware)
-        self.max_redeliveries = check_max_redeliveries(max_redeliveries)
-        self.connect_timeout = connect_timeout
-        if isinstance(recovery_wait, bool) or not isinstance(recovery_wait, int | float):
-            raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {recovery_wait!r}")
-        self.recovery_wait = max(0.0, float(recovery_wait))
-        self.rpc_timeout = rpc_timeout
-        self.rpc_tracebacks = rpc_tracebacks
-        self._rpc_client: RpcClient | None = None
+        self._init(
+            AppConfig(
+                routers=tuple((router, "") for router in routers),
+                urls=default_urls(url) if transport is None else (),
+                topology=topology,
+                name=name,
+                retry=retry or DEFAULT_RETRY,
+                prefetch=prefetch,
+                concurrency=concurrency,
+                shutdown_timeout=shutdown_timeout,
+                middleware=check_middleware(middleware),
+                max_redeliveries=max_redeliveries,
+                connect_timeout=connect_timeout,
+                rpc_timeout=rpc_timeout,
+                rpc_tracebacks=rpc_tracebacks,
+                recovery_wait=recovery_wait,
+                transport=transport,
+            )
+        )
+
+    def _init(self, config: AppConfig) -> None:
+        self.config = config
         self.instance_id = uuid.uuid4().hex[:12]
-        self._transport = transport
-        self._publisher: Publisher | None = None
-        self._consumers: list[Consumer] = []
-        self._topology: Topology | None = None
-        self._external_queues: list[str] = []
         self._state = AppState.NEW
+        self._routes: tuple[Route, ...] | None = None  # frozen at start
+        self._transport: Transport | None = None
+        self._publisher: Publisher | None = None
+        self._builder = MessageBuilder(app_id=config.name)
+        self._consumers: list[Dispatcher] = []
+        self._topology: Topology | None = None
+        self._rpc_client: RpcClient | None = None
         self._stop_requested: asyncio.Event | None = None
 
     # -- configuration ---------------------------------------------------------------
+
+    def replace(self, **changes: Any) -> App:
+        """A new app with this one's routers and settings, but for ``changes``.
+
+        Args:
+            **changes: fields of :class:`AppConfig` (``transport=`` runs the copy on
+                another transport, as :class:`~burrowmq.testing.TestClient` does).
+
+        Raises:
+            ConfigurationError: a bad setting.
+        """
+        app = object.__new__(App)
+        app._init(dataclasses.replace(self.config, **changes))
+        return app
 
     @property
     def state(self) -> AppState:
@@ -167,8 +262,14 @@ class App:
 
     @property
     def routes(self) -> tuple[Route, ...]:
-        """Every route this app serves."""
-        return self._router.routes
+        """Every route this app serves (read from its routers until the app starts)."""
+        if self._routes is not None:
+            return self._routes
+        return tuple(
+            route.with_prefix(prefix)
+            for router, prefix in self.config.routers
+            for route in router.routes
+        )
 
     @property
     def transport(self) -> Transport:
@@ -181,6 +282,11 @@ class App:
             raise StateError("the app has no transport before it starts")
         return self._transport
 
+    def _configure(self, what: str, **changes: Any) -> None:
+        if self._state is not AppState.NEW:
+            raise StateError(f"cannot {what} an app that is {self._state.value}")
+        self.config = dataclasses.replace(self.config, **changes)
+
     def use_url(self, url: str | Sequence[str]) -> None:
         """Connect to ``url`` instead (the CLI's ``--url``); only before the app starts.
 
@@ -188,53 +294,27 @@ class App:
             StateError: the app has started.
             ConfigurationError: a bad URL.
         """
-        if self._state is not AppState.NEW:
-            raise StateError(f"cannot change the URL of an app that is {self._state.value}")
-        self._urls = default_urls(url)
-        self._transport = None
+        self._configure("change the URL of", urls=default_urls(url), transport=None)
 
     def include_router(self, router: Router, *, prefix: str = "") -> None:
-        """Add a router's routes; only before the app starts.
+        """Add a router's routes, ``prefix`` before their queue names; only before start.
 
         Raises:
             StateError: the app has started.
         """
-        if self._state is not AppState.NEW:
-            raise StateError(f"cannot add routes to an app that is {self._state.value}")
-        self._router.include_router(router, prefix=prefix)
+        if not isinstance(router, Router):
+            raise ConfigurationError(f"include_router() takes a Router, got {router!r}")
+        self._configure("add routes to", routers=(*self.config.routers, (router, prefix)))
 
     def topology(self) -> Topology:
         """The merged topology: the YAML file's and every route's needs.
 
         Raises:
             TopologyError: bad YAML, or the same entity declared with different settings.
+            ConfigurationError: two handlers consume the same queue.
         """
-        declared = Topology()
-        seen: dict[str, Route] = {}
-        for route in self.routes:
-            queue = route.queue_name(self.instance_id)
-            if queue in seen and not (route.procedure and seen[queue].procedure):
-                raise ConfigurationError(
-                    f"queue {queue!r} is consumed by two handlers ({seen[queue].name} and "
-                    f"{route.name}); each delivery would reach only one of them"
-                )
-            seen[queue] = route
-            declared = declared.merge(route.topology(self.instance_id))
-        source = self._topology_source
-        if isinstance(source, Topology):
-            merged = source.merge(declared)
-        elif source is not None:
-            # The file may bind to queues and exchanges that only the routes declare.
-            merged = load_topology(source, known=declared).merge(declared)
-        else:
-            merged = declared
-        external = [
-            route.queue_name(self.instance_id)
-            for route in self.routes
-            if not route.declare_queue and merged.queue(route.queue_name(self.instance_id)) is None
-        ]
-        self._external_queues = external
-        return merged
+        declared = routes_topology(self.routes, self.instance_id)
+        return merge_with(self.config.topology, declared)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -262,72 +342,39 @@ class App:
             raise StateError(f"cannot start an app that is {self._state.value}")
         self._state = AppState.STARTING
         try:
-            self._topology = self.topology()
-            if self._transport is None:
-                self._transport = _make_transport(
-                    self._urls, self.name, self.connect_timeout, self.recovery_wait
-                )
-            self._transport.on_ready(self._declare)
-            self._publisher = Publisher(self._transport, app_id=self.name)
-            await self._transport.connect()
-            for route in self.routes:
-                if route.procedure is not None:
-                    continue  # one RpcServer per service queue, below
-                consumer = self._consumer_for(route, self._transport)
+            self._routes = routes = self.routes
+            self._topology = topology = self.topology()
+            external = undeclared_queues(routes, topology, self.instance_id)
+            transport = self._transport = _make_transport(self.config)
+
+            async def declare() -> None:  # on every (re)connection
+                await declare_topology(transport, topology)
+                await check_queues_exist(transport, external)
+
+            transport.on_ready(declare)
+            self._publisher = Publisher(transport, self._builder)
+            await transport.connect()
+            settings = ConsumerSettings(
+                transport=transport,
+                builder=self._builder,
+                instance_id=self.instance_id,
+                retry=self.config.retry,
+                prefetch=self.config.prefetch,
+                concurrency=self.config.concurrency,
+                chain=compose(self.config.middleware),
+                max_redeliveries=self.config.max_redeliveries,
+                rpc_tracebacks=self.config.rpc_tracebacks,
+            )
+            consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
+            consumers += [server.dispatcher for server in rpc_servers(routes, settings)]
+            for consumer in consumers:
                 await consumer.start()
                 self._consumers.append(consumer)
-            for server in rpc_servers(
-                self.routes,
-                queue_name=lambda route: route.queue_name(self.instance_id),
-                transport=self._transport,
-                prefetch=self.prefetch,
-                concurrency=self.concurrency,
-                tracebacks=self.rpc_tracebacks,
-            ):
-                await server.start()
-                self._consumers.append(server)
         except BaseException:
             await self._shutdown(timeout=0)
             raise
         self._state = AppState.RUNNING
-        _log.info(
-            "app_started",
-            app=self.name,
-            broker=self._transport.description,
-            routes=len(self.routes),
-        )
-
-    def _consumer_for(self, route: Route, transport: Transport) -> Consumer:
-        base = route.dead_letter_base()
-        factory = getattr(route, "consumer_factory", None) or Consumer
-        return factory(  # type: ignore[no-any-return,unused-ignore]
-            route,
-            transport=transport,
-            queue=route.queue_name(self.instance_id),
-            retry=route.retry or self.retry,
-            prefetch=route.prefetch or self.prefetch,
-            concurrency=route.concurrency or self.concurrency,
-            dead_letter_exchange=f"{base}.dlx" if base else None,
-            middleware=self.middleware,
-            max_redeliveries=self.max_redeliveries,
-        )
-
-    async def _declare(self) -> None:
-        """Declare the whole topology; runs on every (re)connection."""
-        assert self._topology is not None
-        assert self._transport is not None
-        transport = self._transport
-        await declare_topology(transport, self._topology)
-        for name in self._external_queues:
-            try:
-                await transport.declare_queue(name, passive=True)
-            except TopologyError:
-                raise TopologyError(
-                    f"queue {name!r} is consumed but declared nowhere and does not exist on "
-                    "the broker: declare it in the topology YAML, or pass queue_options= "
-                    "to router.consume()",
-                    entity=f"queue {name!r}",
-                ) from None
+        _log.info("app_started", app=self.name, broker=transport.description, routes=len(routes))
 
     async def stop(self) -> None:
         """Stop consuming, let in-flight handlers finish (bounded), close. Idempotent."""
@@ -336,7 +383,7 @@ class App:
         if self._state is AppState.NEW:
             self._state = AppState.CLOSED
             return
-        await self._shutdown(timeout=self.shutdown_timeout)
+        await self._shutdown(timeout=self.config.shutdown_timeout)
 
     async def _shutdown(self, *, timeout: float) -> None:
         self._state = AppState.STOPPING
@@ -379,7 +426,7 @@ class App:
         """Block running the app until SIGINT or SIGTERM, then shut down gracefully."""
         asyncio.run(self.serve())
 
-    # -- publishing ------------------------------------------------------------------
+    # -- publishing and calling ------------------------------------------------------
 
     def _require_running(self, what: str) -> Transport:
         if self._state is not AppState.RUNNING or self._transport is None:
@@ -414,7 +461,7 @@ class App:
             headers: AMQP headers.
             mandatory: raise :class:`~burrowmq.Unroutable` if no queue takes it.
             persistent: survive a broker restart (delivery mode 2).
-            message_id: the message id (default: a new UUID).
+            message_id: the message id (default: a new unique id).
             correlation_id: the correlation id.
             reply_to: where replies go.
             expiration: seconds after which the broker may discard it.
@@ -427,8 +474,10 @@ class App:
 
         Raises:
             StateError: the app is not running.
+            EncodeError: the body cannot be encoded.
             Unroutable: ``mandatory`` and nothing is bound.
             PublishNacked: the broker refused it.
+            PublishError: a header AMQP cannot carry, or the broker refused the publish.
             ConnectionLost: the connection dropped before the confirm.
         """
         self._require_running("publish")
@@ -471,6 +520,7 @@ class App:
 
         Raises:
             StateError: the app is not running.
+            ConfigurationError: ``window`` is not a positive int.
             PublishBatchError: some messages were not confirmed (``failures`` lists
                 them by index; the others were confirmed).
         """
@@ -486,8 +536,6 @@ class App:
             headers=headers,
             persistent=persistent,
         )
-
-    # -- remote procedure calls ------------------------------------------------------
 
     async def call(
         self,
@@ -523,17 +571,17 @@ class App:
                 request did not validate, or the service lacks the method).
             ConnectionLost: the connection dropped before the reply came; the call is
                 not resent.
-            DecodeError: the payload cannot be encoded, or the reply does not fit
-                ``returns``.
+            EncodeError: the payload cannot be encoded.
+            DecodeError: the reply does not fit ``returns``.
         """
         client = self._rpc_client
         if client is None or self._state is not AppState.RUNNING:
             transport = self._require_running("call")
-            client = self._rpc_client = RpcClient(transport, app_id=self.name)
+            client = self._rpc_client = RpcClient(transport, self._builder)
         return await client.call(
             procedure,
             payload,
-            timeout=self.rpc_timeout if timeout is None else timeout,
+            timeout=self.config.rpc_timeout if timeout is None else timeout,
             returns=returns,
             headers=dict(headers) if headers else None,
         )

@@ -17,6 +17,8 @@ users raw::
     │       └── NoRoute           an RPC request reached no server
     ├── TopologyError             bad topology, or a declaration the broker refused
     ├── DecodeError               a payload did not decode or validate
+    ├── EncodeError               a value could not be encoded for the wire
+    ├── TooManyRedeliveries       a message kept coming back unsettled: it was dead-lettered
     └── RpcError                  an RPC call failed
         ├── RpcTimeout            no reply came within the timeout
         └── RemoteError           the remote handler raised; carries its type and message
@@ -37,6 +39,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLost",
     "DecodeError",
+    "EncodeError",
     "NoRoute",
     "PublishBatchError",
     "PublishError",
@@ -45,6 +48,7 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "StateError",
+    "TooManyRedeliveries",
     "TopologyError",
     "TopologyProblem",
     "TransportError",
@@ -192,6 +196,44 @@ class DecodeError(BurrowError):
         super().__init__(reason)
         self.reason = reason
         self.errors = errors or []
+
+
+class EncodeError(BurrowError):
+    """A value could not be encoded for the wire (a body that is not JSON-able, a result
+    that does not fit its RPC handler's return annotation).
+
+    Attributes:
+        reason: a one-line explanation that names the type or field at fault.
+        errors: pydantic's structured errors, when validation failed.
+    """
+
+    def __init__(self, reason: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = errors or []
+
+
+class TooManyRedeliveries(BurrowError):
+    """A message was delivered too often without ever being settled: it crashed or hung
+    the consumer each time, so it was dead-lettered instead of handled again.
+
+    Never raised to callers: its name is the ``x-exception-type`` of the dead-lettered
+    copy (and the type of an RPC error reply), so that tools can select such messages.
+
+    Attributes:
+        count: the broker's delivery count of the message.
+        limit: the consumer's ``max_redeliveries``.
+        reason: the explanation recorded with the copy.
+    """
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        self.reason = (
+            f"redelivered {count} times without being settled (limit {limit}): each "
+            "delivery crashed or hung the consumer, or its connection dropped"
+        )
+        super().__init__(self.reason)
 
 
 class RpcError(BurrowError):

@@ -13,8 +13,9 @@ until every handler is done, and looks at the outcome::
             assert charged == ["1"]
             assert client.dead_letters("billing.charge") == []
 
-The app you pass is left untouched: the client runs a copy with the same routes,
-topology and settings, so one module-level app serves any number of tests. Each client
+The app you pass is left untouched: the client runs a copy of it
+(:meth:`burrowmq.App.replace` with the memory transport) with the same routes, topology
+and every other setting, so one module-level app serves any number of tests. Each client
 gets a broker of its own unless you give two clients the same ``url``. With the pytest
 plugin, the ``burrowmq_client`` fixture does the same for the app your
 ``burrowmq_app`` fixture returns.
@@ -36,7 +37,12 @@ from burrowmq.app import App
 from burrowmq.framework.transport import Properties
 from burrowmq.memory.broker import MemoryBroker, PublishRecord
 from burrowmq.memory.transport import MemoryTransport
-from burrowmq.routing.router import Router
+from burrowmq.routing.dead_letter import (
+    HEADER_EXCEPTION_MESSAGE,
+    HEADER_EXCEPTION_TYPE,
+    HEADER_RETRY_COUNT,
+    dead_letter_queue,
+)
 
 __all__ = [
     "Captured",
@@ -94,19 +100,19 @@ class DeadLetter(Captured):
     @property
     def exception_type(self) -> str | None:
         """``x-exception-type``: the exception (or ``Reject``) that dead-lettered it."""
-        value = self.headers.get("x-exception-type")
+        value = self.headers.get(HEADER_EXCEPTION_TYPE)
         return value if isinstance(value, str) else None
 
     @property
     def exception_message(self) -> str | None:
         """``x-exception-message``: the exception's message or the rejection reason."""
-        value = self.headers.get("x-exception-message")
+        value = self.headers.get(HEADER_EXCEPTION_MESSAGE)
         return value if isinstance(value, str) else None
 
     @property
     def retry_count(self) -> int:
         """``x-retry-count``: how many retries it had before it was given up."""
-        value = self.headers.get("x-retry-count", 0)
+        value = self.headers.get(HEADER_RETRY_COUNT, 0)
         return value if isinstance(value, int) else 0
 
     @property
@@ -169,35 +175,12 @@ async def wait_idle(broker: MemoryBroker, timeout: float = 5.0) -> None:
             continue
 
 
-def _copy_app(app: App, transport: MemoryTransport) -> App:
-    """A new app with ``app``'s routes, topology and settings, on ``transport``."""
-    router = Router()
-    for route in app.routes:
-        router.add_route(route)
-    return App(
-        [router],
-        transport=transport,
-        # The topology file or object the app was given; its routes add the rest.
-        topology=getattr(app, "_topology_source", None),
-        name=app.name,
-        retry=app.retry,
-        prefetch=app.prefetch,
-        concurrency=app.concurrency,
-        shutdown_timeout=app.shutdown_timeout,
-        connect_timeout=app.connect_timeout,
-        rpc_timeout=app.rpc_timeout,
-        rpc_tracebacks=getattr(app, "rpc_tracebacks", False),
-        middleware=app.middleware,
-        max_redeliveries=app.max_redeliveries,
-    )
-
-
 class TestClient:
     """Run an app on the in-memory broker, publish to it and inspect the outcome.
 
     Args:
         app: the app to test; it is not started itself (a copy with the same routes
-            and settings runs), so it can serve many tests.
+            and settings runs on the memory broker), so it can serve many tests.
         url: the ``memory://`` broker to use; clients (and apps) with the same URL share
             it. Default: a broker of this client's own.
         timeout: the default seconds :meth:`publish_and_wait` and :meth:`wait_idle`
@@ -211,7 +194,7 @@ class TestClient:
     ) -> None:
         self.url = url or f"memory://test-{uuid.uuid4().hex[:12]}"
         self.transport = MemoryTransport(url=self.url)
-        self.app = _copy_app(app if app is not None else App(), self.transport)
+        self.app = (app if app is not None else App(url=self.url)).replace(transport=self.transport)
         self.timeout = timeout
         self.published: list[Captured] = []
         """Every message published while the client runs, by the test or by handlers."""
@@ -371,13 +354,13 @@ class TestClient:
         Raises:
             KeyError: neither a route's queue nor an existing queue.
         """
-        target = f"{queue}.dlq"
+        target = dead_letter_queue(queue)
         for route in self.app.routes:
             if route.queue is not None and route.queue.name == queue:
                 base = route.dead_letter_base()
                 if base is None:
                     return []
-                target = f"{base}.dlq"
+                target = dead_letter_queue(base)
         if target not in self.broker.queues and queue in self.broker.queues:
             target = queue
         return [

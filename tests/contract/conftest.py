@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from burrowmq import App, Router
-from burrowmq.amqp.transport import AmqpTransport
+from burrowmq.amqp import AmqpTransport
 from burrowmq.framework.transport import Delivery, Transport
 from burrowmq.memory.transport import MemoryTransport
 from tests.conftest import Names

@@ -1,36 +1,30 @@
 """AMQP consumers: subscriptions with their acker, and the direct reply-to channel.
 
-Part of the AMQP transport (with ``amqp.py`` and ``amqp_wire.py``). A subscription owns
-one channel; its deliveries are settled through that channel's :class:`Acker`, so a
-delivery is never acked on a channel it did not arrive on.
+Part of the AMQP transport. A subscription owns one channel; its deliveries are settled
+through that channel's :class:`~burrowmq.amqp.acker.Acker`, so a delivery is never acked
+on a channel it did not arrive on. What the transport must hear of (a consumer the broker
+cancelled, a subscription closed) it is told through callbacks it hands over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import aiormq
 import aiormq.exceptions as amqp_errors
 from aiormq.abc import DeliveredMessage
 
 from burrowmq.amqp.acker import Acker
-from burrowmq.amqp.wire import (
-    CONNECTION_ERRORS,
-    DIRECT_REPLY_TO,
-    InFlight,
-    describe_exc,
-    from_pamqp,
-    publish_confirmed,
-    reply_text,
-)
-from burrowmq.exceptions import ConnectionLost, TopologyError
+from burrowmq.amqp.errors import CONNECTION_ERRORS, CONSUME, Context, describe_exc, fail
+from burrowmq.amqp.publishing import InFlight, publish_confirmed
+from burrowmq.amqp.wire import from_pamqp
+from burrowmq.exceptions import ConnectionLost
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import DeliveryCallback, Properties, ReplyClosedCallback
-
-if TYPE_CHECKING:
-    from burrowmq.amqp.transport import AmqpTransport
+from burrowmq.framework.vocabulary import DIRECT_REPLY_TO
 
 __all__ = ["AmqpReplyChannel", "AmqpSubscription"]
 
@@ -115,21 +109,37 @@ def _run_deliveries_inline(channel: Any, code: Any) -> None:
     channel.create_task = inline
 
 
+SubscriptionEvent = Callable[["AmqpSubscription"], None]
+
+
 class AmqpSubscription:
-    """A consumer on its own channel; restarted by the transport after a reconnect."""
+    """A consumer on its own channel; restarted by the transport after a reconnect.
+
+    Args:
+        queue: the queue consumed.
+        callback: called with each delivery.
+        prefetch: deliveries the broker may send ahead.
+        no_ack: consume without acks.
+        exclusive: an exclusive consumer.
+        on_cancelled: told when the broker cancelled the consumer (the transport
+            restores it).
+        on_closed: told when the subscription was closed for good.
+    """
 
     def __init__(
         self,
-        transport: AmqpTransport,
         queue: str,
         callback: DeliveryCallback,
         *,
         prefetch: int,
         no_ack: bool,
         exclusive: bool,
+        on_cancelled: SubscriptionEvent,
+        on_closed: SubscriptionEvent,
     ) -> None:
         self.queue = queue
-        self._transport = transport
+        self._on_cancelled = on_cancelled
+        self._on_closed = on_closed
         self._callback = callback
         self._prefetch = prefetch
         self._no_ack = no_ack
@@ -176,16 +186,8 @@ class AmqpSubscription:
             ok = await channel.basic_consume(
                 self.queue, on_message, no_ack=self._no_ack, exclusive=self._exclusive
             )
-        except amqp_errors.ChannelNotFoundEntity:
-            raise TopologyError(
-                f"cannot consume from queue {self.queue!r}: it does not exist",
-                entity=f"queue {self.queue!r}",
-            ) from None
-        except amqp_errors.ChannelClosed as exc:  # access refused, exclusive in use, ...
-            raise TopologyError(
-                f"cannot consume from queue {self.queue!r}: {reply_text(exc)}",
-                entity=f"queue {self.queue!r}",
-            ) from None
+        except Exception as exc:
+            fail(exc, Context(CONSUME, f"queue {self.queue!r}"))
         self._tag = ok.consumer_tag
 
     def connection_lost(self) -> None:
@@ -200,7 +202,7 @@ class AmqpSubscription:
             return
         self.cancelled_by_broker = True
         _log.error("consumer_cancelled_by_broker", queue=self.queue)
-        self._transport._restore_later(self)
+        self._on_cancelled(self)
 
     async def cancel(self) -> None:
         self._active = False
@@ -213,7 +215,7 @@ class AmqpSubscription:
 
     async def close(self) -> None:
         self._active = False
-        self._transport._forget(self)
+        self._on_closed(self)
         if self._acker is not None:
             await self._acker.close()  # acks of finished handlers go out before the close
         channel, self._channel = self._channel, None

@@ -1,8 +1,8 @@
 """The AMQP transport: RabbitMQ through aio-pika and aiormq.
 
-With ``amqp_wire.py`` (property and error translation) and ``amqp_consumer.py``
-(subscriptions, direct reply-to), the only modules that import aio-pika, aiormq and
-pamqp; their errors are translated there, once, into :mod:`burrowmq.exceptions`.
+With its siblings in :mod:`burrowmq.amqp` (consumers, publishing, wire properties, and
+the one table in :mod:`~burrowmq.amqp.errors` that translates the libraries' errors), the
+only code that imports aio-pika, aiormq and pamqp.
 
 Connections are opened with aio-pika (URL handling, client properties); channels are
 aiormq's, used directly on the hot paths (publish, deliver, ack). Recovery is ours rather
@@ -20,24 +20,21 @@ from typing import Any
 
 import aio_pika
 import aiormq
-import aiormq.exceptions as amqp_errors
 
 from burrowmq.amqp.consumer import AmqpReplyChannel, AmqpSubscription
-from burrowmq.amqp.wire import (
-    CONNECTION_ERRORS,
-    DIRECT_REPLY_TO,
+from burrowmq.amqp.errors import (
+    CHANNEL,
+    CONNECT,
+    CONSUME,
+    DECLARE,
     RECOVERY_ERRORS,
-    InFlight,
+    Context,
     describe_exc,
-    precondition_error,
-    publish_confirmed,
-    reply_text,
+    fail,
+    translate,
 )
-from burrowmq.exceptions import (
-    BrokerUnreachable,
-    ConnectionLost,
-    TopologyError,
-)
+from burrowmq.amqp.publishing import InFlight, publish_confirmed
+from burrowmq.exceptions import BrokerUnreachable, ConnectionLost
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import (
     DeliveryCallback,
@@ -46,8 +43,9 @@ from burrowmq.framework.transport import (
     ReplyClosedCallback,
 )
 from burrowmq.framework.urls import describe_target, mask_url
+from burrowmq.framework.vocabulary import DIRECT_REPLY_TO, RESERVED_PREFIX
 
-__all__ = ["DIRECT_REPLY_TO", "AmqpTransport"]
+__all__ = ["AmqpTransport"]
 
 
 _log = get_logger()
@@ -114,6 +112,7 @@ class AmqpTransport:
     async def _open_any(self) -> aio_pika.abc.AbstractConnection:
         reasons: list[str] = []
         for url in self._urls:
+            target = describe_target(url)
             try:
                 properties: dict[str, Any] = {}
                 if self._connection_name:
@@ -121,21 +120,10 @@ class AmqpTransport:
                 connection = await aio_pika.connect(
                     url, timeout=self._connect_timeout, client_properties=properties
                 )
-                self._node = describe_target(url)
+                self._node = target
                 return connection
-            except amqp_errors.ProbableAuthenticationError:
-                reasons.append(f"{describe_target(url)}: access refused (check user/password)")
-            except amqp_errors.AuthenticationError:
-                reasons.append(f"{describe_target(url)}: authentication failed")
-            except amqp_errors.ConnectionNotAllowed:  # type: ignore[attr-defined,unused-ignore]
-                reasons.append(f"{describe_target(url)}: vhost not found or not allowed")
-            except TimeoutError:
-                reasons.append(f"{describe_target(url)}: timed out")
-            except (OSError, amqp_errors.AMQPError, ConnectionError) as exc:
-                text = mask_url(str(exc.strerror if isinstance(exc, OSError) else exc))
-                reasons.append(f"{describe_target(url)}: {text or type(exc).__name__}")
-            except (ValueError, TypeError, KeyError):  # yarl/aio-pika refusing the URL itself
-                reasons.append(f"{mask_url(url)}: not a valid AMQP URL")
+            except Exception as exc:
+                reasons.append(str(translate(exc, Context(CONNECT, target))))
         targets = tuple(describe_target(u) for u in self._urls)
         raise BrokerUnreachable("cannot reach RabbitMQ at " + "; ".join(reasons), targets=targets)
 
@@ -153,8 +141,8 @@ class AmqpTransport:
     async def _after_connect(self, connection: aio_pika.abc.AbstractConnection) -> None:
         self._connection = connection
         raw = connection.transport.connection  # type: ignore[union-attr]
-        self._declare_channel = await raw.channel(publisher_confirms=False)
-        self._publish_channel = await raw.channel(publisher_confirms=True, on_return_raises=True)
+        self._declare_channel = await _open_channel(raw, confirms=False)
+        self._publish_channel = await _open_channel(raw, confirms=True)
         connection.close_callbacks.add(self._on_connection_closed)
         for callback in self._ready_callbacks:
             await callback()
@@ -282,13 +270,7 @@ class AmqpTransport:
                 return channel
             assert self._connection is not None  # wait_connected guarantees it
             raw = self._connection.transport.connection  # type: ignore[union-attr]
-            try:
-                if which == "_publish_channel":
-                    channel = await raw.channel(publisher_confirms=True, on_return_raises=True)
-                else:
-                    channel = await raw.channel(publisher_confirms=False)
-            except CONNECTION_ERRORS as exc:
-                raise ConnectionLost(f"cannot open a channel: {describe_exc(exc)}") from None
+            channel = await _open_channel(raw, confirms=which == "_publish_channel")
             setattr(self, which, channel)
             return channel
 
@@ -298,18 +280,8 @@ class AmqpTransport:
         channel = await self._channel("_declare_channel")
         try:
             return await getattr(channel, method)(**kwargs)
-        except amqp_errors.ChannelPreconditionFailed as exc:
-            raise precondition_error(entity, reply_text(exc), kwargs) from None
-        except amqp_errors.ChannelNotFoundEntity as exc:
-            raise TopologyError(f"{entity}: {reply_text(exc)}", entity=entity) from None
-        except (amqp_errors.ChannelAccessRefused, amqp_errors.ChannelLockedResource) as exc:
-            raise TopologyError(f"{entity} was refused: {reply_text(exc)}", entity=entity) from None
-        except amqp_errors.ChannelClosed as exc:
-            raise TopologyError(f"{entity} was refused: {reply_text(exc)}", entity=entity) from None
-        except CONNECTION_ERRORS as exc:
-            raise ConnectionLost(
-                f"connection lost while declaring {entity}: {describe_exc(exc)}"
-            ) from None
+        except Exception as exc:
+            fail(exc, Context(DECLARE, entity, requested=kwargs))
 
     async def declare_exchange(
         self,
@@ -322,7 +294,7 @@ class AmqpTransport:
         arguments: Mapping[str, Any] | None = None,
         passive: bool = False,
     ) -> None:
-        if name == "" or name.startswith("amq."):
+        if name == "" or name.startswith(RESERVED_PREFIX):
             return  # predeclared by the broker, may not be redeclared
         await self._declare(
             f"exchange {name!r}",
@@ -430,15 +402,19 @@ class AmqpTransport:
         await self.wait_connected(self._recovery_wait)
         assert self._connection is not None
         subscription = AmqpSubscription(
-            self, queue, callback, prefetch=prefetch, no_ack=no_ack, exclusive=exclusive
+            queue,
+            callback,
+            prefetch=prefetch,
+            no_ack=no_ack,
+            exclusive=exclusive,
+            on_cancelled=self._restore_later,
+            on_closed=self._forget,
         )
         raw = self._connection.transport.connection  # type: ignore[union-attr]
         try:
             await subscription.start(raw)
-        except CONNECTION_ERRORS as exc:
-            raise ConnectionLost(
-                f"connection lost while starting a consumer on {queue!r}: {describe_exc(exc)}"
-            ) from None
+        except Exception as exc:
+            fail(exc, Context(CONSUME, f"queue {queue!r}"))
         self._subscriptions.append(subscription)
         return subscription
 
@@ -452,14 +428,23 @@ class AmqpTransport:
         await self.wait_connected(timeout)
         assert self._connection is not None
         raw = self._connection.transport.connection  # type: ignore[union-attr]
-        try:
-            channel = await raw.channel(publisher_confirms=True, on_return_raises=True)
-        except RECOVERY_ERRORS as exc:
-            raise ConnectionLost(f"cannot open a reply channel: {describe_exc(exc)}") from None
+        channel = await _open_channel(raw, confirms=True)
         reply = AmqpReplyChannel(channel, callback, on_closed)
         try:
             await reply.start()
-        except RECOVERY_ERRORS as exc:
+        except Exception as exc:
             await reply.close()
-            raise ConnectionLost(f"cannot consume {DIRECT_REPLY_TO}: {describe_exc(exc)}") from None
+            fail(exc, Context(CONSUME, DIRECT_REPLY_TO))
         return reply
+
+
+async def _open_channel(
+    connection: aiormq.abc.AbstractConnection, *, confirms: bool
+) -> aiormq.abc.AbstractChannel:
+    """A new channel, with publisher confirms (and returns raised) when asked."""
+    try:
+        if confirms:
+            return await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return await connection.channel(publisher_confirms=False)
+    except Exception as exc:
+        fail(exc, Context(CHANNEL, "on the connection"))

@@ -1,27 +1,17 @@
-"""Framework: transports (AMQP, memory), Message, codecs, logging and URLs."""
+"""Framework: the transport contract and the values every layer shares (Message,
+codecs, the message builder, middleware, idempotency, URLs, log, matching, RabbitMQ's
+vocabulary). No I/O library; everything else in burrowmq may import it.
+"""
 
 from __future__ import annotations
 
-from burrowmq.framework.codec import decoder_for, encode
-from burrowmq.framework.idempotency import (
-    Idempotency,
-    IdempotencyStore,
-    MemoryIdempotencyStore,
-)
 from burrowmq.framework.message import Message
-from burrowmq.framework.transport import Delivery, Properties, Subscription, Transport
-from burrowmq.framework.urls import mask_url
+from burrowmq.framework.transport import (
+    Delivery,
+    Properties,
+    ReplyChannel,
+    Subscription,
+    Transport,
+)
 
-__all__ = [
-    "Delivery",
-    "Idempotency",
-    "IdempotencyStore",
-    "MemoryIdempotencyStore",
-    "Message",
-    "Properties",
-    "Subscription",
-    "Transport",
-    "decoder_for",
-    "encode",
-    "mask_url",
-]
+__all__ = ["Delivery", "Message", "Properties", "ReplyChannel", "Subscription", "Transport"]

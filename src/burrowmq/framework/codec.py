@@ -2,8 +2,10 @@
 
 Decoding follows the handler's first parameter's annotation: ``bytes`` gets the raw
 body, ``str`` the body as UTF-8 text, anything else (a pydantic model, ``dict``,
-``list[int]``, any type pydantic can validate) is parsed as JSON and validated.
-Encoding sends ``bytes`` as they are, ``str`` as UTF-8 text and everything else as JSON.
+``list[int]``, any type pydantic can validate) is parsed as JSON and validated; without
+a type to decode to, :func:`decode_plain` follows the content type instead.
+Encoding sends ``bytes`` as they are, ``str`` as UTF-8 text and everything else as JSON;
+:func:`encoder_for` shapes values by an annotation first (an RPC handler's return type).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from burrowmq.exceptions import DecodeError
+from burrowmq.exceptions import ConfigurationError, DecodeError, EncodeError
 
 __all__ = [
     "JSON",
     "OCTET_STREAM",
     "TEXT",
     "Decoder",
+    "Encoder",
+    "decode_plain",
     "decoder_for",
     "describe_validation_error",
     "encode",
+    "encoder_for",
 ]
 
 JSON = "application/json"
@@ -32,6 +37,9 @@ OCTET_STREAM = "application/octet-stream"
 
 Decoder = Callable[[bytes], Any]
 """Turns a body into the value a handler asked for; raises :class:`DecodeError`."""
+
+Encoder = Callable[[Any], tuple[bytes, str]]
+"""Turns a value into a body and its content type; raises :class:`EncodeError`."""
 
 
 def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:
@@ -121,7 +129,7 @@ def encode(value: Any) -> tuple[bytes, str]:
         The body and its content type.
 
     Raises:
-        DecodeError: the value cannot be serialised to JSON (names its type).
+        EncodeError: the value cannot be serialised to JSON (names its type).
     """
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value), OCTET_STREAM
@@ -132,6 +140,72 @@ def encode(value: Any) -> tuple[bytes, str]:
     try:
         return pydantic_core.to_json(value), JSON
     except pydantic_core.PydanticSerializationError as exc:
-        raise DecodeError(
+        raise EncodeError(
             f"cannot encode a value of type {type(value).__name__} as JSON: {exc}"
-        ) from None
+        ) from exc
+
+
+def encoder_for(annotation: Any) -> Encoder:
+    """Build the encoder of values shaped by ``annotation``, once (an RPC return type).
+
+    A model annotation serialises instances directly and validates anything else (a
+    ``dict``, say) into the model first; any other annotation pydantic understands
+    validates then serialises; no annotation (or ``None``, ``Any``, ``bytes``, ``str``)
+    encodes the value as :func:`encode` does.
+
+    Raises:
+        ConfigurationError: pydantic cannot build a schema for the annotation.
+    """
+    if annotation is None or annotation is Any or annotation is type(None):
+        return encode
+    if annotation in (bytes, str):
+        return encode
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        model = annotation
+
+        def encode_model(value: Any) -> tuple[bytes, str]:
+            try:
+                if not isinstance(value, model):
+                    value = model.model_validate(value)
+            except ValidationError as exc:
+                raise EncodeError(
+                    describe_validation_error(exc), errors=_plain_errors(exc)
+                ) from exc
+            return value.__pydantic_serializer__.to_json(value), JSON
+
+        return encode_model
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    except Exception as exc:
+        raise ConfigurationError(f"cannot use the annotation {annotation!r}: {exc}") from exc
+
+    def encode_value(value: Any) -> tuple[bytes, str]:
+        try:
+            return adapter.dump_json(adapter.validate_python(value)), JSON
+        except ValidationError as exc:
+            raise EncodeError(describe_validation_error(exc), errors=_plain_errors(exc)) from exc
+        except pydantic_core.PydanticSerializationError as exc:
+            raise EncodeError(f"cannot encode the value as JSON: {exc}") from exc
+
+    return encode_value
+
+
+def decode_plain(body: bytes, content_type: str | None) -> Any:
+    """Decode a body by its content type alone: JSON to plain data, text to ``str``.
+
+    Anything else (``application/octet-stream``, ...) comes back as the raw bytes.
+
+    Raises:
+        DecodeError: the body is not the JSON or text its content type says.
+    """
+    if content_type == JSON or content_type is None:
+        try:
+            return pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise DecodeError(f"the body is not valid JSON: {exc}") from exc
+    if content_type.startswith("text/"):
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"the body is not valid UTF-8 text (byte {exc.start})") from exc
+    return body

@@ -3,7 +3,8 @@
 RabbitMQ delivers at least once: a consumer that dies after its handler returned but
 before the ack reached the broker gets the message again, and a publisher that retries
 after a lost confirm may send it twice. :class:`Idempotency` remembers the ids of
-messages handled successfully and acks a repeat without calling the handler::
+messages handled successfully and acks a repeat without calling the handler (a repeated RPC
+request is acked and gets no second reply)::
 
     app = App([router], middleware=[Idempotency(MemoryIdempotencyStore(max_entries=50_000))])
 
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
-from burrowmq.framework.middleware import CallNext
+from burrowmq.framework.middleware import DROPPED, CallNext
 
 __all__ = ["Idempotency", "IdempotencyStore", "MemoryIdempotencyStore", "message_key"]
 
@@ -118,7 +119,7 @@ class Idempotency:
         if await self.store.seen(key):
             self.dropped += 1
             _log.info("duplicate_dropped", key=key, redelivered=message.redelivered)
-            return None
+            return DROPPED
         result = await call_next()
         await self.store.remember(key)
         return result

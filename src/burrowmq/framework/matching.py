@@ -28,15 +28,14 @@ from __future__ import annotations
 import calendar
 import datetime
 import decimal
-import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final, Literal, TypeAlias
 
-EXCHANGE_TYPES: Final = frozenset({"direct", "fanout", "headers", "topic"})
-X_MATCH_MODES: Final = frozenset({"all", "any", "all-with-x", "any-with-x"})
+from burrowmq.framework import vocabulary
+from burrowmq.framework.vocabulary import as_float32
 
 TopicMatcher: TypeAlias = Callable[[str], bool]
 HeadersMatcher: TypeAlias = Callable[[Mapping[str, Any] | None], bool]
@@ -165,13 +164,6 @@ _Term: TypeAlias = Any
 _PRESENT: Final = object()  # a void binding value: the key need only be present
 
 
-def _float32(value: float) -> float:
-    try:
-        return float(struct.unpack(">f", struct.pack(">f", value))[0])
-    except OverflowError:  # pamqp could not send it at all; keep it comparable
-        return value
-
-
 def _decimal(value: decimal.Decimal) -> tuple[int, int]:
     exponent = value.as_tuple().exponent
     if not isinstance(exponent, int):
@@ -190,7 +182,7 @@ def _typed(value: object) -> tuple[str, _Term]:
     if isinstance(value, int):
         return ("int", value)
     if isinstance(value, float):
-        return ("float", _float32(value))
+        return ("float", as_float32(value))
     if isinstance(value, decimal.Decimal):
         return ("decimal", _decimal(value))
     if isinstance(value, str):
@@ -237,7 +229,7 @@ def _terms(headers: Mapping[str, Any] | None) -> dict[str, _Term]:
 
 def _compile_headers(binding_args: Mapping[str, Any]) -> _HeadersBinding:
     mode = binding_args.get("x-match", "all")
-    if not isinstance(mode, str) or mode not in X_MATCH_MODES:
+    if not isinstance(mode, str) or mode not in vocabulary.X_MATCH_MODES:
         raise ValueError(
             f"invalid x-match {mode!r}; expected 'all', 'any', 'all-with-x' or 'any-with-x'"
         )
@@ -305,7 +297,7 @@ class ExchangeSpec:
         alternate_exchange: The "alternate-exchange" argument or policy, if any.
 
     Raises:
-        ValueError: The type is not one of `EXCHANGE_TYPES` (RabbitMQ answers 503).
+        ValueError: The type is not one of the vocabulary's exchange types (RabbitMQ answers 503).
     """
 
     name: str
@@ -313,10 +305,10 @@ class ExchangeSpec:
     alternate_exchange: str | None = None
 
     def __post_init__(self) -> None:
-        if self.type not in EXCHANGE_TYPES:
+        if self.type not in vocabulary.EXCHANGE_TYPES:
             raise ValueError(
                 f"exchange {self.name!r} has unknown type {self.type!r}; "
-                f"expected one of {', '.join(sorted(EXCHANGE_TYPES))}"
+                f"expected one of {', '.join(sorted(vocabulary.EXCHANGE_TYPES))}"
             )
 
 
@@ -346,12 +338,8 @@ class BindingSpec:
             raise ValueError(f"{_label(self)}: destination_type must be 'queue' or 'exchange'")
 
 
-STANDARD_EXCHANGES: Final = (
-    ExchangeSpec("amq.direct", "direct"),
-    ExchangeSpec("amq.fanout", "fanout"),
-    ExchangeSpec("amq.headers", "headers"),
-    ExchangeSpec("amq.match", "headers"),
-    ExchangeSpec("amq.topic", "topic"),
+STANDARD_EXCHANGES: Final = tuple(
+    ExchangeSpec(name, kind) for name, kind in sorted(vocabulary.STANDARD_EXCHANGES.items())
 )
 """The exchanges every RabbitMQ virtual host has; add them to a graph that uses them."""
 

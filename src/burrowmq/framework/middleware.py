@@ -12,26 +12,28 @@ decides what happens::
 
     app = App([router], middleware=[timing, Idempotency()])
 
-The first in the list is the outermost. What a middleware returns is the handler's
-result; what it raises counts as the handler's exception (retried per the route's
-:class:`~burrowmq.Retry`, or ``Reject`` dead-letters at once); returning without calling
-``call_next`` settles the delivery as handled (it is acked).
+The first in the list is the outermost. The same list wraps the handlers of message
+routes and of RPC routes alike. What a middleware returns is the handler's result (an RPC
+route replies with it); what it raises counts as the handler's exception (retried per the
+route's :class:`~burrowmq.Retry`, then dead-lettered, or sent back as an RPC error;
+``Reject`` at once). A middleware that settles the delivery without running the handler
+returns :data:`DROPPED`: the delivery is acked, and an RPC request gets no reply.
 
 A middleware wraps each attempt of the handler, after the payload was decoded: a payload
-that does not decode is dead-lettered without reaching it. The list is composed once per
-consumer, when the app starts; with no middleware nothing is composed and the consume
-path does no work for it.
+that does not decode is dead-lettered (or answered with a validation error) without
+reaching it. The list is composed once per consumer, when the app starts; with no
+middleware nothing is composed and the consume path does no work for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.message import Message
 
-__all__ = ["CallNext", "Chain", "Middleware", "check_middleware", "compose"]
+__all__ = ["DROPPED", "CallNext", "Chain", "Middleware", "check_middleware", "compose"]
 
 CallNext = Callable[[], Awaitable[Any]]
 """Calls the rest of the chain (the next middleware, finally the handler)."""
@@ -41,6 +43,18 @@ Middleware = Callable[[Message, CallNext], Awaitable[Any]]
 
 Chain = Callable[[Message, CallNext], Awaitable[Any]]
 """A composed list: ``chain(message, handler_call)`` runs every middleware, then the call."""
+
+
+class _Dropped:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DROPPED"
+
+
+DROPPED: Final[Any] = _Dropped()
+"""Returned by a middleware that handled a delivery by dropping it (a duplicate, say):
+it is acked without running the handler, and an RPC request gets no reply."""
 
 
 def check_middleware(middleware: Sequence[Middleware]) -> tuple[Middleware, ...]:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
+from burrowmq.exceptions import PublishError
+
 __all__ = [
     "DIRECT_REPLY_TO",
     "EXCHANGE_TYPES",
@@ -27,6 +29,7 @@ __all__ = [
     "QueueType",
     "as_float32",
     "header_problem",
+    "unencodable",
     "value_problem",
 ]
 
@@ -39,6 +42,7 @@ STANDARD_EXCHANGES: Final[Mapping[str, str]] = {
     "amq.topic": "topic",
     "amq.headers": "headers",
     "amq.match": "headers",
+    "amq.rabbitmq.trace": "topic",
 }
 """The exchanges every virtual host has, by name, with their types (the default ``""``
 exchange, a direct one, aside)."""
@@ -162,3 +166,22 @@ def header_problem(headers: Mapping[str, Any] | None) -> str | None:
         if (problem := value_problem(value)) is not None:
             return f"header {key!r} {problem}"
     return None
+
+
+def unencodable(
+    exchange: str, routing_key: str, headers: Mapping[str, Any] | None, fallback: str
+) -> PublishError:
+    """The error of a publish whose properties AMQP cannot carry, the same on every transport.
+
+    Args:
+        exchange: the exchange published to.
+        routing_key: the routing key.
+        headers: the message's headers; the first one at fault is named.
+        fallback: what to say when no header is at fault (another property is).
+    """
+    problem = header_problem(headers) or f"a message property could not be encoded ({fallback})"
+    return PublishError(
+        f"cannot publish to exchange {exchange!r}: {problem}",
+        exchange=exchange,
+        routing_key=routing_key,
+    )

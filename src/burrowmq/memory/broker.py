@@ -33,6 +33,7 @@ from burrowmq.framework.matching import (
     route,
 )
 from burrowmq.framework.transport import Properties
+from burrowmq.framework.vocabulary import RESERVED_PREFIX, header_problem, unencodable
 from burrowmq.memory.declarations import (
     MemoryExchange,
     binding_key,
@@ -42,8 +43,8 @@ from burrowmq.memory.declarations import (
     check_queue,
 )
 from burrowmq.memory.queue import (
-    Consumer,
     MemoryChannel,
+    MemoryConsumer,
     MemoryQueue,
     StoredMessage,
     as_sent,
@@ -180,7 +181,7 @@ class MemoryBroker:
                 or (passive) it does not exist.
         """
         entity = f"exchange {name!r}"
-        if name == "" or name.startswith("amq."):
+        if name == "" or name.startswith(RESERVED_PREFIX):
             return  # predeclared, as the AMQP transport treats them
         current = self.exchanges.get(name)
         if passive:
@@ -305,7 +306,7 @@ class MemoryBroker:
 
     def delete_exchange(self, name: str) -> None:
         """Delete an exchange and every binding from or to it."""
-        if name == "" or name.startswith("amq.") or self.exchanges.pop(name, None) is None:
+        if name == "" or name.startswith(RESERVED_PREFIX) or self.exchanges.pop(name, None) is None:
             return
         self._drop_bindings(
             lambda b: (
@@ -358,7 +359,8 @@ class MemoryBroker:
                 expiration is not a number of milliseconds (the broker closes the channel).
             Unroutable: ``mandatory`` and no queue took it.
             PublishNacked: a queue refused it (``x-overflow: reject-publish``).
-            TypeError: a header value AMQP cannot carry.
+            PublishError: a header value AMQP cannot carry (named, as on RabbitMQ's
+                transport).
         """
         target = self.exchanges.get(exchange)
         where = f"exchange {exchange!r}"
@@ -382,6 +384,8 @@ class MemoryBroker:
                 exchange=exchange,
                 routing_key=routing_key,
             ) from None
+        if header_problem(properties.headers) is not None:
+            raise unencodable(exchange, routing_key, properties.headers, "")
         props = as_sent(properties)
         reply = self.replies.get(routing_key) if exchange == "" else None
         if reply is not None:  # direct reply-to: straight to the channel that asked
@@ -466,7 +470,7 @@ class MemoryBroker:
         prefetch: int,
         no_ack: bool = False,
         exclusive: bool = False,
-    ) -> Consumer:
+    ) -> MemoryConsumer:
         """Start a consumer on ``channel``; deliveries begin on the next loop iteration.
 
         Raises:

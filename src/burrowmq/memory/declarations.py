@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from burrowmq.exceptions import TopologyError
 from burrowmq.framework.matching import BindingSpec
+from burrowmq.framework.vocabulary import EXCHANGE_TYPES, QUEUE_TYPES, RESERVED_PREFIX
 
 __all__ = [
     "MemoryExchange",
@@ -23,8 +24,7 @@ __all__ = [
     "check_queue",
 ]
 
-EXCHANGE_TYPES: Final = frozenset({"direct", "fanout", "topic", "headers"})
-QUEUE_TYPES: Final = frozenset({"classic", "quorum"})
+MODELLED_QUEUE_TYPES: Final = frozenset({"classic", "quorum"})
 # The queue arguments RabbitMQ compares on redeclare; any other argument is ignored.
 CHECKED_QUEUE_ARGUMENTS: Final = (
     "x-queue-type",
@@ -135,7 +135,7 @@ def check_new_queue(
         TopologyError: what is wrong, naming the argument.
     """
     entity = f"queue {name!r}"
-    if name.startswith("amq."):
+    if name.startswith(RESERVED_PREFIX):
         raise TopologyError(
             f"{entity} was refused: ACCESS_REFUSED - queue name {name!r} contains "
             "reserved prefix 'amq.*'",
@@ -144,8 +144,15 @@ def check_new_queue(
     kind = arguments.get("x-queue-type", "classic")
     if kind not in QUEUE_TYPES:
         raise TopologyError(
-            f"{entity} was refused: x-queue-type {kind!r} is not supported by the "
-            "memory transport (classic and quorum are)",
+            f"{entity} was refused: PRECONDITION_FAILED - invalid x-queue-type {kind!r} "
+            f"(one of {', '.join(QUEUE_TYPES)})",
+            entity=entity,
+            argument="x-queue-type",
+        )
+    if kind not in MODELLED_QUEUE_TYPES:
+        raise TopologyError(
+            f"{entity}: x-queue-type {kind!r} is not modelled by the memory transport "
+            "(classic and quorum are)",
             entity=entity,
             argument="x-queue-type",
         )

@@ -17,21 +17,19 @@ import dataclasses
 import datetime
 import decimal
 import itertools
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Properties
-
-if TYPE_CHECKING:
-    from burrowmq.memory.broker import MemoryBroker
+from burrowmq.framework.vocabulary import as_float32
 
 __all__ = [
-    "Consumer",
+    "BrokerSide",
     "MemoryChannel",
+    "MemoryConsumer",
     "MemoryDelivery",
     "MemoryQueue",
     "StoredMessage",
@@ -41,6 +39,26 @@ __all__ = [
 ]
 
 _log = get_logger()
+
+
+class BrokerSide(Protocol):
+    """What queues and channels ask of the broker that holds them (the broker is one)."""
+
+    def notify(self) -> None:
+        """Something changed: wake whoever waits for the broker to go idle."""
+        ...
+
+    def dead_letter(self, queue: MemoryQueue, message: StoredMessage, reason: str) -> None:
+        """Dead-letter ``message`` of ``queue`` as its arguments say, for ``reason``."""
+        ...
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue (an auto-delete queue whose last consumer left)."""
+        ...
+
+    def channel_error(self, channel: MemoryChannel, reason: str) -> None:
+        """Close ``channel`` for a protocol error, as RabbitMQ would."""
+        ...
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -83,10 +101,6 @@ def parse_expiration(value: str | None) -> int | None:
     return int(value)
 
 
-def _float32(value: float) -> float:
-    return float(struct.unpack(">f", struct.pack(">f", value))[0])
-
-
 def _utc_seconds(value: datetime.datetime) -> datetime.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.UTC)
@@ -98,7 +112,7 @@ def _wire(key: str, value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str | decimal.Decimal):
         return value
     if isinstance(value, float):
-        return _float32(value)  # pamqp sends floats in 32 bits
+        return as_float32(value)  # pamqp sends floats in 32 bits
     if isinstance(value, datetime.datetime):
         return _utc_seconds(value)
     if isinstance(value, time.struct_time):
@@ -115,8 +129,8 @@ def _wire(key: str, value: Any) -> Any:
 def as_sent(properties: Properties) -> Properties:
     """A copy of ``properties`` as RabbitMQ would hold them.
 
-    Raises:
-        TypeError: a header value AMQP cannot carry (pamqp refuses it too).
+    The headers must be ones AMQP can carry (checked before, with
+    :func:`~burrowmq.framework.vocabulary.header_problem`).
     """
     headers = {str(k): _wire(str(k), v) for k, v in properties.headers.items()}
     stamp = properties.timestamp
@@ -224,12 +238,12 @@ class MemoryDelivery:
 class MemoryChannel:
     """A channel of one connection: its consumers and the deliveries not yet settled."""
 
-    def __init__(self, broker: MemoryBroker, owner: object) -> None:
+    def __init__(self, broker: BrokerSide, owner: object) -> None:
         self.broker = broker
         self.owner = owner
         self.is_open = True
-        self.consumers: list[Consumer] = []
-        self.unacked: dict[int, tuple[MemoryQueue, StoredMessage, Consumer]] = {}
+        self.consumers: list[MemoryConsumer] = []
+        self.unacked: dict[int, tuple[MemoryQueue, StoredMessage, MemoryConsumer]] = {}
         self._tags = itertools.count(1)
 
     def next_tag(self) -> int:
@@ -276,7 +290,7 @@ class MemoryChannel:
         self.broker.notify()
 
 
-class Consumer:
+class MemoryConsumer:
     """A consumer of one queue on one channel, with its prefetch."""
 
     def __init__(
@@ -336,7 +350,7 @@ class MemoryQueue:
 
     def __init__(
         self,
-        broker: MemoryBroker,
+        broker: BrokerSide,
         name: str,
         *,
         durable: bool,
@@ -351,7 +365,7 @@ class MemoryQueue:
         self.owner = owner
         self.arguments = arguments
         self.ready: deque[StoredMessage] = deque()
-        self.consumers: list[Consumer] = []
+        self.consumers: list[MemoryConsumer] = []
         self.unacked = 0
         """Messages delivered from this queue and not yet settled."""
         self.deleted = False
@@ -418,9 +432,9 @@ class MemoryQueue:
         prefetch: int,
         no_ack: bool,
         exclusive: bool,
-    ) -> Consumer:
+    ) -> MemoryConsumer:
         """Add a consumer; it gets its first deliveries on the next loop iteration."""
-        consumer = Consumer(
+        consumer = MemoryConsumer(
             self, channel, callback, prefetch=prefetch, no_ack=no_ack, exclusive=exclusive
         )
         self.consumers.append(consumer)
@@ -429,7 +443,7 @@ class MemoryQueue:
         self.schedule()
         return consumer
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: MemoryConsumer) -> None:
         """Remove a consumer; an auto-delete queue goes with its last one."""
         if consumer in self.consumers:
             self.consumers.remove(consumer)

@@ -32,8 +32,9 @@ from burrowmq.framework.transport import (
     ReadyCallback,
     ReplyClosedCallback,
 )
+from burrowmq.framework.vocabulary import DIRECT_REPLY_TO
 from burrowmq.memory.broker import MemoryBroker
-from burrowmq.memory.queue import Consumer, MemoryChannel, MemoryDelivery, StoredMessage
+from burrowmq.memory.queue import MemoryChannel, MemoryConsumer, MemoryDelivery, StoredMessage
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
 
@@ -58,7 +59,7 @@ class _MemorySubscription:
         self._no_ack = no_ack
         self._exclusive = exclusive
         self._channel: MemoryChannel | None = None
-        self._consumer: Consumer | None = None
+        self._consumer: MemoryConsumer | None = None
         self.active = True
 
     def start(self, broker: MemoryBroker) -> None:
@@ -95,9 +96,6 @@ class _MemorySubscription:
         self.active = False
         self._transport._forget(self)
         self.drop()
-
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 class _MemoryReplyChannel:

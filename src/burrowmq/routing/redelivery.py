@@ -11,7 +11,7 @@ do not, which suits this check, as a consumer going away is still counted.
 
 A consumer with ``max_redeliveries=N`` hands a message to its handler at most ``N + 1``
 times; the delivery after that is dead-lettered (with the usual ``x-exception-*``
-headers, type :class:`TooManyRedeliveries`) instead of being handled. The broker's own
+headers, type :class:`~burrowmq.TooManyRedeliveries`) instead of being handled. The broker's own
 ``x-delivery-limit`` queue argument stays the backstop: over it the broker dead-letters
 the message itself, to the queue's ``x-dead-letter-exchange`` (burrowmq sets it on every
 queue it declares), without burrowmq's headers. RabbitMQ 4 sets a delivery limit of 20
@@ -31,7 +31,6 @@ from burrowmq.exceptions import ConfigurationError
 __all__ = [
     "DEFAULT_MAX_REDELIVERIES",
     "HEADER_DELIVERY_COUNT",
-    "TooManyRedeliveries",
     "check_max_redeliveries",
     "delivery_count",
 ]
@@ -41,26 +40,6 @@ HEADER_DELIVERY_COUNT = "x-delivery-count"
 
 DEFAULT_MAX_REDELIVERIES = 10
 """Redeliveries allowed before a message is treated as poison (below RabbitMQ 4's 20)."""
-
-
-class TooManyRedeliveries(Exception):
-    """A message was delivered too often without ever being settled.
-
-    Recorded as ``x-exception-type`` on the dead-lettered copy; never raised to users.
-
-    Args:
-        count: the broker's delivery count of the message.
-        limit: the consumer's ``max_redeliveries``.
-    """
-
-    def __init__(self, count: int, limit: int) -> None:
-        self.count = count
-        self.limit = limit
-        self.reason = (
-            f"redelivered {count} times without being settled (limit {limit}): each "
-            "delivery crashed or hung the consumer, or its connection dropped"
-        )
-        super().__init__(self.reason)
 
 
 def delivery_count(headers: Mapping[str, Any]) -> int:

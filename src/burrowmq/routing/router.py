@@ -9,20 +9,24 @@ routes has no side effect beyond filling its router.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.vocabulary import (
+    RESERVED_PREFIX,
+    STANDARD_EXCHANGES,
+    X_MATCH_MODES,
+    HeadersMatch,
+)
 from burrowmq.routing.handler import HandlerFunc
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.topology.model import Exchange, Queue
 
-__all__ = ["HeadersMatch", "Router"]
+__all__ = ["Router"]
 
 F = TypeVar("F", bound=HandlerFunc)
-HeadersMatch = Literal["all", "any", "all-with-x", "any-with-x"]
-_MATCHES = ("all", "any", "all-with-x", "any-with-x")
 _QUEUE_FIELDS = {"durable", "auto_delete", "arguments", "type"}
 _EXCHANGE_FIELDS = {"durable", "auto_delete", "internal", "arguments"}
 
@@ -51,8 +55,7 @@ def _exchange(name: str | Exchange, type: str, options: Mapping[str, Any] | None
             f"a {type} route needs an exchange name, got {name!r} "
             "(the default exchange cannot be bound: use router.consume(queue) instead)"
         )
-    predeclared = {f"amq.{type}"} | ({"amq.match"} if type == "headers" else set())
-    if name.startswith("amq.") and name not in predeclared:
+    if name.startswith(RESERVED_PREFIX) and STANDARD_EXCHANGES.get(name) != type:
         raise ConfigurationError(f"exchange names starting with 'amq.' are reserved: {name!r}")
     return Exchange(name=name, type=type, **_options("exchange", options, _EXCHANGE_FIELDS))
 
@@ -72,7 +75,7 @@ def _queue(
         return None
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"queue= takes a non-empty name or a Queue, got {queue!r}")
-    if name.startswith("amq."):
+    if name.startswith(RESERVED_PREFIX):
         raise ConfigurationError(f"queue names starting with 'amq.' are reserved: {name!r}")
     settings = _options("queue", options, _QUEUE_FIELDS)
     arguments = dict(settings.pop("arguments", {}))
@@ -313,8 +316,10 @@ class Router:
         ``all-with-x``/``any-with-x`` also compare headers starting with ``x-``.
         """
         ex = _exchange(exchange, "headers", exchange_options)
-        if match not in _MATCHES:
-            raise ConfigurationError(f"headers match= must be one of {_MATCHES}, got {match!r}")
+        if match not in X_MATCH_MODES:
+            raise ConfigurationError(
+                f"headers match= must be one of {X_MATCH_MODES}, got {match!r}"
+            )
         if not isinstance(headers, Mapping) or not headers:
             raise ConfigurationError("headers() needs a non-empty mapping of header values")
         if "x-match" in headers:
@@ -413,7 +418,7 @@ class Router:
             q = queue
         else:
             name = proc.queue if queue is None else queue
-            if not isinstance(name, str) or not name or name.startswith("amq."):
+            if not isinstance(name, str) or not name or name.startswith(RESERVED_PREFIX):
                 raise ConfigurationError(f"rpc queue= takes a name or a Queue, got {queue!r}")
             q = Queue(name=name, arguments={"x-queue-type": "classic"})
         exchange = Exchange(name=RPC_EXCHANGE, type=RPC_EXCHANGE_TYPE)

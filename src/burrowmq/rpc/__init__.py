@@ -2,7 +2,7 @@
 
 Servers are declared with ``router.rpc("<service>.<method>")`` and run by the App; calls
 are made with ``await app.call(...)``. The names here are for tools and tests that work
-below the App.
+below the App. Imports routing and below; only the App imports it.
 """
 
 from __future__ import annotations

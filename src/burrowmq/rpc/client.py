@@ -21,25 +21,21 @@ id in a plain dict; no lock is held around a call, so any number run at once.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 from typing import Any
-
-import pydantic_core
 
 from burrowmq.exceptions import (
     ConfigurationError,
     ConnectionLost,
-    DecodeError,
     NoRoute,
     PublishError,
     RpcError,
     RpcTimeout,
     Unroutable,
 )
-from burrowmq.framework.codec import JSON, Decoder, decoder_for, encode
+from burrowmq.framework.builder import MessageBuilder, new_id
+from burrowmq.framework.codec import Decoder, decode_plain, decoder_for
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.transport import Delivery, Properties, ReplyChannel, Transport
+from burrowmq.framework.transport import Delivery, ReplyChannel, Transport
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.rpc.protocol import ERROR_TYPE, HEADER_DEADLINE, decode_error, now_ms
 
@@ -95,43 +91,22 @@ def _expire(future: asyncio.Future[Delivery | _Lost | None]) -> None:
         future.set_result(None)  # a result, not an exception: see _Lost
 
 
-def _plain(delivery: Delivery) -> Any:
-    """Decode a reply without a requested type: JSON to plain data, text to str."""
-    content_type = delivery.properties.content_type
-    body = delivery.body
-    if content_type == JSON or content_type is None:
-        try:
-            return pydantic_core.from_json(body)
-        except ValueError as exc:
-            raise DecodeError(f"the reply is not valid JSON: {exc}") from None
-    if content_type.startswith("text/"):
-        try:
-            return body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"the reply is not valid UTF-8 text (byte {exc.start})") from None
-    return body
-
-
 class RpcClient:
     """Calls remote procedures over one transport.
 
     Args:
         transport: the connection (already connected, or reconnecting).
-        app_id: put in the requests' ``app_id``.
+        builder: builds and stamps the requests.
     """
 
-    def __init__(self, transport: Transport, *, app_id: str | None = None) -> None:
+    def __init__(self, transport: Transport, builder: MessageBuilder) -> None:
         self._transport = transport
-        self._app_id = app_id
+        self._builder = builder
         self._link = _Link()
         self._open_lock = asyncio.Lock()
         self._closed = False
         self._decoders: dict[Any, Decoder] = {}
         self._procedures: dict[str, Procedure] = {}
-        # Correlation ids only need to be unique on this client's channel: a random
-        # prefix and a counter are cheaper than a UUID per call.
-        self._prefix = os.urandom(6).hex() + "."
-        self._counter = itertools.count(1)
 
     @property
     def in_flight(self) -> int:
@@ -187,8 +162,8 @@ class RpcClient:
             RemoteError: the server answered with an error (the handler raised, the
                 request did not validate, or the service has no such method).
             ConnectionLost: the connection dropped before the reply came.
-            DecodeError: the payload cannot be encoded, or the reply does not decode
-                to ``returns``.
+            EncodeError: the payload cannot be encoded.
+            DecodeError: the reply does not decode to ``returns``.
         """
         proc = self._procedures.get(procedure)
         if proc is None:
@@ -202,10 +177,14 @@ class RpcClient:
             decode = self._decoders.get(returns)
             if decode is None:
                 decode = self._decoders[returns] = decoder_for(returns)
-        body, content_type = encode(payload)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        correlation_id = self._prefix + str(next(self._counter))
+        correlation_id = new_id()
+        request_headers = dict(headers) if headers else {}
+        request_headers[HEADER_DEADLINE] = now_ms() + int(timeout * 1000)
+        body, properties = self._builder.request(
+            payload, correlation_id=correlation_id, expires_in=timeout, headers=request_headers
+        )
         try:
             link = self._link
             if not link.is_open:
@@ -220,17 +199,6 @@ class RpcClient:
             timer = loop.call_at(deadline, _expire, future)
             try:
                 remaining = deadline - loop.time()
-                request_headers = dict(headers) if headers else {}
-                request_headers[HEADER_DEADLINE] = now_ms() + int(remaining * 1000)
-                properties = Properties(
-                    content_type=content_type,
-                    headers=request_headers,
-                    delivery_mode=1,
-                    message_id=correlation_id,
-                    correlation_id=correlation_id,
-                    expiration=str(max(1, int(remaining * 1000))),
-                    app_id=self._app_id,
-                )
                 await channel.publish(
                     RPC_EXCHANGE, procedure, body, properties, mandatory=True, timeout=remaining
                 )
@@ -267,7 +235,7 @@ class RpcClient:
         if reply.properties.type == ERROR_TYPE:
             raise decode_error(reply.body, procedure=procedure, correlation_id=correlation_id)
         if decode is None:
-            return _plain(reply)
+            return decode_plain(reply.body, reply.properties.content_type)
         return decode(reply.body)
 
     async def close(self) -> None:

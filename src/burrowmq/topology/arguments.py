@@ -13,18 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from burrowmq.framework.vocabulary import QUEUE_TYPES
+
 __all__ = [
     "EXCHANGE_ARGUMENTS",
     "POLICY_KEYS",
     "QUEUE_ARGUMENTS",
-    "QUEUE_TYPES",
-    "X_MATCH_MODES",
     "ArgumentRule",
     "check_argument",
 ]
 
-QUEUE_TYPES = ("classic", "quorum", "stream")
-X_MATCH_MODES = ("all", "any", "all-with-x", "any-with-x")
 
 Check = Callable[[Any], str | None]
 

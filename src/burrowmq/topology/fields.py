@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from burrowmq.topology.model import EXCHANGE_TYPES
+from burrowmq.framework.vocabulary import EXCHANGE_TYPES
 
 __all__ = ["APPLY_TO", "FIELDS", "REQUIRED", "describe", "kind_error"]
 

@@ -33,6 +33,7 @@ __all__ = [
     "LoadedTopology",
     "Settings",
     "load_topology",
+    "merge_with",
     "parse_topology",
     "read_topology",
 ]
@@ -135,3 +136,18 @@ def load_topology(path: str | Path, *, known: Topology | None = None) -> Topolog
         TopologyError: the file cannot be read, or holds problems.
     """
     return read_topology(path, known=known).topology
+
+
+def merge_with(source: str | Path | Topology | None, declared: Topology) -> Topology:
+    """One topology of ``declared`` (what routes need) and ``source`` (a file or model).
+
+    The file may bind to queues and exchanges that only ``declared`` holds.
+
+    Raises:
+        TopologyError: bad YAML, or the same entity declared twice with other settings.
+    """
+    if source is None:
+        return declared
+    if isinstance(source, Topology):
+        return source.merge(declared)
+    return load_topology(source, known=declared).merge(declared)

@@ -16,15 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from burrowmq.exceptions import TopologyError
 
 __all__ = [
-    "EXCHANGE_TYPES",
     "Binding",
     "Exchange",
     "Policy",
     "Queue",
     "Topology",
 ]
-
-EXCHANGE_TYPES = frozenset({"direct", "fanout", "topic", "headers"})
 
 
 class _Entity(BaseModel):

@@ -16,12 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from burrowmq.exceptions import TopologyProblem
+from burrowmq.framework.vocabulary import QUEUE_TYPES, STANDARD_EXCHANGES, X_MATCH_MODES, QueueType
 from burrowmq.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     POLICY_KEYS,
     QUEUE_ARGUMENTS,
-    QUEUE_TYPES,
-    X_MATCH_MODES,
     ArgumentRule,
     check_argument,
 )
@@ -49,14 +48,6 @@ DEFINITIONS_KEYS = frozenset(
 """Top-level keys of a definitions export that a topology accepts and ignores."""
 
 _SECTIONS = ("exchanges", "queues", "bindings", "policies")
-_STANDARD_EXCHANGES = {
-    "amq.direct": "direct",
-    "amq.fanout": "fanout",
-    "amq.topic": "topic",
-    "amq.headers": "headers",
-    "amq.match": "headers",
-    "amq.rabbitmq.trace": "topic",
-}
 
 
 class Settings(BaseModel):
@@ -71,7 +62,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: Literal[1] = 1
-    default_queue_type: Literal["classic", "quorum", "stream"] | None = None
+    default_queue_type: QueueType | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +302,7 @@ def _check_meaning(checker: _Checker, sections: dict[str, list[_Item]], settings
     queue_names = set(_check_duplicates(checker, sections["queues"], "queue"))
     _check_duplicates(checker, sections["policies"], "policy")
     known_exchanges = {e.name: e.type for e in checker.known.exchanges}
-    exchange_types = {**_STANDARD_EXCHANGES, **known_exchanges, **exchange_types}
+    exchange_types = {**STANDARD_EXCHANGES, **known_exchanges, **exchange_types}
     queue_names |= {q.name for q in checker.known.queues}
 
     def need_exchange(item: _Item, keys: tuple[str, ...], what: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from burrowmq.amqp.wire import InFlight
+from burrowmq.amqp.publishing import InFlight
 from burrowmq.exceptions import ConnectionLost
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

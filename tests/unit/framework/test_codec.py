@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
+import re
 import uuid
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from burrowmq.exceptions import DecodeError
+from burrowmq.exceptions import DecodeError, EncodeError
 from burrowmq.framework.codec import (
     JSON,
     OCTET_STREAM,
     TEXT,
+    decode_plain,
     decoder_for,
     describe_validation_error,
     encode,
+    encoder_for,
 )
 
 pytestmark = pytest.mark.unit
@@ -282,7 +286,69 @@ class TestEncode:
         ids=["opaque", "nested-in-dict", "nested-in-list"],
     )
     def test_non_serialisable_value_names_its_type(self, value: Any, type_name: str) -> None:
-        """A value that cannot be JSON raises ``DecodeError`` naming the value's type."""
-        with pytest.raises(DecodeError) as info:
+        """A value that cannot be JSON raises ``EncodeError`` naming the value's type."""
+        with pytest.raises(EncodeError) as info:
             encode(value)
         assert f"cannot encode a value of type {type_name} as JSON" in info.value.reason
+
+
+class Price(BaseModel):
+    """A reply model."""
+
+    total: float
+
+
+class TestEncoderFor:
+    """An annotation (an RPC handler's return type) shapes what is encoded."""
+
+    def test_model_instance_is_serialised(self) -> None:
+        """A model instance is sent as its JSON."""
+        body, content_type = encoder_for(Price)(Price(total=2))
+        assert json.loads(body) == {"total": 2.0}
+        assert content_type == "application/json"
+
+    def test_dict_is_validated_into_the_model(self) -> None:
+        """A dict returned for a model annotation is validated and coerced."""
+        body, _ = encoder_for(Price)({"total": "2.5"})
+        assert json.loads(body) == {"total": 2.5}
+
+    def test_generic_annotation_validates(self) -> None:
+        """A list[int] annotation coerces, and a wrong value is an EncodeError naming the item."""
+        encode = encoder_for(list[int])
+        assert json.loads(encode(["1", 2])[0]) == [1, 2]
+        with pytest.raises(EncodeError, match=r"0: Input should be a valid integer"):
+            encode(["x"])
+
+    @pytest.mark.parametrize("annotation", [None, Any, type(None), str, bytes])
+    def test_no_shaping_encodes_as_is(self, annotation: Any) -> None:
+        """Without a shaping annotation the value is encoded like any message."""
+        assert encoder_for(annotation)("text") == (b"text", "text/plain; charset=utf-8")
+
+
+class TestDecodePlain:
+    """Without a type to decode to, the content type decides."""
+
+    @pytest.mark.parametrize(
+        ("body", "content_type", "value"),
+        [
+            (b'{"a": [1, 2]}', JSON, {"a": [1, 2]}),
+            (b"[1]", None, [1]),
+            ("caf\u00e9".encode(), TEXT, "caf\u00e9"),
+            (b"\x00\xff", OCTET_STREAM, b"\x00\xff"),
+        ],
+        ids=["json", "no-content-type", "text", "binary"],
+    )
+    def test_content_type_decides(self, body: bytes, content_type: str | None, value: Any) -> None:
+        """JSON (or no content type) gives plain data, text a str, anything else the bytes."""
+        assert decode_plain(body, content_type) == value
+
+    @pytest.mark.parametrize(
+        ("body", "content_type", "reason"),
+        [(b"{nope", JSON, "not valid JSON"), (b"\xff", TEXT, "not valid UTF-8 text (byte 0)")],
+    )
+    def test_a_body_that_is_not_what_it_says_is_a_decode_error(
+        self, body: bytes, content_type: str, reason: str
+    ) -> None:
+        """A body that is not the JSON or text its content type claims raises DecodeError."""
+        with pytest.raises(DecodeError, match=re.escape(reason)):
+            decode_plain(body, content_type)

@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from burrowmq import ConfigurationError, Message
 from burrowmq.framework.idempotency import Idempotency, MemoryIdempotencyStore, message_key
+from burrowmq.framework.middleware import DROPPED
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +54,7 @@ class TestIdempotency:
         message = Message(body=b"{}", message_id="m1", queue="q")
         assert await guard(message, handler) == "done"
         with capture_logs() as logs:
-            assert await guard(message, handler) is None
+            assert await guard(message, handler) is DROPPED
         assert calls == ["run"]
         assert guard.dropped == 1
         assert [entry["event"] for entry in logs] == ["duplicate_dropped"]

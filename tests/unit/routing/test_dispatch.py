@@ -1,4 +1,5 @@
-"""Unit tests for the consumer's middleware and poison-message handling, on a fake transport."""
+"""Unit tests for a message route's dispatcher and pipeline: middleware, poison messages
+and redeliveries running alone, on a fake transport."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Any
 import pytest
 
 from burrowmq import App, Message, Reject, Retry, Router
+from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.idempotency import Idempotency
-from burrowmq.framework.middleware import CallNext
+from burrowmq.framework.middleware import CallNext, Middleware, compose
 from burrowmq.framework.transport import DeliveryCallback, Properties
-from burrowmq.routing.dispatch import Consumer
+from burrowmq.routing.consumers import ConsumerSettings, message_consumer
+from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.route import Route
 
 pytestmark = pytest.mark.unit
@@ -77,7 +80,7 @@ def _route(handler: Any) -> Route:
     return router.routes[0]
 
 
-async def _run(consumer: Consumer, transport: FakeTransport, *deliveries: FakeDelivery) -> None:
+async def _run(consumer: Dispatcher, transport: FakeTransport, *deliveries: FakeDelivery) -> None:
     await consumer.start()
     try:
         assert transport.callback is not None
@@ -91,17 +94,26 @@ async def _run(consumer: Consumer, transport: FakeTransport, *deliveries: FakeDe
         await consumer.stop(1.0)
 
 
-def _consumer(route: Route, transport: FakeTransport, **options: Any) -> Consumer:
-    return Consumer(
-        route,
+def _consumer(
+    route: Route,
+    transport: FakeTransport,
+    *,
+    middleware: list[Middleware] | None = None,
+    max_redeliveries: int | None = None,
+    concurrency: int = 1,
+    prefetch: int = 4,
+) -> Dispatcher:
+    settings = ConsumerSettings(
         transport=transport,  # type: ignore[arg-type]
-        queue="q",
+        builder=MessageBuilder(),
+        instance_id="i",
         retry=Retry(attempts=1),
-        prefetch=4,
-        concurrency=1,
-        dead_letter_exchange="q.dlx",
-        **options,
+        prefetch=prefetch,
+        concurrency=concurrency,
+        chain=compose(middleware or []),
+        max_redeliveries=max_redeliveries,
     )
+    return message_consumer(route, settings)
 
 
 def _redelivery(count: int | None, body: bytes = b'{"n": 1}') -> FakeDelivery:
@@ -251,16 +263,7 @@ class TestRedeliveredRunAlone:
             order.append(n)
 
         transport = FakeTransport()
-        consumer = Consumer(
-            _route(handler),
-            transport=transport,  # type: ignore[arg-type]
-            queue="q",
-            retry=Retry(attempts=1),
-            prefetch=8,
-            concurrency=4,
-            dead_letter_exchange="q.dlx",
-            max_redeliveries=None,
-        )
+        consumer = _consumer(_route(handler), transport, prefetch=8, concurrency=4)
         first = [FakeDelivery(f'{{"n": {n}}}'.encode(), delivery_tag=n) for n in range(1, 4)]
         suspect = _redelivery(None, b'{"n": 99}')
         later = [FakeDelivery(f'{{"n": {n}}}'.encode(), delivery_tag=n) for n in range(4, 7)]

@@ -6,12 +6,8 @@ from typing import Any
 
 import pytest
 
-from burrowmq import ConfigurationError
-from burrowmq.routing.redelivery import (
-    TooManyRedeliveries,
-    check_max_redeliveries,
-    delivery_count,
-)
+from burrowmq import ConfigurationError, TooManyRedeliveries
+from burrowmq.routing.redelivery import check_max_redeliveries, delivery_count
 
 pytestmark = pytest.mark.unit
 

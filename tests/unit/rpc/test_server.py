@@ -1,52 +1,32 @@
-"""The RPC server's pieces that need no broker: reply shaping, routes, grouping."""
+"""The RPC server's pieces that need no broker: routes, grouping, undeliverable replies."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
 
-from burrowmq import App, Queue, Router
+from burrowmq import App, Queue, Retry, Router
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.builder import MessageBuilder
+from burrowmq.routing.consumers import ConsumerSettings
 from burrowmq.routing.procedure import RPC_EXCHANGE
-from burrowmq.rpc.server import reply_encoder, rpc_servers
+from burrowmq.rpc.server import rpc_servers
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
 
-class Price(BaseModel):
-    """A reply model."""
-
-    total: float
-
-
-class TestReplyEncoder:
-    """The return annotation shapes the reply."""
-
-    def test_model_instance_is_serialised(self) -> None:
-        """A model instance is sent as its JSON."""
-        body, content_type = reply_encoder(Price)(Price(total=2))
-        assert json.loads(body) == {"total": 2.0}
-        assert content_type == "application/json"
-
-    def test_dict_is_validated_into_the_model(self) -> None:
-        """A dict returned for a model annotation is validated and coerced."""
-        body, _ = reply_encoder(Price)({"total": "2.5"})
-        assert json.loads(body) == {"total": 2.5}
-
-    def test_generic_annotation_validates(self) -> None:
-        """A list[int] annotation coerces and a wrong value is a validation error."""
-        encode = reply_encoder(list[int])
-        assert json.loads(encode(["1", 2])[0]) == [1, 2]
-        with pytest.raises(ValidationError):
-            encode(["x"])
-
-    @pytest.mark.parametrize("annotation", [None, Any, type(None), str, bytes])
-    def test_no_shaping_encodes_as_is(self, annotation: Any) -> None:
-        """Without a shaping annotation the value is encoded like any message."""
-        assert reply_encoder(annotation)("text") == (b"text", "text/plain; charset=utf-8")
+def _settings(
+    transport: Any = None, *, prefetch: int = 64, concurrency: int = 16
+) -> ConsumerSettings:
+    return ConsumerSettings(
+        transport=transport,
+        builder=MessageBuilder(),
+        instance_id="i",
+        retry=Retry(attempts=1),
+        prefetch=prefetch,
+        concurrency=concurrency,
+    )
 
 
 class TestRouterRpc:
@@ -124,18 +104,12 @@ class TestRpcServers:
         async def ping(n: int) -> int:
             return n
 
-        servers = rpc_servers(
-            router.routes,
-            queue_name=lambda r: r.queue_name("i"),
-            transport=None,  # type: ignore[arg-type]
-            prefetch=64,
-            concurrency=16,
-        )
+        servers = rpc_servers(router.routes, _settings())
         by_queue = {s.queue: s for s in servers}
         assert by_queue["rpc.calc"].procedures == ("calc.add", "calc.sub")
-        assert by_queue["rpc.calc"]._concurrency == 8
-        assert by_queue["rpc.calc"]._prefetch == 20
-        assert by_queue["rpc.other"]._concurrency == 16
+        assert by_queue["rpc.calc"].dispatcher.concurrency == 8
+        assert by_queue["rpc.calc"].dispatcher.prefetch == 20
+        assert by_queue["rpc.other"].dispatcher.concurrency == 16
 
     def test_same_procedure_twice_is_refused(self) -> None:
         """Two handlers for one procedure are a configuration error naming it."""
@@ -150,13 +124,7 @@ class TestRpcServers:
             return n
 
         with pytest.raises(ConfigurationError, match=r"calc\.add"):
-            rpc_servers(
-                router.routes,
-                queue_name=lambda r: r.queue_name("i"),
-                transport=None,  # type: ignore[arg-type]
-                prefetch=64,
-                concurrency=16,
-            )
+            rpc_servers(router.routes, _settings())
 
 
 class _Delivery:
@@ -215,19 +183,13 @@ class TestUndeliverableReplies:
             return n * 2
 
         transport = _LosingTransport()
-        [server] = rpc_servers(
-            router.routes,
-            queue_name=lambda r: r.queue_name("i"),
-            transport=transport,  # type: ignore[arg-type]
-            prefetch=4,
-            concurrency=1,
-        )
+        [server] = rpc_servers(router.routes, _settings(transport, prefetch=4, concurrency=1))
         first = _Delivery(redelivered=False)
-        await server._handle(first)  # type: ignore[arg-type]
+        await server.handle(first)  # type: ignore[arg-type]
         assert runs == [2]
         assert transport.attempts == 1
         again = _Delivery(redelivered=True)
-        await server._handle(again)  # type: ignore[arg-type]
+        await server.handle(again)  # type: ignore[arg-type]
         assert runs == [2], "not run a second time"
         assert transport.attempts == 1, "no second reply that would drop the connection again"
         assert again.outcome == ["ack"]

@@ -1,0 +1,348 @@
+"""The one table that translates aio-pika's, aiormq's and pamqp's errors into burrowmq's.
+
+Every call into those libraries that can fail is wrapped the same way::
+
+    try:
+        await channel.queue_declare(...)
+    except Exception as exc:
+        fail(exc, Context(DECLARE, "queue 'billing'"))
+
+:func:`translate` looks the exception up in :data:`TABLE` by the operation it failed in
+(the same library error means a different thing while declaring than while publishing)
+and builds the error callers see, worded for people: what failed, on which entity,
+exchange or routing key, and why. burrowmq's own errors pass through unchanged; anything
+the table does not know becomes a :class:`~burrowmq.TransportError` naming its type, so
+no raw library error reaches a caller. The library error stays the ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, NoReturn
+
+import aiormq.exceptions as amqp_errors
+from pamqp import commands as spec
+
+from burrowmq.exceptions import (
+    BrokerUnreachable,
+    BurrowError,
+    ConnectionLost,
+    PublishError,
+    PublishNacked,
+    TopologyError,
+    TransportError,
+    Unroutable,
+)
+from burrowmq.framework.urls import mask_url
+from burrowmq.framework.vocabulary import unencodable
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "RECOVERY_ERRORS",
+    "TABLE",
+    "Context",
+    "Operation",
+    "describe_exc",
+    "fail",
+    "reply_text",
+    "translate",
+]
+
+
+class Operation(Enum):
+    """What burrowmq was doing when a library call failed."""
+
+    CONNECT = "connect"
+    CHANNEL = "open a channel"
+    DECLARE = "declare"
+    PUBLISH = "publish"
+    CONSUME = "consume"
+
+
+CONNECT, CHANNEL, DECLARE, PUBLISH, CONSUME = Operation
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a failed call was about, for the words of the error.
+
+    Attributes:
+        operation: what was being done.
+        what: the thing at fault, e.g. ``"queue 'billing'"`` or, for a connection, the
+            masked target (``host:port (vhost '/') as user 'guest'``).
+        exchange: the exchange published to.
+        routing_key: the routing key published with.
+        requested: the arguments of a declaration (to name the value it asked for).
+        timeout: the confirm timeout of a publish, in seconds.
+    """
+
+    operation: Operation
+    what: str
+    exchange: str = ""
+    routing_key: str = ""
+    requested: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, Any] | None = None
+    timeout: float | None = None
+
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    amqp_errors.AMQPConnectionError,
+    amqp_errors.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+)
+"""What the libraries raise when the connection under a call is gone."""
+
+RECOVERY_ERRORS: tuple[type[BaseException], ...] = (
+    TransportError,
+    TopologyError,
+    amqp_errors.AMQPError,
+    *CONNECTION_ERRORS,
+)
+"""What may fail a reconnection or a consumer restore (it is then tried again)."""
+
+
+def reply_text(exc: BaseException) -> str:
+    """The broker's reply text carried by an AMQP error, else the error's own text."""
+    for arg in exc.args:
+        if isinstance(arg, spec.Channel.Close | spec.Connection.Close):
+            return str(arg.reply_text)
+        if isinstance(arg, str) and arg:
+            return arg
+    return str(exc) or type(exc).__name__
+
+
+def describe_exc(exc: BaseException | None) -> str:
+    """One line about why a connection or channel closed, with any password masked."""
+    if exc is None:
+        return "closed"
+    text = reply_text(exc) if isinstance(exc, amqp_errors.AMQPError) else str(exc)
+    return mask_url(text) or type(exc).__name__
+
+
+_ARGUMENT = re.compile(r"inequivalent arg '([^']+)'")
+_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'.*?received (.+?) but current is (.+)$")
+
+
+def _clean_value(text: str) -> str:
+    """Turn RabbitMQ's "the value '5' of type 'long'" into "5 (long)"."""
+    text = text.strip()
+    match = re.fullmatch(r"the value '(.*)' of type '(\w+)'", text)
+    if match:
+        return f"{match.group(1)} ({match.group(2)})"
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1]
+    return text
+
+
+def _precondition(exc: BaseException, context: Context) -> BurrowError:
+    """A 406 PRECONDITION_FAILED, naming the entity and argument and both values.
+
+    RabbitMQ's reply text is limited to 255 bytes and long names cut it short, so the
+    requested value comes from the declaration itself when the text lacks it.
+    """
+    entity, text, requested = context.what, reply_text(exc), context.requested
+    found = _ARGUMENT.search(text)
+    if found is None:
+        return TopologyError(f"{entity} was refused by the broker: {text}", entity=entity)
+    argument = found.group(1)
+    values = _INEQUIVALENT.search(text)
+    if argument in requested:
+        wanted = repr(requested[argument])
+    else:
+        wanted = repr(dict(requested.get("arguments") or {}).get(argument))
+    current = "another value"
+    if values:
+        wanted, current = _clean_value(values.group(2)), _clean_value(values.group(3))
+    return TopologyError(
+        f"{entity} exists on the broker with {argument}={current}, but this declaration "
+        f"asks for {argument}={wanted}; burrowmq never deletes or recreates it on its own: "
+        "change the declaration or delete the entity on the broker",
+        entity=entity,
+        argument=argument,
+    )
+
+
+def _unreachable(reason: str) -> Callable[[BaseException, Context], BurrowError]:
+    def build(exc: BaseException, context: Context) -> BurrowError:
+        return BrokerUnreachable(f"{context.what}: {reason}", targets=(context.what,))
+
+    return build
+
+
+def _socket_failure(exc: BaseException, context: Context) -> BurrowError:
+    text = mask_url(str(exc.strerror if isinstance(exc, OSError) else exc))
+    return BrokerUnreachable(
+        f"{context.what}: {text or type(exc).__name__}", targets=(context.what,)
+    )
+
+
+def _publish_error(template: str) -> Callable[[BaseException, Context], BurrowError]:
+    def build(exc: BaseException, context: Context) -> BurrowError:
+        return PublishError(
+            template.format(exchange=context.exchange, reason=reply_text(exc)),
+            exchange=context.exchange,
+            routing_key=context.routing_key,
+        )
+
+    return build
+
+
+def _where(context: Context) -> str:
+    return f"exchange {context.exchange!r}, routing key {context.routing_key!r}"
+
+
+Builder = Callable[[BaseException, Context], BurrowError]
+Rule = tuple[tuple[type[BaseException], ...], frozenset[Operation], Builder]
+_ANY = frozenset(Operation)
+
+TABLE: tuple[Rule, ...] = (
+    # -- connecting: each becomes one reason of BrokerUnreachable ------------------------
+    (
+        (amqp_errors.ProbableAuthenticationError,),
+        frozenset({CONNECT}),
+        _unreachable("access refused (check user/password)"),
+    ),
+    (
+        (amqp_errors.AuthenticationError,),
+        frozenset({CONNECT}),
+        _unreachable("authentication failed"),
+    ),
+    (
+        (amqp_errors.ConnectionNotAllowed,),  # type: ignore[attr-defined,unused-ignore]
+        frozenset({CONNECT}),
+        _unreachable("vhost not found or not allowed"),
+    ),
+    ((TimeoutError,), frozenset({CONNECT}), _unreachable("timed out")),
+    (
+        (OSError, amqp_errors.AMQPError, ConnectionError),
+        frozenset({CONNECT}),
+        _socket_failure,
+    ),
+    (
+        (ValueError, TypeError, KeyError),  # yarl/aio-pika refusing the URL itself
+        frozenset({CONNECT}),
+        lambda exc, c: BrokerUnreachable(f"{c.what}: not a valid AMQP URL", targets=(c.what,)),
+    ),
+    # -- declaring -------------------------------------------------------------------------
+    ((amqp_errors.ChannelPreconditionFailed,), frozenset({DECLARE}), _precondition),
+    (
+        (amqp_errors.ChannelNotFoundEntity,),
+        frozenset({DECLARE}),
+        lambda exc, c: TopologyError(f"{c.what}: {reply_text(exc)}", entity=c.what),
+    ),
+    (
+        (amqp_errors.ChannelClosed,),  # access refused, locked, any other channel error
+        frozenset({DECLARE}),
+        lambda exc, c: TopologyError(f"{c.what} was refused: {reply_text(exc)}", entity=c.what),
+    ),
+    # -- consuming -------------------------------------------------------------------------
+    (
+        (amqp_errors.ChannelNotFoundEntity,),
+        frozenset({CONSUME}),
+        lambda exc, c: TopologyError(
+            f"cannot consume from {c.what}: it does not exist", entity=c.what
+        ),
+    ),
+    (
+        (amqp_errors.ChannelClosed,),  # access refused, exclusive queue in use, ...
+        frozenset({CONSUME}),
+        lambda exc, c: TopologyError(
+            f"cannot consume from {c.what}: {reply_text(exc)}", entity=c.what
+        ),
+    ),
+    # -- publishing ------------------------------------------------------------------------
+    (
+        (amqp_errors.PublishError,),  # returned: mandatory and unroutable
+        frozenset({PUBLISH}),
+        lambda exc, c: Unroutable(
+            f"no queue is bound to take a message published to exchange {c.exchange!r} "
+            f"with routing key {c.routing_key!r}",
+            exchange=c.exchange,
+            routing_key=c.routing_key,
+        ),
+    ),
+    (
+        (amqp_errors.DeliveryError,),  # nacked
+        frozenset({PUBLISH}),
+        lambda exc, c: PublishNacked(
+            f"the broker refused (nacked) a message for {_where(c)}",
+            exchange=c.exchange,
+            routing_key=c.routing_key,
+        ),
+    ),
+    (
+        (amqp_errors.ChannelNotFoundEntity,),
+        frozenset({PUBLISH}),
+        _publish_error("cannot publish to exchange {exchange!r}: {reason}"),
+    ),
+    (
+        (amqp_errors.ChannelClosed,),
+        frozenset({PUBLISH}),
+        _publish_error("publish to exchange {exchange!r} failed: {reason}"),
+    ),
+    (
+        (TypeError, ValueError, OverflowError, struct.error),  # pamqp cannot encode it
+        frozenset({PUBLISH}),
+        lambda exc, c: unencodable(c.exchange, c.routing_key, c.headers, str(exc)),
+    ),
+    (
+        (TimeoutError,),
+        frozenset({PUBLISH}),
+        lambda exc, c: PublishError(
+            f"the broker did not confirm a message for exchange {c.exchange!r} within {c.timeout}s",
+            exchange=c.exchange,
+            routing_key=c.routing_key,
+        ),
+    ),
+    # -- a channel asked of a closed connection: aiormq raises a plain RuntimeError --------
+    (
+        (RuntimeError,),
+        frozenset({CHANNEL}),
+        lambda exc, c: ConnectionLost(f"cannot {CHANNEL.value}: {describe_exc(exc)}"),
+    ),
+    # -- the connection went away under any operation --------------------------------------
+    (
+        CONNECTION_ERRORS,
+        _ANY,
+        lambda exc, c: ConnectionLost(
+            f"connection lost before the broker confirmed a message for {_where(c)}: "
+            f"{describe_exc(exc)}"
+            if c.operation is PUBLISH
+            else f"connection lost while trying to {c.operation.value} {c.what}: "
+            f"{describe_exc(exc)}"
+        ),
+    ),
+)
+"""Rows of (library errors, operations, builder of ours), tried in order."""
+
+
+def translate(exc: BaseException, context: Context) -> BaseException:
+    """The error to raise for ``exc``, raised by a library call during ``context``.
+
+    Returns:
+        ``exc`` itself when it is burrowmq's own or a cancellation; else the first
+        matching row's error, or a :class:`~burrowmq.TransportError` naming the type.
+    """
+    if isinstance(exc, BurrowError | asyncio.CancelledError):
+        return exc
+    operation = context.operation
+    for kinds, operations, build in TABLE:
+        if operation in operations and isinstance(exc, kinds):
+            return build(exc, context)
+    return TransportError(
+        f"cannot {operation.value} {context.what}: {type(exc).__name__}: {describe_exc(exc)}"
+    )
+
+
+def fail(exc: BaseException, context: Context) -> NoReturn:
+    """Raise what :func:`translate` makes of ``exc`` (from ``exc``); call it in ``except``."""
+    error = translate(exc, context)
+    if error is exc:
+        raise exc
+    raise error from exc

@@ -1,0 +1,113 @@
+"""Publishing on a confirming channel: one publish and its confirm, and the publishes in flight.
+
+Part of the AMQP transport. A publish returns only once the broker confirmed it; a
+return (mandatory, unroutable), a nack, a channel error or a lost connection raises one of
+burrowmq's errors (:mod:`burrowmq.amqp.errors`), never a silent success, never a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiormq
+from pamqp import commands as spec
+
+from burrowmq.amqp.errors import PUBLISH, Context, fail
+from burrowmq.amqp.wire import to_pamqp
+from burrowmq.exceptions import ConnectionLost, PublishNacked
+from burrowmq.framework.transport import Properties
+
+__all__ = ["InFlight", "publish_confirmed"]
+
+
+async def publish_confirmed(
+    channel: aiormq.abc.AbstractChannel,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    properties: Properties,
+    mandatory: bool,
+    timeout: float | None,
+) -> None:
+    """Publish on a confirming channel and wait for the confirm.
+
+    Raises:
+        Unroutable: ``mandatory`` and no queue took it.
+        PublishNacked: the broker nacked it.
+        PublishError: a header AMQP cannot carry, no such exchange, another channel
+            error, or no confirm within ``timeout``.
+        ConnectionLost: the connection dropped before the confirm.
+    """
+    try:
+        confirm = await channel.basic_publish(  # type: ignore[call-arg]
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=to_pamqp(properties),
+            mandatory=mandatory,
+            timeout=timeout,
+            # The confirm is awaited, and it can only follow the write: waiting for the
+            # socket drain as well would cost one more wake-up per message for nothing.
+            wait=False,
+        )
+    except Exception as exc:
+        fail(
+            exc,
+            Context(
+                PUBLISH,
+                f"exchange {exchange!r}",
+                exchange=exchange,
+                routing_key=routing_key,
+                headers=properties.headers,
+                timeout=timeout,
+            ),
+        )
+    if isinstance(confirm, spec.Basic.Nack | spec.Basic.Reject):
+        raise PublishNacked(
+            f"the broker refused (nacked) a message for exchange {exchange!r}",
+            exchange=exchange,
+            routing_key=routing_key,
+        )
+
+
+class InFlight:
+    """The publishes waiting on one connection, so that losing it fails them at once.
+
+    aiormq rejects the confirms of a closed channel, but a publish can also be stuck
+    before that, waiting for room in the dead connection's write queue; nothing would
+    ever wake it. Each publish runs in a cancellable scope registered here, and
+    :meth:`fail_all` (called when the connection is lost) ends every one of them with
+    :class:`ConnectionLost`: never a silent success, never a hang.
+    """
+
+    __slots__ = ("_scopes",)
+
+    def __init__(self) -> None:
+        self._scopes: set[asyncio.Timeout] = set()
+
+    async def run(self, publish: Any, what: str) -> None:
+        """Await ``publish`` (a coroutine); raise ConnectionLost if the connection goes."""
+        scope = asyncio.timeout(None)
+        scopes = self._scopes
+        try:
+            async with scope:
+                scopes.add(scope)
+                try:
+                    await publish
+                finally:
+                    scopes.discard(scope)
+        except TimeoutError:
+            if scope.expired():
+                raise ConnectionLost(
+                    f"connection lost before the broker confirmed {what}"
+                ) from None
+            raise
+
+    def fail_all(self) -> None:
+        """End every publish still waiting (the connection is gone)."""
+        if not self._scopes:
+            return
+        now = asyncio.get_running_loop().time()
+        for scope in list(self._scopes):
+            scope.reschedule(now)

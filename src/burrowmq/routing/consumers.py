@@ -1,0 +1,77 @@
+"""Consumers: a message route's pipeline and dispatcher, assembled from the App's settings.
+
+The App hands its settings over as one :class:`ConsumerSettings`; a route's own
+``retry``, ``prefetch`` and ``concurrency`` win over them. RPC routes are assembled by
+:func:`burrowmq.rpc.server.rpc_servers` from the same settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.middleware import Chain
+from burrowmq.framework.transport import Transport
+from burrowmq.routing.dead_letter import dead_letter_exchange
+from burrowmq.routing.dispatch import Dispatcher
+from burrowmq.routing.pipeline import Pipeline
+from burrowmq.routing.retry import Retry
+from burrowmq.routing.route import Route
+from burrowmq.routing.settle import MessageSettle
+
+__all__ = ["ConsumerSettings", "message_consumer"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSettings:
+    """What every consumer of an App shares.
+
+    Attributes:
+        transport: where to consume and publish copies.
+        builder: builds dead-letter, delay and reply messages.
+        instance_id: names the per-instance queues of this App.
+        retry: the retry policy of routes that set none.
+        prefetch: the prefetch of routes that set none.
+        concurrency: the concurrency of routes that set none.
+        chain: the App's middleware, composed once (``None``: none).
+        max_redeliveries: the poison-message limit (``None``: off).
+        rpc_tracebacks: whether RPC error replies carry the handler's traceback.
+    """
+
+    transport: Transport
+    builder: MessageBuilder
+    instance_id: str
+    retry: Retry
+    prefetch: int
+    concurrency: int
+    chain: Chain | None = None
+    max_redeliveries: int | None = None
+    rpc_tracebacks: bool = False
+
+
+def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
+    """The dispatcher of a message route: its queue, through its pipeline, settled."""
+    queue = route.queue_name(settings.instance_id)
+    base = route.dead_letter_base()
+    settle = MessageSettle(
+        settings.transport,
+        settings.builder,
+        dead_letter_exchange=dead_letter_exchange(base) if base else None,
+    )
+    pipeline = Pipeline(
+        route.spec,
+        queue=queue,
+        retry=route.retry or settings.retry,
+        settle=settle,
+        chain=settings.chain,
+        max_redeliveries=settings.max_redeliveries,
+    )
+    return Dispatcher(
+        queue,
+        pipeline.run,
+        transport=settings.transport,
+        prefetch=route.prefetch or settings.prefetch,
+        concurrency=route.concurrency or settings.concurrency,
+        name=route.name,
+        context={"handler": route.name},
+    )

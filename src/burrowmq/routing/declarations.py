@@ -1,0 +1,68 @@
+"""Declarations: what a set of routes needs on the broker, and the check of what it may not declare.
+
+Each route knows its own needs (:meth:`~burrowmq.routing.route.Route.topology`); this
+module joins those of an App's routes, refuses two handlers on one queue, and checks
+that queues the routes consume without declaring them exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from burrowmq.exceptions import ConfigurationError, TopologyError
+from burrowmq.framework.transport import Transport
+from burrowmq.routing.route import Route
+from burrowmq.topology.model import Topology
+
+__all__ = ["check_queues_exist", "routes_topology", "undeclared_queues"]
+
+
+def routes_topology(routes: Sequence[Route], instance_id: str) -> Topology:
+    """Everything ``routes`` need declared, for the instance ``instance_id``.
+
+    Raises:
+        ConfigurationError: two handlers consume one queue (RPC routes of one service
+            share theirs).
+        TopologyError: the routes' declarations contradict each other.
+    """
+    declared = Topology()
+    seen: dict[str, Route] = {}
+    for route in routes:
+        queue = route.queue_name(instance_id)
+        if queue in seen and not (route.procedure and seen[queue].procedure):
+            raise ConfigurationError(
+                f"queue {queue!r} is consumed by two handlers ({seen[queue].name} and "
+                f"{route.name}); each delivery would reach only one of them"
+            )
+        seen[queue] = route
+        declared = declared.merge(route.topology(instance_id))
+    return declared
+
+
+def undeclared_queues(
+    routes: Sequence[Route], topology: Topology, instance_id: str
+) -> tuple[str, ...]:
+    """The queues ``routes`` consume that neither they nor ``topology`` declare."""
+    return tuple(
+        route.queue_name(instance_id)
+        for route in routes
+        if not route.declare_queue and topology.queue(route.queue_name(instance_id)) is None
+    )
+
+
+async def check_queues_exist(transport: Transport, names: Sequence[str]) -> None:
+    """Check, passively, that every queue in ``names`` exists on the broker.
+
+    Raises:
+        TopologyError: the first queue that does not exist, named.
+    """
+    for name in names:
+        try:
+            await transport.declare_queue(name, passive=True)
+        except TopologyError as exc:
+            raise TopologyError(
+                f"queue {name!r} is consumed but declared nowhere and does not exist on "
+                "the broker: declare it in the topology YAML, or pass queue_options= "
+                "to router.consume()",
+                entity=f"queue {name!r}",
+            ) from exc

@@ -1,0 +1,280 @@
+"""The delivery pipeline: decode -> middleware -> handler (with retry) -> settle.
+
+Every delivery of every route, message or RPC, goes through one :class:`Pipeline`.
+The kinds of routes differ only in the last step, their :class:`Settle`: message routes
+settle by ack, delayed retry or dead-letter (:mod:`burrowmq.routing.settle`); RPC routes
+by reply-then-ack (:mod:`burrowmq.rpc.server`). The App's middleware wraps both.
+
+The facts of one delivery travel through the steps as one :class:`Inbound`. A pipeline is
+built once per route (decoder, middleware chain, calling convention) and does no
+inspection per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries
+from burrowmq.framework.log import get_logger
+from burrowmq.framework.message import Message
+from burrowmq.framework.middleware import Chain
+from burrowmq.framework.transport import Delivery, Properties
+from burrowmq.routing.dead_letter import (
+    HEADER_ORIGINAL_EXCHANGE,
+    HEADER_ORIGINAL_ROUTING_KEY,
+    retry_count,
+)
+from burrowmq.routing.handler import Handler
+from burrowmq.routing.redelivery import delivery_count
+from burrowmq.routing.retry import Retry
+from burrowmq.routing.signals import Reject
+
+__all__ = ["NO_MESSAGE", "Inbound", "Pipeline", "Settle"]
+
+_log = get_logger()
+_bind = structlog.contextvars.bind_contextvars
+_reset = structlog.contextvars.reset_contextvars
+
+NO_MESSAGE: Any = Message(body=b"")
+"""Passed to handlers that take no Message, so that none is built per delivery."""
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One delivery on its way through a pipeline, with what every step needs to know.
+
+    Attributes:
+        delivery: the delivery, with the means to settle it.
+        queue: the queue it was consumed from.
+        exchange: where it was first published (a retried message comes back through
+            the default exchange; this is still the original).
+        routing_key: the routing key it was first published with.
+        attempt: its delivery to the handler, 1 on the first.
+        message: the :class:`Message` the handler and middleware see (``NO_MESSAGE``
+            when neither asks for one).
+    """
+
+    delivery: Delivery
+    queue: str
+    exchange: str
+    routing_key: str
+    attempt: int
+    message: Message = NO_MESSAGE
+
+    @property
+    def properties(self) -> Properties:
+        """The delivery's AMQP properties."""
+        return self.delivery.properties
+
+    def to_message(self) -> Message:
+        """The :class:`Message` of this delivery, as a handler sees it."""
+        delivery = self.delivery
+        props = delivery.properties
+        return Message(
+            body=delivery.body,
+            headers=props.headers,
+            exchange=self.exchange,
+            routing_key=self.routing_key,
+            message_id=props.message_id,
+            correlation_id=props.correlation_id,
+            redelivered=delivery.redelivered,
+            attempt=self.attempt,
+            content_type=props.content_type,
+            timestamp=props.timestamp,
+            reply_to=props.reply_to,
+            queue=self.queue,
+        )
+
+
+class Settle(Protocol):
+    """The last step of a pipeline: what becomes of a delivery, by outcome.
+
+    Each method settles the delivery (or leaves it, unacked, to the broker) and must not
+    raise for a broker failure: it logs and arranges a redelivery instead.
+    """
+
+    async def admit(self, inbound: Inbound) -> bool:
+        """Whether to run the delivery at all; ``False`` when this step settled it."""
+        ...
+
+    async def invalid(self, inbound: Inbound, error: DecodeError) -> None:
+        """The body did not decode or validate."""
+        ...
+
+    async def handled(self, inbound: Inbound, result: Any) -> None:
+        """The handler returned ``result`` (or a middleware returned ``DROPPED``)."""
+        ...
+
+    async def rejected(self, inbound: Inbound, signal: Reject) -> None:
+        """The handler raised :class:`~burrowmq.Reject`."""
+        ...
+
+    async def failed(self, inbound: Inbound, error: BaseException) -> None:
+        """The handler failed for good (retries exhausted), or the delivery is poison."""
+        ...
+
+    def can_retry(self, inbound: Inbound) -> bool:
+        """Whether another attempt is still worth making (an RPC caller still waits)."""
+        ...
+
+    async def park(self, inbound: Inbound, delay: float) -> bool:
+        """Wait ``delay`` seconds on the broker; ``False`` to wait in process instead."""
+        ...
+
+
+class Pipeline:
+    """Runs the deliveries of one route: decode, middleware, handler with retry, settle.
+
+    Args:
+        handler: the route's handler, inspected.
+        queue: the queue its deliveries come from.
+        retry: the effective retry policy.
+        settle: the last step.
+        chain: the App's middleware, composed (``None`` when there is none).
+        max_redeliveries: a redelivery whose broker delivery count exceeds this is
+            settled as failed (:class:`~burrowmq.TooManyRedeliveries`) without running;
+            ``None`` turns the check off.
+        context: log context bound for each delivery (what the worker did not bind).
+    """
+
+    __slots__ = ("_chain", "_context", "_max", "_queue", "_retry", "_settle", "_spec", "_wants")
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        queue: str,
+        retry: Retry,
+        settle: Settle,
+        chain: Chain | None = None,
+        max_redeliveries: int | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._spec = handler
+        self._queue = queue
+        self._retry = retry
+        self._settle = settle
+        self._chain = chain
+        self._max = max_redeliveries
+        self._context = dict(context or {})
+        # Middleware sees every delivery's Message; otherwise only handlers asking for one.
+        self._wants = handler.wants_message or chain is not None
+
+    @property
+    def handler(self) -> Handler:
+        """The route's handler."""
+        return self._spec
+
+    async def run(self, delivery: Delivery) -> None:
+        """Take ``delivery`` through every step; it is settled (or left) when this returns."""
+        props = delivery.properties
+        headers = props.headers
+        retries = retry_count(headers)
+        exchange = delivery.exchange
+        routing_key = delivery.routing_key
+        if retries:  # came back from a delay queue: show where it was first sent
+            exchange = headers.get(HEADER_ORIGINAL_EXCHANGE, exchange)
+            routing_key = headers.get(HEADER_ORIGINAL_ROUTING_KEY, routing_key)
+        inbound = Inbound(delivery, self._queue, exchange, routing_key, retries + 1)
+        if props.correlation_id is None and not self._context:  # the common case, kept lean
+            tokens = _bind(
+                message_id=props.message_id, routing_key=routing_key, attempt=retries + 1
+            )
+        else:
+            tokens = _bind(
+                **self._context,
+                message_id=props.message_id,
+                correlation_id=props.correlation_id,
+                routing_key=routing_key,
+                attempt=retries + 1,
+            )
+        try:
+            await self._run(inbound)
+        finally:
+            _reset(**tokens)
+
+    async def _run(self, inbound: Inbound) -> None:
+        settle = self._settle
+        spec = self._spec
+        if not await settle.admit(inbound):
+            return
+        delivery = inbound.delivery
+        if delivery.redelivered:
+            if self._max is not None:
+                count = delivery_count(delivery.properties.headers)
+                if count > self._max:
+                    poison = TooManyRedeliveries(count, self._max)
+                    _log.error("poison_message", handler=spec.name, reason=poison.reason)
+                    await settle.failed(inbound, poison)
+                    return
+            # It may be the message that crashed the last consumer: the acks of what
+            # finished before it go out first, so they cannot die with it again.
+            await delivery.settle_pending()
+        try:
+            value = spec.decode(delivery.body)
+        except DecodeError as exc:
+            _log.warning(
+                "payload_invalid",
+                handler=spec.name,
+                reason=exc.reason,
+                content_type=delivery.properties.content_type,
+            )
+            await settle.invalid(inbound, exc)
+            return
+        if self._wants:
+            inbound.message = inbound.to_message()
+        retry = self._retry
+        chain = self._chain
+        call = spec.call
+        while True:
+            message = inbound.message
+            try:
+                if chain is None:
+                    result = await call(value, message)
+                else:
+                    result = await chain(message, functools.partial(call, value, message))
+            except Reject as signal:
+                _log.info("message_rejected", handler=spec.name, reason=signal.reason)
+                await settle.rejected(inbound, signal)
+                return
+            except Exception as exc:
+                attempt = inbound.attempt
+                if (
+                    not retry.retryable(exc)
+                    or attempt >= retry.attempts
+                    or not settle.can_retry(inbound)
+                ):
+                    _log.error(
+                        "handler_failed",
+                        handler=spec.name,
+                        attempts=attempt,
+                        error=f"{type(exc).__name__}: {exc}",
+                        exc_info=not isinstance(exc, BurrowError),
+                    )
+                    await settle.failed(inbound, exc)
+                    return
+                delay = retry.delay(attempt)
+                _log.warning(
+                    "handler_failed_will_retry",
+                    handler=spec.name,
+                    delay=round(delay, 3),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                if delay > retry.broker_delay_threshold and await settle.park(inbound, delay):
+                    return
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                inbound.attempt = attempt = attempt + 1
+                _bind(attempt=attempt)
+                if message is not NO_MESSAGE:
+                    inbound.message = dataclasses.replace(message, attempt=attempt)
+                continue
+            await settle.handled(inbound, result)
+            return
