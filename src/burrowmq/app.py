@@ -14,23 +14,23 @@ import dataclasses
 import signal
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any
 
+from burrowmq.config import AppConfig, Setting, make_transport
 from burrowmq.exceptions import ConfigurationError, StateError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import Middleware, check_middleware, compose
 from burrowmq.framework.publisher import Publisher
 from burrowmq.framework.transport import Transport
-from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
+from burrowmq.framework.urls import default_urls
 from burrowmq.routing.consumers import ConsumerSettings, message_consumer
 from burrowmq.routing.declarations import check_queues_exist, routes_topology, undeclared_queues
 from burrowmq.routing.dispatch import Dispatcher
-from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES, check_max_redeliveries
+from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
@@ -43,7 +43,6 @@ from burrowmq.topology.model import Topology
 __all__ = ["App", "AppConfig", "AppState"]
 
 _log = get_logger()
-T = TypeVar("T")
 
 
 class AppState(str, Enum):
@@ -54,81 +53,6 @@ class AppState(str, Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     CLOSED = "closed"
-
-
-def _positive(value: object, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"App({what}=...) must be a positive int, got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class AppConfig:
-    """Every setting of an App, frozen; :class:`App` documents each one.
-
-    A copy of an App (:meth:`App.replace`) is made from this value as a whole, so no
-    setting can be left behind.
-    """
-
-    routers: tuple[tuple[Router, str], ...] = ()
-    urls: tuple[str, ...] = ()
-    topology: str | Path | Topology | None = None
-    name: str = "burrowmq"
-    retry: Retry = DEFAULT_RETRY
-    prefetch: int = 64
-    concurrency: int = 16
-    shutdown_timeout: float = 30.0
-    middleware: tuple[Middleware, ...] = ()
-    max_redeliveries: int | None = DEFAULT_MAX_REDELIVERIES
-    connect_timeout: float = 5.0
-    rpc_timeout: float = 30.0
-    rpc_tracebacks: bool = False
-    recovery_wait: float = 15.0
-    transport: Transport | None = field(default=None, compare=False)
-
-    def __post_init__(self) -> None:
-        _positive(self.prefetch, "prefetch")
-        _positive(self.concurrency, "concurrency")
-        check_max_redeliveries(self.max_redeliveries)
-        check_middleware(self.middleware)
-        wait = self.recovery_wait
-        if isinstance(wait, bool) or not isinstance(wait, int | float):
-            raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")
-        object.__setattr__(self, "recovery_wait", max(0.0, float(wait)))
-        if self.transport is None and not self.urls:
-            object.__setattr__(self, "urls", default_urls(None))
-
-
-class _Setting(Generic[T]):
-    """An App attribute read from its :class:`AppConfig`."""
-
-    __slots__ = ("name",)
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Setting[T]: ...
-    @overload
-    def __get__(self, obj: App, owner: type) -> T: ...
-    def __get__(self, obj: App | None, owner: type) -> T | _Setting[T]:
-        return self if obj is None else getattr(obj.config, self.name)  # type: ignore[no-any-return,unused-ignore]
-
-
-def _make_transport(config: AppConfig) -> Transport:
-    if config.transport is not None:
-        return config.transport
-    if config.urls[0].startswith(f"{MEMORY_SCHEME}:"):
-        from burrowmq.memory import MemoryTransport
-
-        return MemoryTransport.shared(config.urls[0])
-    from burrowmq.amqp import AmqpTransport
-
-    return AmqpTransport(
-        config.urls,
-        connection_name=config.name,
-        connect_timeout=config.connect_timeout,
-        recovery_wait=config.recovery_wait,
-    )
 
 
 class App:
@@ -170,17 +94,17 @@ class App:
         ConfigurationError: a bad URL or option.
     """
 
-    name: _Setting[str] = _Setting()
-    retry: _Setting[Retry] = _Setting()
-    prefetch: _Setting[int] = _Setting()
-    concurrency: _Setting[int] = _Setting()
-    shutdown_timeout: _Setting[float] = _Setting()
-    middleware: _Setting[tuple[Middleware, ...]] = _Setting()
-    max_redeliveries: _Setting[int | None] = _Setting()
-    connect_timeout: _Setting[float] = _Setting()
-    rpc_timeout: _Setting[float] = _Setting()
-    rpc_tracebacks: _Setting[bool] = _Setting()
-    recovery_wait: _Setting[float] = _Setting()
+    name: Setting[str] = Setting()
+    retry: Setting[Retry] = Setting()
+    prefetch: Setting[int] = Setting()
+    concurrency: Setting[int] = Setting()
+    shutdown_timeout: Setting[float] = Setting()
+    middleware: Setting[tuple[Middleware, ...]] = Setting()
+    max_redeliveries: Setting[int | None] = Setting()
+    connect_timeout: Setting[float] = Setting()
+    rpc_timeout: Setting[float] = Setting()
+    rpc_tracebacks: Setting[bool] = Setting()
+    recovery_wait: Setting[float] = Setting()
 
     def __init__(
         self,
@@ -345,7 +269,7 @@ class App:
             self._routes = routes = self.routes
             self._topology = topology = self.topology()
             external = undeclared_queues(routes, topology, self.instance_id)
-            transport = self._transport = _make_transport(self.config)
+            transport = self._transport = make_transport(self.config)
 
             async def declare() -> None:  # on every (re)connection
                 await declare_topology(transport, topology)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from typing import Any
 
 import pytest
 
-from burrowmq import App, Message, Retry, Router
+from burrowmq import App, Idempotency, Message, Retry, Router, Topology
+from burrowmq.config import AppConfig
 from burrowmq.framework.transport import Properties
 from burrowmq.testing import MemoryBroker, MemoryTransport, TestClient, pending_work, wait_idle
 
@@ -109,3 +112,58 @@ class TestWaitIdle:
         assert pending_work(broker) == ["1 unacked from 'held'"]
         await transport.close()
         assert pending_work(broker) == []
+
+
+class TestSettingsSurvive:
+    """The test client runs the app's copy with every setting the app was given."""
+
+    @staticmethod
+    def _non_default_app(router: Router) -> App:
+        return App(
+            [router],
+            url="amqp://svc:secret@rabbit.example:5673/prod",
+            topology=Topology(),
+            name="billing",
+            retry=Retry(attempts=9, wait=0.5),
+            prefetch=3,
+            concurrency=2,
+            shutdown_timeout=4.5,
+            middleware=[Idempotency()],
+            max_redeliveries=4,
+            connect_timeout=1.5,
+            rpc_timeout=2.5,
+            rpc_tracebacks=True,
+            recovery_wait=7.0,
+        )
+
+    async def test_every_setting_survives(self) -> None:
+        """Each AppConfig field but the transport is the same on the client's app; the app under test sets each one to a non-default value, so a field added later is covered too."""
+        router = Router()
+        router.consume("jobs", queue_options={})(_noop)
+        app = self._non_default_app(router)
+        defaults = AppConfig()
+        fields = [f.name for f in dataclasses.fields(AppConfig) if f.name != "transport"]
+        unset = [name for name in fields if getattr(app.config, name) == getattr(defaults, name)]
+        assert unset == [], f"give these settings a non-default value in this test: {unset}"
+        client = TestClient(app)
+        for name in fields:
+            assert getattr(client.app.config, name) == getattr(app.config, name), name
+        assert client.app.config.transport is client.transport
+        assert app.config.transport is None, "the app under test is left as it was"
+        async with client:
+            assert client.app.routes == app.routes
+            assert client.app.recovery_wait == 7.0
+            assert client.app.state.value == "running"
+        assert app.state.value == "new"
+
+    def test_routes_added_after_the_app_was_made_are_served(self) -> None:
+        """The app reads its routers' routes when it starts, not when it is made."""
+        router = Router()
+        app = App([router], url="memory://")
+        router.consume("late", queue_options={})(_noop)
+        assert [route.queue.name for route in app.routes if route.queue] == ["late"]
+        assert TestClient(app).app.routes == app.routes
+
+
+async def _noop(body: Any) -> None:
+    """A handler that does nothing."""

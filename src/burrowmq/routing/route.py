@@ -88,6 +88,26 @@ class Route:
         """Whether each running instance consumes from its own exclusive queue."""
         return self.queue is None
 
+    def with_defaults(
+        self,
+        *,
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+    ) -> Route:
+        """The same route with what it does not set taken from the given defaults.
+
+        RPC routes never take a default ``retry``: a request may not be idempotent.
+        """
+        update: dict[str, Any] = {}
+        if self.retry is None and retry is not None and self.procedure is None:
+            update["retry"] = retry
+        if self.prefetch is None and prefetch is not None:
+            update["prefetch"] = prefetch
+        if self.concurrency is None and concurrency is not None:
+            update["concurrency"] = concurrency
+        return replace(self, **update) if update else self
+
     def with_prefix(self, prefix: str) -> Route:
         """The same route with ``prefix`` before its (named) queue's name."""
         if not prefix or self.queue is None or not self.declare_queue:

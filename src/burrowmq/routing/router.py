@@ -109,11 +109,17 @@ def _keys(value: str | Sequence[str], what: str) -> tuple[str, ...]:
 class Router:
     """An ordered collection of routes.
 
+    Its settings apply to every route added to it (by a decorator, :meth:`add_route` or
+    :meth:`include_router`) that does not set its own.
+
     Args:
-        prefix: put before the names of the queues this router's decorators declare.
-        retry: the retry policy of this router's routes that do not set their own.
-        prefetch: the prefetch of this router's routes that do not set their own.
-        concurrency: the concurrency of this router's routes that do not set their own.
+        prefix: put before the names of the queues its routes declare; a queue
+            declared elsewhere (``consume("name")``) and per-instance queues keep
+            their names, and exchanges are never renamed.
+        retry: the retry policy of its message routes that set none (RPC routes never
+            take a default retry: a request may not be idempotent).
+        prefetch: the prefetch of its routes that set none.
+        concurrency: the concurrency of its routes that set none.
     """
 
     def __init__(
@@ -136,23 +142,53 @@ class Router:
         return tuple(self._routes)
 
     def add_route(self, route: Route) -> None:
-        """Add a route (the primitive every decorator uses).
+        """Add a route (the primitive every decorator uses), with this router's settings.
+
+        The router's prefix goes before the route's declared queue name, and its retry,
+        prefetch and concurrency fill in what the route does not set.
 
         Raises:
-            ConfigurationError: a route already consumes the same queue with a different
-                handler.
+            ConfigurationError: ``route`` is not a Route.
         """
         if not isinstance(route, Route):
             raise ConfigurationError(f"add_route() takes a Route, got {route!r}")
-        route = route.with_prefix(self._prefix)
-        self._routes.append(route)
+        self._routes.append(
+            route.with_defaults(
+                retry=self._retry, prefetch=self._prefetch, concurrency=self._concurrency
+            ).with_prefix(self._prefix)
+        )
 
-    def include_router(self, other: Router, *, prefix: str = "") -> None:
-        """Add every route of ``other``, with ``prefix`` before their queue names."""
+    def include_router(
+        self,
+        other: Router,
+        *,
+        prefix: str = "",
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Add every route of ``other``, as :meth:`add_route` would.
+
+        Args:
+            other: the router whose routes are added (as they are now).
+            prefix: put before the names of the queues the included routes declare,
+                after ``other``'s own prefix and before this router's.
+            retry: the retry policy of included message routes that set none (then
+                this router's applies).
+            prefetch: the prefetch of included routes that set none.
+            concurrency: the concurrency of included routes that set none.
+
+        Raises:
+            ConfigurationError: a router including itself.
+        """
         if other is self:
             raise ConfigurationError("a router cannot include itself")
         for route in other.routes:
-            self.add_route(route.with_prefix(prefix))
+            self.add_route(
+                route.with_defaults(
+                    retry=retry, prefetch=prefetch, concurrency=concurrency
+                ).with_prefix(prefix)
+            )
 
     # -- decorators ----------------------------------------------------------------
 
@@ -176,9 +212,9 @@ class Router:
                 exchange=exchange,
                 bindings=bindings,
                 declare_queue=declare_queue,
-                retry=retry if retry is not None else self._retry,
-                prefetch=prefetch if prefetch is not None else self._prefetch,
-                concurrency=concurrency if concurrency is not None else self._concurrency,
+                retry=retry,
+                prefetch=prefetch,
+                concurrency=concurrency,
                 dead_letter=dead_letter,
             )
         )
@@ -431,8 +467,8 @@ class Router:
                     exchange=exchange,
                     bindings=(BindingKey(proc.binding_key),),
                     retry=retry,
-                    prefetch=prefetch if prefetch is not None else self._prefetch,
-                    concurrency=concurrency if concurrency is not None else self._concurrency,
+                    prefetch=prefetch,
+                    concurrency=concurrency,
                     dead_letter=False,
                     procedure=proc.name,
                 )

@@ -461,6 +461,39 @@ class TestPrefix:
         assert dlx == "svc.billing.charge.dlx"
 
 
+class TestIncludeRouterDefaults:
+    """``include_router`` carries the defaults of both routers, innermost first."""
+
+    def test_included_routes_take_the_including_routers_defaults(self) -> None:
+        """Routes of an included router without settings take the including router's."""
+        retry = Retry(attempts=4)
+        inner = Router()
+        inner.consume("q", queue_options={})(charge)
+        outer = Router(retry=retry, prefetch=5, concurrency=6)
+        outer.include_router(inner)
+        route = only_route(outer)
+        assert (route.retry, route.prefetch, route.concurrency) == (retry, 5, 6)
+
+    def test_include_arguments_go_before_the_including_routers(self) -> None:
+        """include_router(retry=, prefetch=, concurrency=) wins over the including router's defaults, and the inner router's own over both."""
+        inner = Router(prefetch=1)
+        inner.consume("q", queue_options={})(charge)
+        outer = Router(retry=Retry(attempts=9), prefetch=50, concurrency=60)
+        outer.include_router(inner, retry=Retry(attempts=2), concurrency=3)
+        route = only_route(outer)
+        assert (route.retry, route.prefetch, route.concurrency) == (Retry(attempts=2), 1, 3)
+
+    def test_include_with_prefix_and_defaults(self) -> None:
+        """A prefix and defaults given together both apply."""
+        inner = Router()
+        inner.direct("billing", "charge", queue="payments")(charge)
+        outer = Router()
+        outer.include_router(inner, prefix="svc.", prefetch=8)
+        route = only_route(outer)
+        assert route.queue is not None and route.queue.name == "svc.payments"
+        assert route.prefetch == 8
+
+
 class TestAddRoute:
     """``add_route`` is the primitive."""
 
@@ -477,6 +510,27 @@ class TestAddRoute:
         router.add_route(Route(charge, Queue(name="q")))
         route = only_route(router)
         assert route.queue is not None and route.queue.name == "svc.q"
+
+    def test_add_route_applies_the_router_defaults(self) -> None:
+        """A Route added directly takes the router's retry, prefetch and concurrency where it sets none."""
+        retry = Retry(attempts=7)
+        router = Router(retry=retry, prefetch=9, concurrency=2)
+        router.add_route(Route(charge, Queue(name="q")))
+        router.add_route(Route(audit, Queue(name="r"), prefetch=1, retry=Retry(attempts=1)))
+        first, second = router.routes
+        assert (first.retry, first.prefetch, first.concurrency) == (retry, 9, 2)
+        assert (second.retry, second.prefetch, second.concurrency) == (Retry(attempts=1), 1, 2)
+
+    def test_rpc_routes_take_no_default_retry(self) -> None:
+        """An RPC route takes the router's prefetch and concurrency but never its retry."""
+        router = Router(retry=Retry(attempts=7), prefetch=9, concurrency=2)
+
+        @router.rpc("calc.add")
+        async def add(n: int) -> int:
+            return n
+
+        route = only_route(router)
+        assert (route.retry, route.prefetch, route.concurrency) == (None, 9, 2)
 
     @pytest.mark.parametrize("value", [charge, "route", None])
     def test_add_route_needs_a_route(self, value: Any) -> None:

@@ -1,0 +1,63 @@
+"""Contract: what a publish refuses, refused the same way on both transports.
+
+Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from typing import Any
+
+import pytest
+
+from burrowmq import PublishError
+from burrowmq.framework.builder import MessageBuilder
+from tests.contract.conftest import Backend
+
+pytestmark = pytest.mark.contract
+
+UNCARRIED = [
+    ({"raw": b"bytes"}, "header 'raw' holds a bytes, which AMQP headers cannot carry"),
+    ({"ids": (1, 2)}, "header 'ids' holds a tuple, which AMQP headers cannot carry"),
+    ({"deep": {"list": [1, {3}]}}, "header 'deep' holds a set"),
+    ({"big": 2**64}, "header 'big' holds the int 18446744073709551616, outside the 64-bit range"),
+    ({"huge": 1e300}, "header 'huge' holds the float 1e+300, too large for an AMQP float"),
+    ({"dec": decimal.Decimal("NaN")}, "header 'dec' holds the Decimal NaN"),
+]
+
+
+class TestUnencodableHeaders:
+    """A header AMQP cannot carry fails with the same PublishError on both transports."""
+
+    @pytest.mark.parametrize(
+        ("headers", "words"),
+        UNCARRIED,
+        ids=["bytes", "tuple", "nested-set", "int-overflow", "float-overflow", "decimal-nan"],
+    )
+    async def test_app_publish(self, backend: Backend, headers: dict[str, Any], words: str) -> None:
+        """App.publish refuses the header, naming it, before anything is sent."""
+        queue = backend.names.queue("hdr")
+        await backend.transport.declare_queue(queue, arguments={"x-queue-type": "quorum"})
+        app = backend.app()
+        await app.start()
+        with pytest.raises(PublishError) as caught:
+            await app.publish("", {"n": 1}, routing_key=queue, headers=headers)
+        assert str(caught.value).startswith(f"cannot publish to exchange '': {words}")
+        assert (caught.value.exchange, caught.value.routing_key) == ("", queue)
+        # Nothing was sent, and the connection serves the next publish.
+        await app.publish(
+            "", {"n": 2}, routing_key=queue, headers={"at": datetime.datetime.now(datetime.UTC)}
+        )
+        [delivery] = await backend.take(queue, 1)
+        assert delivery.body == b'{"n":2}'
+
+    async def test_transport_publish(self, backend: Backend) -> None:
+        """The transport itself refuses it with the same words (dead-letter copies go this way)."""
+        queue = backend.names.queue("hdr")
+        await backend.transport.declare_queue(queue, arguments={"x-queue-type": "quorum"})
+        body, props = MessageBuilder().message(b"x", headers={"raw": b"bytes"})
+        with pytest.raises(
+            PublishError, match=r"^cannot publish to exchange '': header 'raw' holds a bytes"
+        ):
+            await backend.transport.publish("", queue, body, props)

@@ -1,0 +1,136 @@
+"""RabbitMQ's names and AMQP's header-value rules, defined once."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import time
+from typing import Any
+
+import pytest
+
+from burrowmq.exceptions import PublishError
+from burrowmq.framework import vocabulary
+from burrowmq.framework.vocabulary import (
+    as_float32,
+    header_problem,
+    unencodable,
+    value_problem,
+)
+
+pytestmark = pytest.mark.unit
+
+
+class TestNames:
+    """The names everyone reads from here."""
+
+    def test_exchange_and_queue_types(self) -> None:
+        """The four exchange types and the three queue types, as RabbitMQ spells them."""
+        assert set(vocabulary.EXCHANGE_TYPES) == {"direct", "fanout", "topic", "headers"}
+        assert vocabulary.QUEUE_TYPES == ("classic", "quorum", "stream")
+        assert vocabulary.X_MATCH_MODES == ("all", "any", "all-with-x", "any-with-x")
+
+    def test_standard_exchanges_have_known_types(self) -> None:
+        """Every predeclared exchange is reserved and has one of the four types."""
+        for name, kind in vocabulary.STANDARD_EXCHANGES.items():
+            assert name.startswith(vocabulary.RESERVED_PREFIX)
+            assert kind in vocabulary.EXCHANGE_TYPES
+        assert vocabulary.STANDARD_EXCHANGES["amq.match"] == "headers"
+
+    def test_direct_reply_to(self) -> None:
+        """The direct reply-to pseudo-queue is RabbitMQ's."""
+        assert vocabulary.DIRECT_REPLY_TO == "amq.rabbitmq.reply-to"
+
+
+class TestValues:
+    """What an AMQP field table can carry."""
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            None,
+            True,
+            0,
+            -(2**63),
+            2**63 - 1,
+            1.5,
+            "text",
+            "",
+            bytearray(b"\x00\xff"),
+            decimal.Decimal("1.25"),
+            decimal.Decimal("1E+3"),
+            datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+            datetime.datetime(2024, 1, 1),
+            time.gmtime(0),
+            [1, "a", [None]],
+            {"a": {"b": [1.5]}},
+        ],
+        ids=repr,
+    )
+    def test_carried(self, value: Any) -> None:
+        """Values pamqp encodes and RabbitMQ relays have no problem."""
+        assert value_problem(value) is None
+
+    @pytest.mark.parametrize(
+        ("value", "words"),
+        [
+            (b"raw", "holds a bytes, which AMQP headers cannot carry"),
+            ((1, 2), "holds a tuple"),
+            ({1, 2}, "holds a set"),
+            (object(), "holds a object"),
+            (2**63, "holds the int 9223372036854775808, outside the 64-bit range"),
+            (-(2**63) - 1, "outside the 64-bit range"),
+            (1e300, "too large for an AMQP float"),
+            (decimal.Decimal("NaN"), "not a finite number"),
+            (decimal.Decimal(2**40), "does not fit an AMQP decimal"),
+            ([1, (2,)], "holds a tuple"),
+            ({"inner": b"x"}, "holds a bytes"),
+            ({1: "x"}, "the key 1: field table keys must be strings"),
+            ({"k" * 256: 1}, "table key longer than 255 bytes"),
+        ],
+        ids=lambda v: repr(v)[:30],
+    )
+    def test_not_carried(self, value: Any, words: str) -> None:
+        """Each value AMQP cannot carry is named with the reason."""
+        problem = value_problem(value)
+        assert problem is not None and words in problem
+
+    def test_float32_round_trip(self) -> None:
+        """A float comes back as its 32-bit value; one too large for 32 bits as it is."""
+        assert as_float32(1.5) == 1.5
+        assert as_float32(0.1) != 0.1 and as_float32(0.1) == pytest.approx(0.1)
+        assert as_float32(1e300) == 1e300
+
+
+class TestHeaders:
+    """The first header at fault is named, the same words on every transport."""
+
+    def test_none_and_good_headers(self) -> None:
+        """No headers, or headers AMQP carries, have no problem."""
+        assert header_problem(None) is None
+        assert header_problem({}) is None
+        assert header_problem({"a": 1, "b": [True]}) is None
+
+    def test_names_the_header(self) -> None:
+        """The problem names the header, then what it holds."""
+        assert header_problem({"ok": 1, "ids": {1, 2}}) == (
+            "header 'ids' holds a set, which AMQP headers cannot carry (use str, int, "
+            "float, bool, Decimal, datetime, bytearray, None, and lists and dicts of these)"
+        )
+
+    def test_long_header_name(self) -> None:
+        """A header name longer than AMQP's 255-byte short string is refused."""
+        problem = header_problem({"h" * 256: 1})
+        assert problem is not None and "not a string of at most 255 bytes" in problem
+
+    def test_unencodable_is_a_publish_error_naming_exchange_and_header(self) -> None:
+        """The error both transports raise names the exchange and the header."""
+        error = unencodable("orders", "eu", {"raw": b"x"}, "pamqp says no")
+        assert isinstance(error, PublishError)
+        assert (error.exchange, error.routing_key) == ("orders", "eu")
+        assert str(error).startswith("cannot publish to exchange 'orders': header 'raw' holds")
+
+    def test_unencodable_without_a_bad_header_gives_the_fallback(self) -> None:
+        """When no header is at fault, another property is: the fallback text says what."""
+        error = unencodable("orders", "", {"ok": 1}, "bad priority")
+        assert "a message property could not be encoded (bad priority)" in str(error)
