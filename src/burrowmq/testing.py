@@ -35,7 +35,8 @@ from pydantic import TypeAdapter
 
 from burrowmq.app import App
 from burrowmq.framework.transport import Properties
-from burrowmq.memory.broker import MemoryBroker, PublishRecord
+from burrowmq.memory.broker import MemoryBroker
+from burrowmq.memory.message import PublishRecord
 from burrowmq.memory.transport import MemoryTransport
 from burrowmq.routing.dead_letter import (
     HEADER_EXCEPTION_MESSAGE,

@@ -15,7 +15,6 @@ call that caused them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
@@ -42,38 +41,22 @@ from burrowmq.memory.declarations import (
     check_new_queue,
     check_queue,
 )
-from burrowmq.memory.queue import (
-    MemoryChannel,
-    MemoryConsumer,
-    MemoryQueue,
+from burrowmq.memory.message import (
+    PublishRecord,
     StoredMessage,
     as_sent,
     parse_expiration,
     with_death,
 )
+from burrowmq.memory.queue import (
+    MemoryChannel,
+    MemoryConsumer,
+    MemoryQueue,
+)
 
-__all__ = ["MemoryBroker", "MemoryExchange", "PublishRecord"]
+__all__ = ["MemoryBroker", "MemoryExchange"]
 
 _log = get_logger()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PublishRecord:
-    """One message as a client published it, with the queues it reached.
-
-    Attributes:
-        exchange: the exchange published to (``""``: the default exchange).
-        routing_key: the routing key.
-        body: the body.
-        properties: the properties, as the broker received them.
-        queues: the queues that took a copy; empty when it was unroutable.
-    """
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    properties: Properties
-    queues: frozenset[str]
 
 
 class MemoryBroker:

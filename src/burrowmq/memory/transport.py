@@ -34,7 +34,8 @@ from burrowmq.framework.transport import (
 )
 from burrowmq.framework.vocabulary import DIRECT_REPLY_TO
 from burrowmq.memory.broker import MemoryBroker
-from burrowmq.memory.queue import MemoryChannel, MemoryConsumer, MemoryDelivery, StoredMessage
+from burrowmq.memory.message import StoredMessage
+from burrowmq.memory.queue import MemoryChannel, MemoryConsumer, MemoryDelivery
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
 
