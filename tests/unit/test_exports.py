@@ -13,7 +13,16 @@ from burrowmq import exceptions
 
 pytestmark = pytest.mark.unit
 
-PACKAGES = ["burrowmq", "burrowmq.framework", "burrowmq.routing", "burrowmq.rpc"]
+PACKAGES = [
+    "burrowmq",
+    "burrowmq.amqp",
+    "burrowmq.framework",
+    "burrowmq.memory",
+    "burrowmq.routing",
+    "burrowmq.rpc",
+    "burrowmq.testing",
+    "burrowmq.topology",
+]
 
 EXPORTED = [
     (package, name) for package in PACKAGES for name in importlib.import_module(package).__all__
