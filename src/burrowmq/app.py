@@ -237,7 +237,7 @@ class App:
             TopologyError: bad YAML, or the same entity declared with different settings.
             ConfigurationError: two handlers consume the same queue.
         """
-        declared = routes_topology(self.routes, self.instance_id)
+        declared = routes_topology(self.routes, self.instance_id, retry=self.config.retry)
         return merge_with(self.config.topology, declared)
 
     # -- lifecycle -------------------------------------------------------------------

@@ -15,6 +15,7 @@ users raw::
     │   ├── PublishNacked         the broker answered the publish with a nack
     │   └── Unroutable            a mandatory publish reached no queue
     │       └── NoRoute           an RPC request reached no server
+    │           └── NoServer      the service's queue exists, but nothing consumes it
     ├── TopologyError             bad topology, or a declaration the broker refused
     ├── DecodeError               a payload did not decode or validate
     ├── EncodeError               a value could not be encoded for the wire
@@ -41,6 +42,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "NoRoute",
+    "NoServer",
     "PublishBatchError",
     "PublishError",
     "PublishNacked",
@@ -134,6 +136,14 @@ class Unroutable(PublishError):
 
 class NoRoute(Unroutable):
     """An RPC request found no server listening for its procedure."""
+
+
+class NoServer(NoRoute):
+    """An RPC service's queue exists (a server ran once), but no server consumes it now.
+
+    Raised well before the call's timeout: a call that waits longer than a moment asks
+    the broker whether anything consumes the service's queue.
+    """
 
 
 @dataclass(frozen=True, slots=True)

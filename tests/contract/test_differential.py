@@ -39,7 +39,7 @@ MODES = ("all", "any", "all-with-x", "any-with-x")
 EPOCH = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
 
 # Header values of every AMQP type pamqp sends, with the pairs RabbitMQ's matching
-# treats specially: 1 and 1.0, True and 1, floats in 32 bits, decimals with their scale,
+# treats specially: 1 and 1.0, True and 1, floats at full precision, decimals with their scale,
 # a timestamp and its epoch seconds, str and bytearray, [] and {}.
 VALUES = st.one_of(
     st.integers(-1, 2),

@@ -341,7 +341,8 @@ class TestConnectionLoss:
                 for _ in range(3)
             ]
             await entered.wait()
-            await _close_connection_named(name)
+            # Calls travel on the app's publishing connection (with its reply channel).
+            await _close_connection_named(f"{name} (publish)")
             failed_at = time.monotonic()
             results = await asyncio.gather(*waiting, return_exceptions=True)
             assert time.monotonic() - failed_at < 1.0

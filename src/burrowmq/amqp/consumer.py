@@ -19,16 +19,23 @@ from aiormq.abc import DeliveredMessage
 
 from burrowmq.amqp.acker import Acker
 from burrowmq.amqp.errors import CONNECTION_ERRORS, CONSUME, Context, describe_exc, fail
+from burrowmq.amqp.frames import install, undecodable_of
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
 from burrowmq.amqp.wire import from_pamqp
 from burrowmq.exceptions import ConnectionLost
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.transport import DeliveryCallback, Properties, ReplyClosedCallback
+from burrowmq.framework.transport import (
+    NOTHING_UNDECODABLE,
+    DeliveryCallback,
+    Properties,
+    ReplyClosedCallback,
+)
 from burrowmq.framework.vocabulary import DIRECT_REPLY_TO
 
 __all__ = ["AmqpReplyChannel", "AmqpSubscription"]
 
 _log = get_logger()
+install()  # a message whose properties pamqp cannot decode must not drop the connection
 
 
 class _AmqpDelivery:
@@ -42,12 +49,14 @@ class _AmqpDelivery:
         "properties",
         "redelivered",
         "routing_key",
+        "undecodable",
     )
 
     def __init__(self, message: DeliveredMessage, acker: Acker) -> None:
         deliver: Any = message.delivery  # always a Basic.Deliver for consumers
         self.body: bytes = message.body
         self.properties = from_pamqp(message.header.properties)
+        self.undecodable = undecodable_of(message.header) or NOTHING_UNDECODABLE
         self.exchange: str = deliver.exchange or ""
         self.routing_key: str = deliver.routing_key or ""
         self.redelivered: bool = bool(deliver.redelivered)
@@ -148,7 +157,6 @@ class AmqpSubscription:
         self._tag: str | None = None
         self._active = True
         self._acker: Acker | None = None
-        self.cancelled_by_broker = False
 
     async def start(self, connection: aiormq.abc.AbstractConnection) -> None:
         if self._acker is not None:  # a restart: the old channel's acker is done
@@ -159,7 +167,6 @@ class AmqpSubscription:
                 await old.close()
         channel = await connection.channel(publisher_confirms=False)
         self._channel = channel
-        self.cancelled_by_broker = False
         channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
 
         async def send_ack(tag: int, multiple: bool, drain: bool) -> None:
@@ -178,9 +185,13 @@ class AmqpSubscription:
         async def on_message(message: DeliveredMessage) -> None:
             callback(_AmqpDelivery(message, acker))
 
-        # Once the channel is gone its deliveries are back on the queue: the acker stops,
-        # and the workers skip what they had not started (no duplicate handling).
-        channel.closing.add_done_callback(lambda _: acker.abandon())
+        def on_channel_closed(closing: asyncio.Future[Any]) -> None:
+            # Its deliveries are back on the queue: the acker stops, and the workers skip
+            # what they had not started (no duplicate handling).
+            acker.abandon()
+            self._channel_closed(channel, closing)
+
+        channel.closing.add_done_callback(on_channel_closed)
         _run_deliveries_inline(channel, on_message.__code__)
         try:
             ok = await channel.basic_consume(
@@ -195,13 +206,33 @@ class AmqpSubscription:
         if self._acker is not None:
             self._acker.abandon()
 
+    @property
+    def consuming(self) -> bool:
+        """Whether the consumer runs now (its channel is open and not cancelled)."""
+        return self._channel is not None and not self._channel.is_closed and self._tag is not None
+
     def _on_broker_cancel(self, frame: Any) -> None:
         # The broker cancelled us (the queue was deleted, or its node went away):
         # re-declare and consume again, unless we are the ones stopping.
         if not self._active or frame.consumer_tag != self._tag:
             return
-        self.cancelled_by_broker = True
+        self._tag = None
         _log.error("consumer_cancelled_by_broker", queue=self.queue)
+        self._on_cancelled(self)
+
+    def _channel_closed(
+        self, channel: aiormq.abc.AbstractChannel, closing: asyncio.Future[Any]
+    ) -> None:
+        """The broker closed the consumer's channel (consumer_timeout, a channel error):
+        restore it like a cancelled consumer. A lost connection is the recovery's, and
+        a channel this subscription closed or replaced itself is nothing to restore."""
+        if channel is not self._channel or not self._active or closing.cancelled():
+            return
+        exc = closing.exception()
+        if not isinstance(exc, amqp_errors.ChannelClosed) or exc.args == (None, None):
+            return
+        self._tag = None
+        _log.error("consumer_channel_closed", queue=self.queue, reason=describe_exc(exc))
         self._on_cancelled(self)
 
     async def cancel(self) -> None:
@@ -232,6 +263,7 @@ class _AmqpReply:
     """A direct reply: consumed without acks, so there is nothing to settle."""
 
     __slots__ = ("body", "delivery_tag", "exchange", "properties", "redelivered", "routing_key")
+    undecodable = NOTHING_UNDECODABLE
 
     def __init__(self, message: DeliveredMessage) -> None:
         deliver: Any = message.delivery

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,8 +39,8 @@ from burrowmq.exceptions import (
     TransportError,
     Unroutable,
 )
-from burrowmq.framework.urls import mask_url
-from burrowmq.framework.vocabulary import unencodable
+from burrowmq.framework.urls import mask_url, redact
+from burrowmq.framework.vocabulary import name_problem, unencodable
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -176,10 +177,17 @@ def _unreachable(reason: str) -> Callable[[BaseException, Context], BurrowError]
 
 
 def _socket_failure(exc: BaseException, context: Context) -> BurrowError:
-    text = mask_url(str(exc.strerror if isinstance(exc, OSError) else exc))
-    return BrokerUnreachable(
-        f"{context.what}: {text or type(exc).__name__}", targets=(context.what,)
-    )
+    return BrokerUnreachable(f"{context.what}: {_os_text(exc)}", targets=(context.what,))
+
+
+def _os_text(exc: BaseException) -> str:
+    """What went wrong at the socket, in words (never "None")."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate was refused ({exc.verify_message or exc.reason})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc.strerror or type(exc).__name__}"
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return redact(text) or type(exc).__name__
 
 
 def _publish_error(template: str) -> Callable[[BaseException, Context], BurrowError]:
@@ -191,6 +199,20 @@ def _publish_error(template: str) -> Callable[[BaseException, Context], BurrowEr
         )
 
     return build
+
+
+def _unsendable(exc: BaseException, context: Context) -> BurrowError:
+    """What pamqp could not encode: the exchange name, the routing key or a header."""
+    problem = name_problem(context.exchange, "exchange")
+    if problem is None and len(context.routing_key.encode("utf-8", "surrogatepass")) > 255:
+        problem = "the routing key is longer than 255 bytes"
+    if problem is not None:
+        return PublishError(
+            f"cannot publish to exchange {context.exchange[:60]!r}: {problem}",
+            exchange=context.exchange,
+            routing_key=context.routing_key,
+        )
+    return unencodable(context.exchange, context.routing_key, context.headers, str(exc))
 
 
 def _where(context: Context) -> str:
@@ -241,6 +263,11 @@ TABLE: tuple[Rule, ...] = (
         frozenset({DECLARE}),
         lambda exc, c: TopologyError(f"{c.what} was refused: {reply_text(exc)}", entity=c.what),
     ),
+    (
+        (ValueError, TypeError),  # pamqp refusing a name or an argument before sending
+        frozenset({DECLARE}),
+        lambda exc, c: TopologyError(f"{c.what} cannot be declared: {exc}", entity=c.what),
+    ),
     # -- consuming -------------------------------------------------------------------------
     (
         (amqp_errors.ChannelNotFoundEntity,),
@@ -289,7 +316,7 @@ TABLE: tuple[Rule, ...] = (
     (
         (TypeError, ValueError, OverflowError, struct.error),  # pamqp cannot encode it
         frozenset({PUBLISH}),
-        lambda exc, c: unencodable(c.exchange, c.routing_key, c.headers, str(exc)),
+        lambda exc, c: _unsendable(exc, c),
     ),
     (
         (TimeoutError,),

@@ -51,6 +51,15 @@ async def publish_confirmed(
             # socket drain as well would cost one more wake-up per message for nothing.
             wait=False,
         )
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the caller is being cancelled: not ours to turn into an error
+        # aiormq cancels the confirms of a connection that died (heartbeats missed).
+        raise ConnectionLost(
+            f"connection lost before the broker confirmed a message for exchange "
+            f"{exchange!r}, routing key {routing_key!r}"
+        ) from None
     except Exception as exc:
         fail(
             exc,

@@ -1,40 +1,42 @@
 """The AMQP transport: RabbitMQ through aio-pika and aiormq.
 
-With its siblings in :mod:`burrowmq.amqp` (consumers, publishing, wire properties, and
-the one table in :mod:`~burrowmq.amqp.errors` that translates the libraries' errors), the
-only code that imports aio-pika, aiormq and pamqp.
+With its siblings in :mod:`burrowmq.amqp` (links, consumers, publishing, wire properties,
+and the one table in :mod:`~burrowmq.amqp.errors` that translates the libraries'
+errors), the only code that imports aio-pika, aiormq and pamqp.
 
-Connections are opened with aio-pika (URL handling, client properties); channels are
-aiormq's, used directly on the hot paths (publish, deliver, ack). Recovery is ours rather
-than aio-pika's robust connection, because a list of URLs (cluster nodes) must be tried
-in turn on every reconnect, topology must be re-declared before consumers restart, and a
-delivery must never be acked on a channel it did not arrive on.
+Two connections (:class:`~burrowmq.amqp.link.Link`): one consumes and declares, the
+other publishes (messages, RPC requests and replies, dead-letter and retry copies), so
+that a broker blocking publishers under a memory or disk alarm never stalls the acks of
+consumers. Connections are opened with aio-pika (URL handling, client properties);
+channels are aiormq's, used directly on the hot paths (publish, deliver, ack). Recovery
+is ours rather than aio-pika's robust connection, because a list of URLs (cluster nodes)
+must be tried in turn on every reconnect, topology must be re-declared before consumers
+restart, and a delivery must never be acked on a channel it did not arrive on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aio_pika
 import aiormq
 
 from burrowmq.amqp.consumer import AmqpReplyChannel, AmqpSubscription
 from burrowmq.amqp.errors import (
     CHANNEL,
-    CONNECT,
     CONSUME,
     DECLARE,
     RECOVERY_ERRORS,
     Context,
     describe_exc,
     fail,
-    translate,
 )
+from burrowmq.amqp.link import Link
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
-from burrowmq.exceptions import BrokerUnreachable, ConnectionLost
+from burrowmq.exceptions import PublishError, TopologyError
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import (
     DeliveryCallback,
@@ -42,21 +44,26 @@ from burrowmq.framework.transport import (
     ReadyCallback,
     ReplyClosedCallback,
 )
-from burrowmq.framework.urls import describe_target, mask_url
-from burrowmq.framework.vocabulary import DIRECT_REPLY_TO, RESERVED_PREFIX
+from burrowmq.framework.vocabulary import (
+    DIRECT_REPLY_TO,
+    RESERVED_PREFIX,
+    header_problem,
+    unencodable,
+)
 
 __all__ = ["AmqpTransport"]
 
-
 _log = get_logger()
+_KNOWN_EXCHANGES = 10_000
 
 
 class AmqpTransport:
-    """A RabbitMQ connection with confirms, its own recovery and translated errors.
+    """RabbitMQ over two connections, with confirms, recovery and translated errors.
 
     Args:
         urls: broker URLs; each (re)connection tries them in turn.
-        connection_name: shown in the management UI.
+        connection_name: shown in the management UI (with ``(consume)`` and
+            ``(publish)`` after it).
         connect_timeout: seconds allowed for one connection attempt.
         recovery_wait: how long a publish or declaration waits for a lost connection
             to come back before it raises :class:`ConnectionLost`.
@@ -69,164 +76,107 @@ class AmqpTransport:
         connection_name: str | None = None,
         connect_timeout: float = 5.0,
         recovery_wait: float = 15.0,
-        reconnect_interval: float = 0.5,
-        reconnect_max_interval: float = 5.0,
     ) -> None:
-        self._urls = tuple(urls)
-        self._connection_name = connection_name
-        self._connect_timeout = connect_timeout
         self._recovery_wait = recovery_wait
-        self._reconnect_interval = reconnect_interval
-        self._reconnect_max = reconnect_max_interval
-        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._consuming = Link(
+            urls,
+            role="consume",
+            connection_name=connection_name,
+            connect_timeout=connect_timeout,
+            on_up=self._consumer_up,
+            on_down=self._consumer_down,
+        )
+        self._publishing = Link(
+            urls,
+            role="publish",
+            connection_name=connection_name,
+            connect_timeout=connect_timeout,
+            on_up=self._publisher_up,
+            on_down=self._publisher_down,
+        )
         self._declare_channel: aiormq.abc.AbstractChannel | None = None
         self._publish_channel: aiormq.abc.AbstractChannel | None = None
         self._ready_callbacks: list[ReadyCallback] = []
         self._subscriptions: list[AmqpSubscription] = []
-        self._connected = asyncio.Event()
         self._closing = False
-        self._recovery: asyncio.Task[None] | None = None
         self._restores: set[asyncio.Task[None]] = set()
-        self._node: str | None = None
         self._in_flight = InFlight()
         self._channel_lock = asyncio.Lock()
+        # Exchanges seen to exist: a publish to one not seen yet is checked first, so
+        # that a missing exchange fails that publish alone (AMQP would close the shared
+        # publishing channel, failing every publish in flight beside it).
+        self._exchanges: OrderedDict[str, None] = OrderedDict()
+        self._checks: dict[str, asyncio.Future[None]] = {}
 
     @property
     def description(self) -> str:
-        return ", ".join(mask_url(u) for u in self._urls)
+        return self._consuming.description
 
     @property
     def node(self) -> str | None:
         """The node connected to last (``host:port (vhost) as user``; no password)."""
-        return self._node
+        return self._consuming.node
 
     @property
     def is_connected(self) -> bool:
-        return self._connected.is_set()
+        return self._consuming.connected.is_set() and self._publishing.connected.is_set()
+
+    @property
+    def blocked(self) -> str | None:
+        """Why the broker blocks publishing now (a memory or disk alarm), or ``None``."""
+        return self._publishing.blocked
 
     def on_ready(self, callback: ReadyCallback) -> None:
         self._ready_callbacks.append(callback)
 
-    # -- connection and recovery -------------------------------------------------
-
-    async def _open_any(self) -> aio_pika.abc.AbstractConnection:
-        reasons: list[str] = []
-        for url in self._urls:
-            target = describe_target(url)
-            try:
-                properties: dict[str, Any] = {}
-                if self._connection_name:
-                    properties["connection_name"] = self._connection_name
-                connection = await aio_pika.connect(
-                    url, timeout=self._connect_timeout, client_properties=properties
-                )
-                self._node = target
-                return connection
-            except Exception as exc:
-                reasons.append(str(translate(exc, Context(CONNECT, target))))
-        targets = tuple(describe_target(u) for u in self._urls)
-        raise BrokerUnreachable("cannot reach RabbitMQ at " + "; ".join(reasons), targets=targets)
+    # -- connections -------------------------------------------------------------
 
     async def connect(self) -> None:
         self._closing = False
-        connection = await self._open_any()
+        await self._consuming.connect()
         try:
-            await self._after_connect(connection)
+            await self._publishing.connect()
         except BaseException:
-            self._closing = True  # a failed start is not a connection loss to recover from
-            with contextlib.suppress(Exception):
-                await connection.close()
+            await self._consuming.close()
             raise
 
-    async def _after_connect(self, connection: aio_pika.abc.AbstractConnection) -> None:
-        self._connection = connection
-        raw = connection.transport.connection  # type: ignore[union-attr]
+    async def _consumer_up(self, raw: aiormq.abc.AbstractConnection) -> None:
         self._declare_channel = await _open_channel(raw, confirms=False)
-        self._publish_channel = await _open_channel(raw, confirms=True)
-        connection.close_callbacks.add(self._on_connection_closed)
         for callback in self._ready_callbacks:
             await callback()
         for subscription in list(self._subscriptions):
             if subscription.active:
                 await subscription.start(raw)
-        if connection.is_closed:
-            # It dropped while we were setting up: its close callback found a recovery
-            # already running and left it to us, so this must not count as connected.
-            raise ConnectionLost("the connection closed again while it was being set up")
-        self._connected.set()
 
-    def _on_connection_closed(self, sender: Any, exc: BaseException | None = None) -> None:
-        if sender is not self._connection:
-            return
-        self._connected.clear()
-        self._in_flight.fail_all()
+    def _consumer_down(self) -> None:
+        self._declare_channel = None
         for subscription in self._subscriptions:
             subscription.connection_lost()
-        if self._closing:
-            return
-        _log.warning("connection_lost", node=self._node, reason=describe_exc(exc))
-        if self._recovery is None or self._recovery.done():
-            self._recovery = asyncio.get_running_loop().create_task(
-                self._recover(), name="burrowmq-recovery"
-            )
 
-    async def _recover(self) -> None:
-        delay = self._reconnect_interval
-        attempt = 0
-        while not self._closing:
-            attempt += 1
-            try:
-                connection = await self._open_any()
-            except BrokerUnreachable as exc:
-                _log.info("reconnect_failed", attempt=attempt, reason=str(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._reconnect_max)
-                continue
-            try:
-                await self._after_connect(connection)
-            except RECOVERY_ERRORS as exc:
-                _log.warning("recovery_failed", attempt=attempt, reason=describe_exc(exc))
-                with contextlib.suppress(Exception):
-                    await connection.close()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._reconnect_max)
-                continue
-            _log.info("connection_recovered", attempt=attempt, node=self._node)
-            return
+    async def _publisher_up(self, raw: aiormq.abc.AbstractConnection) -> None:
+        self._publish_channel = await _open_channel(raw, confirms=True)
+
+    def _publisher_down(self) -> None:
+        self._publish_channel = None
+        self._in_flight.fail_all()
 
     async def wait_connected(self, timeout: float) -> None:
-        if self._connected.is_set():
-            return
-        if self._closing or (self._connection is None and self._recovery is None):
-            raise ConnectionLost("the transport is not connected")
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            raise ConnectionLost(
-                f"no connection to RabbitMQ ({self.description}) within {timeout:g}s"
-            ) from None
+        await self._consuming.wait(timeout)
+        await self._publishing.wait(timeout)
 
     async def close(self) -> None:
         self._closing = True
-        self._connected.clear()
         for task in list(self._restores):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        recovery, self._recovery = self._recovery, None
-        if recovery is not None and not recovery.done():
-            recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await recovery
         for subscription in list(self._subscriptions):
             await subscription.close()
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await connection.close()
+        await self._publishing.close()
+        await self._consuming.close()
 
     def _restore_later(self, subscription: AmqpSubscription) -> None:
-        """Re-declare the topology and restart a consumer the broker cancelled."""
+        """Re-declare the topology and restart a consumer whose channel the broker ended."""
         if self._closing:
             return
         task = asyncio.get_running_loop().create_task(
@@ -236,14 +186,15 @@ class AmqpTransport:
         task.add_done_callback(self._restores.discard)
 
     async def _restore(self, subscription: AmqpSubscription) -> None:
-        delay = self._reconnect_interval
-        while subscription.active and subscription.cancelled_by_broker and not self._closing:
+        delay = 0.5
+        while subscription.active and not self._closing:
             try:
-                await self.wait_connected(self._recovery_wait)
+                await self._consuming.wait(self._recovery_wait)
+                if subscription.consuming:
+                    return  # the connection's recovery restarted it already
                 for callback in self._ready_callbacks:
                     await callback()
-                assert self._connection is not None
-                await subscription.start(self._connection.transport.connection)  # type: ignore[union-attr]
+                await subscription.start(self._consuming.raw)
             except RECOVERY_ERRORS as exc:
                 _log.warning(
                     "consumer_restore_failed", queue=subscription.queue, reason=describe_exc(exc)
@@ -258,26 +209,24 @@ class AmqpTransport:
         with contextlib.suppress(ValueError):
             self._subscriptions.remove(subscription)
 
-    async def _channel(self, which: str) -> aiormq.abc.AbstractChannel:
+    async def _channel(self, which: str, link: Link) -> aiormq.abc.AbstractChannel:
         """The declaration or publishing channel, reopened if the broker closed it."""
         channel: aiormq.abc.AbstractChannel | None = getattr(self, which)
         if channel is not None and not channel.is_closed:
             return channel
-        await self.wait_connected(self._recovery_wait)
+        await link.wait(self._recovery_wait)
         async with self._channel_lock:
             channel = getattr(self, which)
             if channel is not None and not channel.is_closed:
                 return channel
-            assert self._connection is not None  # wait_connected guarantees it
-            raw = self._connection.transport.connection  # type: ignore[union-attr]
-            channel = await _open_channel(raw, confirms=which == "_publish_channel")
+            channel = await _open_channel(link.raw, confirms=which == "_publish_channel")
             setattr(self, which, channel)
             return channel
 
     # -- declarations ------------------------------------------------------------
 
     async def _declare(self, entity: str, method: Any, **kwargs: Any) -> Any:
-        channel = await self._channel("_declare_channel")
+        channel = await self._channel("_declare_channel", self._consuming)
         try:
             return await getattr(channel, method)(**kwargs)
         except Exception as exc:
@@ -362,13 +311,58 @@ class AmqpTransport:
             arguments=dict(arguments or {}),
         )
 
+    async def consumer_count(self, queue: str) -> int | None:
+        try:
+            ok = await self._declare(f"queue {queue!r}", "queue_declare", queue=queue, passive=True)
+        except TopologyError:
+            return None  # not found (the declaration channel is reopened on next use)
+        return int(ok.consumer_count or 0)
+
     async def delete_queue(self, name: str) -> None:
         await self._declare(f"queue {name!r}", "queue_delete", queue=name)
+        self._exchanges.pop(name, None)
 
     async def delete_exchange(self, name: str) -> None:
         await self._declare(f"exchange {name!r}", "exchange_delete", exchange=name)
+        self._exchanges.pop(name, None)
 
     # -- publishing --------------------------------------------------------------
+
+    async def _check_exchange(self, exchange: str) -> None:
+        """Make sure ``exchange`` exists before a first publish to it (one check at a time)."""
+        pending = self._checks.get(exchange)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._checks[exchange] = future
+        try:
+            await self._declare(
+                f"exchange {exchange!r}",
+                "exchange_declare",
+                exchange=exchange,
+                exchange_type="direct",  # ignored by a passive declaration
+                passive=True,
+            )
+        except TopologyError as exc:
+            error = PublishError(
+                f"cannot publish to exchange {exchange!r}: it does not exist ({exc})",
+                exchange=exchange,
+            )
+            future.set_exception(error)
+            future.exception()  # retrieved here: waiters raise their own copy
+            raise error from exc
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else ConnectionError())
+            future.exception()
+            raise
+        else:
+            future.set_result(None)
+            self._exchanges[exchange] = None
+            if len(self._exchanges) > _KNOWN_EXCHANGES:
+                self._exchanges.popitem(last=False)
+        finally:
+            del self._checks[exchange]
 
     async def publish(
         self,
@@ -380,13 +374,37 @@ class AmqpTransport:
         mandatory: bool = False,
         timeout: float | None = None,
     ) -> None:
+        if properties.headers and (problem := header_problem(properties.headers)) is not None:
+            # Checked before pamqp, which silently cuts names longer than 128 bytes.
+            raise unencodable(exchange, routing_key, properties.headers, problem)
+        if (
+            exchange
+            and exchange not in self._exchanges
+            and not exchange.startswith(RESERVED_PREFIX)
+        ):
+            await self._check_exchange(exchange)
         channel = self._publish_channel
-        if channel is None or channel.is_closed or not self._connected.is_set():
-            channel = await self._channel("_publish_channel")
-        await self._in_flight.run(
-            publish_confirmed(channel, exchange, routing_key, body, properties, mandatory, timeout),
-            f"a message for exchange {exchange!r}, routing key {routing_key!r}",
-        )
+        if channel is None or channel.is_closed or not self._publishing.connected.is_set():
+            channel = await self._channel("_publish_channel", self._publishing)
+        try:
+            await self._in_flight.run(
+                publish_confirmed(
+                    channel, exchange, routing_key, body, properties, mandatory, timeout
+                ),
+                f"a message for exchange {exchange!r}, routing key {routing_key!r}",
+            )
+        except PublishError as exc:
+            if "NOT_FOUND" in str(exc):
+                self._exchanges.pop(exchange, None)  # deleted since: check it again next time
+            blocked = self._publishing.blocked
+            if blocked is not None and "did not confirm" in str(exc):
+                raise PublishError(
+                    f"{exc}: the broker blocks publishing on this connection ({blocked}): a "
+                    "memory or disk alarm; publishing resumes when it clears",
+                    exchange=exchange,
+                    routing_key=routing_key,
+                ) from exc
+            raise
 
     # -- consuming ---------------------------------------------------------------
 
@@ -399,8 +417,7 @@ class AmqpTransport:
         no_ack: bool = False,
         exclusive: bool = False,
     ) -> AmqpSubscription:
-        await self.wait_connected(self._recovery_wait)
-        assert self._connection is not None
+        await self._consuming.wait(self._recovery_wait)
         subscription = AmqpSubscription(
             queue,
             callback,
@@ -410,9 +427,8 @@ class AmqpTransport:
             on_cancelled=self._restore_later,
             on_closed=self._forget,
         )
-        raw = self._connection.transport.connection  # type: ignore[union-attr]
         try:
-            await subscription.start(raw)
+            await subscription.start(self._consuming.raw)
         except Exception as exc:
             fail(exc, Context(CONSUME, f"queue {queue!r}"))
         self._subscriptions.append(subscription)
@@ -425,10 +441,9 @@ class AmqpTransport:
         *,
         timeout: float,
     ) -> AmqpReplyChannel:
-        await self.wait_connected(timeout)
-        assert self._connection is not None
-        raw = self._connection.transport.connection  # type: ignore[union-attr]
-        channel = await _open_channel(raw, confirms=True)
+        # On the publishing connection: a reply channel publishes the requests.
+        await self._publishing.wait(timeout)
+        channel = await _open_channel(self._publishing.raw, confirms=True)
         reply = AmqpReplyChannel(channel, callback, on_closed)
         try:
             await reply.start()

@@ -16,6 +16,9 @@ from typing import Any, NamedTuple
 
 from burrowmq.framework.codec import Encoder, encode
 from burrowmq.framework.transport import Properties
+from burrowmq.framework.vocabulary import carried
+
+X_DEATH = "x-death"
 
 __all__ = ["MessageBuilder", "Outgoing", "new_id"]
 
@@ -155,17 +158,21 @@ class MessageBuilder:
     ) -> Properties:
         """The properties of a delivery's copy (to a delay or dead-letter queue).
 
-        Everything the publisher set is kept but the headers (replaced by ``headers``)
-        and the per-message expiration (a copy must not expire where it waits);
-        ``persistent`` overrides the delivery mode when given.
+        Everything the publisher set is kept but the headers and the per-message
+        expiration (a copy must not expire where it waits); ``persistent`` overrides the
+        delivery mode when given. The headers are ``headers`` made fit for the wire
+        (:func:`~burrowmq.framework.vocabulary.carried`), without ``x-death``: RabbitMQ
+        writes that header itself, and a forged one has crashed its queues.
         """
         mode = properties.delivery_mode
         if persistent is not None:
             mode = PERSISTENT if persistent else TRANSIENT
+        checked = carried(headers)
+        checked.pop(X_DEATH, None)
         return Properties(
             content_type=properties.content_type,
             content_encoding=properties.content_encoding,
-            headers=headers,
+            headers=checked,
             delivery_mode=mode,
             priority=properties.priority,
             correlation_id=properties.correlation_id,

@@ -12,8 +12,8 @@ Behaviours worth knowing (each checked on RabbitMQ 3.10):
   equals neither 1 nor "true", a str equals a bytearray with the same UTF-8 bytes, a
   datetime equals its epoch seconds as int, a Decimal equals only a Decimal with the same
   scale and digits ("1.0" is not "1.00"), and an empty dict equals an empty list. Inside
-  lists and dicts the AMQP type counts too ([1] is not [1.0]). Floats are compared as
-  pamqp sends them, in 32 bits (16777217 is not 16777217.0). A binding value of None
+  lists and dicts the AMQP type counts too ([1] is not [1.0]). Floats are sent as 64-bit
+  doubles, so they compare at full precision. A binding value of None
   (AMQP void) matches on the key's presence alone.
 - "all"/"any" ignore every binding key starting with "x-"; "all-with-x"/"any-with-x"
   consider them, except "x-match" itself. "all" with nothing to compare matches every
@@ -35,7 +35,6 @@ from functools import lru_cache
 from typing import Any, Final, Literal, TypeAlias
 
 from burrowmq.framework import vocabulary
-from burrowmq.framework.vocabulary import as_float32
 
 TopicMatcher: TypeAlias = Callable[[str], bool]
 HeadersMatcher: TypeAlias = Callable[[Mapping[str, Any] | None], bool]
@@ -182,7 +181,7 @@ def _typed(value: object) -> tuple[str, _Term]:
     if isinstance(value, int):
         return ("int", value)
     if isinstance(value, float):
-        return ("float", as_float32(value))
+        return ("double", value)  # burrowmq sends floats as 64-bit doubles
     if isinstance(value, decimal.Decimal):
         return ("decimal", _decimal(value))
     if isinstance(value, str):

@@ -1,8 +1,8 @@
 """The transport contract: what burrowmq needs from a broker connection.
 
-Two implementations exist: the AMQP transport (``framework/amqp.py``, the only module
+Two implementations exist: the AMQP transport (:mod:`burrowmq.amqp`, the only package
 that imports aio-pika, aiormq and pamqp) and the in-memory transport
-(``framework/memory.py``). Everything above this module talks to brokers through
+(:mod:`burrowmq.memory`). Everything above this module talks to brokers through
 :class:`Transport` only, so the same routes run on both.
 """
 
@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 __all__ = [
+    "NOTHING_UNDECODABLE",
     "Delivery",
     "DeliveryCallback",
     "Properties",
@@ -23,6 +25,10 @@ __all__ = [
     "Subscription",
     "Transport",
 ]
+
+
+NOTHING_UNDECODABLE: Mapping[str, Any] = MappingProxyType({})
+"""The :attr:`Delivery.undecodable` of a delivery whose properties all decoded."""
 
 
 @dataclass(slots=True)
@@ -62,6 +68,11 @@ class Delivery(Protocol):
     routing_key: str
     redelivered: bool
     delivery_tag: int
+    undecodable: Mapping[str, Any]
+    """Properties the transport could not decode (name -> raw value); usually empty.
+
+    Such a delivery is dead-lettered with the reason, the raw values kept; what could
+    be decoded is in :attr:`properties`."""
 
     @property
     def stale(self) -> bool:
@@ -252,6 +263,14 @@ class Transport(Protocol):
 
     async def delete_queue(self, name: str) -> None:
         """Delete a queue (tests and tools only; burrowmq never deletes on its own)."""
+        ...
+
+    async def consumer_count(self, queue: str) -> int | None:
+        """How many consumers ``queue`` has now, or ``None`` if it does not exist.
+
+        Raises:
+            ConnectionLost: the connection dropped while asking.
+        """
         ...
 
     async def delete_exchange(self, name: str) -> None:

@@ -1,14 +1,23 @@
-"""Broker URLs: defaults, validation and masking (a password never leaves this module)."""
+"""Broker URLs: defaults, validation and masking (a password never leaves this module),
+and the redaction of credentials in any text burrowmq passes on."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from burrowmq.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_URL", "MEMORY_SCHEME", "default_urls", "describe_target", "mask_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "MEMORY_SCHEME",
+    "default_urls",
+    "describe_target",
+    "mask_url",
+    "redact",
+]
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
 MEMORY_SCHEME = "memory"
@@ -41,6 +50,27 @@ def mask_url(url: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     except ValueError:
         return "<url>"
+
+
+_URL_SECRET = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]*(?P<tail>@)")
+_PAIR_SECRET = re.compile(
+    r"(?P<head>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)"
+    r"\s*[=:]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&)]+)",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials it holds masked, for logs, headers and replies.
+
+    Masks the password of URLs (``postgresql://app:***@db/x``) and the values of
+    ``password=``, ``passwd=``, ``pwd=``, ``secret=``, ``token=``, ``api_key=`` and
+    ``access_key=`` pairs (also with ``:``), as database drivers and HTTP clients put
+    them in their error messages.
+    """
+    if "://" in text:
+        text = _URL_SECRET.sub(r"\g<head>***\g<tail>", text)
+    return _PAIR_SECRET.sub(r"\g<head>***", text)
 
 
 def describe_target(url: str) -> str:

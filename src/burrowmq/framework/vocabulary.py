@@ -9,9 +9,11 @@ pseudo-queue, the reserved ``amq.`` prefix, and which Python values an AMQP fiel
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import decimal
-import struct
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -27,8 +29,10 @@ __all__ = [
     "X_MATCH_MODES",
     "HeadersMatch",
     "QueueType",
-    "as_float32",
+    "carried",
+    "direct_reply_to_problem",
     "header_problem",
+    "name_problem",
     "unencodable",
     "value_problem",
 ]
@@ -58,35 +62,19 @@ X_MATCH_MODES: Final = ("all", "any", "all-with-x", "any-with-x")
 DIRECT_REPLY_TO: Final = "amq.rabbitmq.reply-to"
 """RabbitMQ's direct reply-to pseudo-queue (RPC replies without a reply queue)."""
 
+NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9\-_.:@#,/+ ]*")
+"""What an exchange or queue name may hold: AMQP's name domain, as pamqp enforces it."""
+NAME_MAX: Final = 127
+
 RESERVED_PREFIX: Final = "amq."
 """Exchange and queue names starting with it belong to the broker."""
 
-_SHORTSTR_MAX = 255
+_KEY_MAX = 128  # AMQP field names; pamqp silently cuts longer ones
 _LONGSTR_MAX = 4_294_967_295
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _DECIMAL_SCALE_MAX = 255
 _DECIMAL_MANTISSA = 2**31
 _CARRIED = "str, int, float, bool, Decimal, datetime, bytearray, None, and lists and dicts of these"
-
-
-def as_float32(value: float) -> float:
-    """``value`` as it arrives after travelling as a 32-bit AMQP float.
-
-    A value too large for 32 bits cannot be sent at all (:func:`value_problem` says so);
-    it is returned as it is, so that it stays comparable.
-    """
-    try:
-        return float(struct.unpack(">f", struct.pack(">f", value))[0])
-    except OverflowError:
-        return value
-
-
-def _float_problem(value: float) -> str | None:
-    try:
-        struct.pack(">f", value)
-    except OverflowError:
-        return f"holds the float {value!r}, too large for an AMQP float"
-    return None
 
 
 def _decimal_problem(value: decimal.Decimal) -> str | None:
@@ -106,10 +94,11 @@ def _decimal_problem(value: decimal.Decimal) -> str | None:
 def value_problem(value: Any) -> str | None:
     """Why an AMQP field table cannot carry ``value``, or ``None`` when it can.
 
-    Carried: ``str`` (up to 4 GiB of UTF-8), ``int`` (64-bit signed), ``float``, ``bool``,
+    Carried: ``str`` (up to 4 GiB of UTF-8), ``int`` (64-bit signed), ``float`` (as a
+    64-bit double), ``bool``,
     ``Decimal`` (32-bit digits, scale up to 255), timezone-aware or naive ``datetime``
     and ``time.struct_time`` (as epoch seconds), ``bytearray``, ``None`` (void), and
-    lists and dicts (string keys of up to 255 bytes) of these.
+    lists and dicts (string keys of up to 128 bytes) of these.
 
     Returns:
         What is wrong, worded to follow a header name: e.g. ``"holds a set, which AMQP
@@ -126,7 +115,7 @@ def value_problem(value: Any) -> str | None:
             return "holds a string longer than AMQP's 4 GiB limit"
         return None
     if isinstance(value, float):
-        return _float_problem(value)
+        return None  # sent as a 64-bit double: every Python float fits
     if isinstance(value, decimal.Decimal):
         return _decimal_problem(value)
     if isinstance(value, list):
@@ -147,8 +136,8 @@ def value_problem(value: Any) -> str | None:
 def _key_problem(key: Any) -> str | None:
     if not isinstance(key, str):
         return f"holds a table with the key {key!r}: field table keys must be strings"
-    if len(key.encode("utf-8")) > _SHORTSTR_MAX:
-        return f"holds a table key longer than 255 bytes ({key[:40]!r}...)"
+    if len(key.encode("utf-8")) > _KEY_MAX:
+        return f"holds a table key longer than 128 bytes ({key[:40]!r}...)"
     return None
 
 
@@ -161,8 +150,8 @@ def header_problem(headers: Mapping[str, Any] | None) -> str | None:
     if not headers:
         return None
     for key, value in headers.items():
-        if not isinstance(key, str) or len(key.encode("utf-8")) > _SHORTSTR_MAX:
-            return f"header name {str(key)[:40]!r} is not a string of at most 255 bytes"
+        if not isinstance(key, str) or len(key.encode("utf-8")) > _KEY_MAX:
+            return f"header name {str(key)[:40]!r} is not a string of at most 128 bytes"
         if (problem := value_problem(value)) is not None:
             return f"header {key!r} {problem}"
     return None
@@ -185,3 +174,102 @@ def unencodable(
         exchange=exchange,
         routing_key=routing_key,
     )
+
+
+def carried(headers: Mapping[Any, Any]) -> dict[str, Any]:
+    """``headers`` made fit for the wire: what AMQP can carry kept, the rest converted.
+
+    For copies of received messages (dead letters, delayed retries), whose headers may
+    hold what pamqp decodes but cannot encode again: ``bytes`` (a long string that was
+    not UTF-8) become a ``bytearray``, any other value AMQP cannot carry its ``repr``
+    (cut to 1,000 characters), and header names that are not strings of at most 128
+    bytes are dropped.
+    """
+    kept: dict[str, Any] = {}
+    for key, value in headers.items():
+        if not isinstance(key, str) or len(key.encode("utf-8", "surrogatepass")) > _KEY_MAX:
+            continue
+        kept[key] = _carried_value(value)
+    return kept
+
+
+def _carried_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, list):
+        return [_carried_value(item) for item in value]
+    if isinstance(value, dict):
+        return carried(value)
+    if value_problem(value) is not None:
+        return repr(value)[:1000]
+    return value
+
+
+def name_problem(name: object, kind: str = "exchange") -> str | None:
+    """Why ``name`` cannot be sent as an exchange or queue name, or ``None``.
+
+    AMQP names are at most 127 characters of letters, digits and ``-_.:@#,/+`` and space.
+    """
+    if not isinstance(name, str):
+        return f"{kind} names are strings, got {name!r}"
+    if len(name) > NAME_MAX:
+        return f"{kind} name {name[:40]!r}... is longer than {NAME_MAX} characters"
+    if NAME_PATTERN.fullmatch(name) is None:
+        bad = next(c for c in name if NAME_PATTERN.fullmatch(c) is None)
+        return (
+            f"{kind} name {name!r} holds {bad!r}; names may hold letters, digits, "
+            "space and - _ . : @ # , / +"
+        )
+    return None
+
+
+_ETF_VERSION, _NEW_PID_EXT, _PID_EXT = 131, 88, 103
+_ATOMS = {118: 2, 119: 1, 100: 2, 115: 1}  # ATOM_UTF8_EXT, SMALL_ATOM_UTF8_EXT, ATOM, SMALL
+_REPLY_NODE = re.compile(rb"reply@[0-9]+")
+_KEY = re.compile(r"[A-Za-z0-9+/=_-]+")
+
+
+def _pid_problem(raw: bytes) -> str | None:
+    """Whether ``raw`` is an Erlang external-term pid on a direct reply-to node."""
+    if len(raw) < 4 or raw[0] != _ETF_VERSION or raw[1] not in (_NEW_PID_EXT, _PID_EXT):
+        return "its address is not an Erlang process id"
+    width = _ATOMS.get(raw[2])
+    if width is None:
+        return "its address does not name a node"
+    length = int.from_bytes(raw[3 : 3 + width], "big")
+    node = raw[3 + width : 3 + width + length]
+    rest = len(raw) - (3 + width + length)
+    if len(node) != length or rest != (12 if raw[1] == _NEW_PID_EXT else 9):
+        return "its address is cut short or too long"
+    if _REPLY_NODE.fullmatch(node) is None:
+        return "its address names no direct reply-to node"
+    return None
+
+
+def direct_reply_to_problem(address: str) -> str | None:
+    """Why a direct reply-to address would be refused by RabbitMQ, or ``None``.
+
+    RabbitMQ gives each consumer of ``amq.rabbitmq.reply-to`` an address of the form
+    ``amq.rabbitmq.reply-to.<base64 of a process id>.<key>``; RabbitMQ 3.x decodes it
+    without guarding, and closes the whole connection of whoever publishes to a malformed
+    one. This checks the form strictly (one dot between the two parts, canonical base64
+    of an Erlang pid on a ``reply@<hash>`` node, a base64 key), so that a reply to a
+    hostile address is refused locally.
+
+    Returns:
+        e.g. ``"its address is not valid base64"``; ``None`` for a well-formed address.
+    """
+    prefix = DIRECT_REPLY_TO + "."
+    if not address.startswith(prefix):
+        return f"it does not start with {prefix!r}"
+    suffix = address[len(prefix) :]
+    encoded, dot, key = suffix.partition(".")
+    if not dot or not encoded or not key or "." in key or _KEY.fullmatch(key) is None:
+        return "it is not <address>.<key>"
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return "its address is not valid base64"
+    if base64.b64encode(raw).decode("ascii") != encoded:
+        return "its address is not canonical base64"
+    return _pid_problem(raw)

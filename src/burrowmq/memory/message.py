@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from burrowmq.framework.transport import Properties
-from burrowmq.framework.vocabulary import as_float32
 
 __all__ = [
     "PublishRecord",
@@ -75,10 +74,8 @@ def _utc_seconds(value: datetime.datetime) -> datetime.datetime:
 
 def _wire(key: str, value: Any) -> Any:
     """A header value as it comes back from the wire (pamqp encodes, RabbitMQ relays)."""
-    if value is None or isinstance(value, bool | int | str | decimal.Decimal):
-        return value
-    if isinstance(value, float):
-        return as_float32(value)  # pamqp sends floats in 32 bits
+    if value is None or isinstance(value, bool | int | float | str | decimal.Decimal):
+        return value  # floats travel as 64-bit doubles, exactly
     if isinstance(value, datetime.datetime):
         return _utc_seconds(value)
     if isinstance(value, time.struct_time):

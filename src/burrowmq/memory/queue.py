@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.transport import Properties
+from burrowmq.framework.transport import NOTHING_UNDECODABLE, Properties
 from burrowmq.memory.message import StoredMessage, delivered_copy
 
 __all__ = ["BrokerSide", "MemoryChannel", "MemoryConsumer", "MemoryDelivery", "MemoryQueue"]
@@ -57,6 +57,7 @@ class MemoryDelivery:
         "redelivered",
         "routing_key",
     )
+    undecodable = NOTHING_UNDECODABLE  # what the memory broker holds always decodes
 
     def __init__(
         self,

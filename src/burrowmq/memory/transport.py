@@ -19,8 +19,10 @@ of declarations as :class:`~burrowmq.TopologyError`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
+import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -99,6 +101,15 @@ class _MemorySubscription:
         self.drop()
 
 
+def _reply_address() -> str:
+    """A direct reply-to address of the form RabbitMQ gives (a pid on a reply node, a
+    key), so that servers check memory and RabbitMQ addresses alike."""
+    node = f"reply@{uuid.uuid4().int % 10**9}".encode()
+    pid = bytes([131, 88, 119, len(node)]) + node + os.urandom(12)
+    key = base64.b64encode(os.urandom(12)).decode("ascii")
+    return f"{DIRECT_REPLY_TO}.{base64.b64encode(pid).decode('ascii')}.{key}"
+
+
 class _MemoryReplyChannel:
     """A channel with a direct reply-to address: it publishes requests, receives replies.
 
@@ -113,7 +124,7 @@ class _MemoryReplyChannel:
         callback: DeliveryCallback,
         on_closed: ReplyClosedCallback,
     ) -> None:
-        self.address = f"{DIRECT_REPLY_TO}.{uuid.uuid4().hex}"
+        self.address = _reply_address()
         self._transport = transport
         self._broker = broker
         self._callback = callback
@@ -386,6 +397,11 @@ class MemoryTransport:
         self._require("bind an exchange").bind(
             destination, source, routing_key, arguments, destination_type="exchange"
         )
+
+    async def consumer_count(self, queue: str) -> int | None:
+        """How many consumers ``queue`` has, or ``None`` if it does not exist."""
+        found = self._require("look at a queue").queues.get(queue)
+        return None if found is None else len(found.consumers)
 
     async def delete_queue(self, name: str) -> None:
         """Delete a queue; a missing one is fine."""

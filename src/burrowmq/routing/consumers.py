@@ -57,6 +57,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         settings.transport,
         settings.builder,
         dead_letter_exchange=dead_letter_exchange(base) if base else None,
+        queue_type=route.queue.queue_type if route.queue is not None else "classic",
     )
     pipeline = Pipeline(
         route.spec,

@@ -11,14 +11,22 @@ from collections.abc import Sequence
 
 from burrowmq.exceptions import ConfigurationError, TopologyError
 from burrowmq.framework.transport import Transport
+from burrowmq.routing.dead_letter import delay_tier, delay_topology
+from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.topology.model import Topology
 
 __all__ = ["check_queues_exist", "routes_topology", "undeclared_queues"]
 
 
-def routes_topology(routes: Sequence[Route], instance_id: str) -> Topology:
+def routes_topology(
+    routes: Sequence[Route], instance_id: str, *, retry: Retry = DEFAULT_RETRY
+) -> Topology:
     """Everything ``routes`` need declared, for the instance ``instance_id``.
+
+    That includes the delay queues of the waits their retry policies (``retry`` for
+    routes without one) send through the broker, as far as they can be foreseen
+    (a random wait is sampled); a tier not foreseen is declared when first used.
 
     Raises:
         ConfigurationError: two handlers consume one queue (RPC routes of one service
@@ -36,6 +44,15 @@ def routes_topology(routes: Sequence[Route], instance_id: str) -> Topology:
             )
         seen[queue] = route
         declared = declared.merge(route.topology(instance_id))
+        policy = route.retry or (retry if route.procedure is None else None)
+        if policy is not None and route.procedure is None and route.queue is not None:
+            tiers = [delay_tier(wait) for wait in policy.broker_waits()]
+            if tiers:
+                declared = declared.merge(
+                    delay_topology(
+                        queue, tiers, route.queue.queue_type, origin=f"handler {route.name}"
+                    )
+                )
     return declared
 
 

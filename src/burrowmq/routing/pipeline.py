@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,9 +27,11 @@ from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Delivery, Properties
+from burrowmq.framework.urls import redact
 from burrowmq.routing.dead_letter import (
     HEADER_ORIGINAL_EXCHANGE,
     HEADER_ORIGINAL_ROUTING_KEY,
+    original,
     retry_count,
 )
 from burrowmq.routing.handler import Handler
@@ -180,8 +183,8 @@ class Pipeline:
         exchange = delivery.exchange
         routing_key = delivery.routing_key
         if retries:  # came back from a delay queue: show where it was first sent
-            exchange = headers.get(HEADER_ORIGINAL_EXCHANGE, exchange)
-            routing_key = headers.get(HEADER_ORIGINAL_ROUTING_KEY, routing_key)
+            exchange = original(headers, HEADER_ORIGINAL_EXCHANGE, exchange)
+            routing_key = original(headers, HEADER_ORIGINAL_ROUTING_KEY, routing_key)
         inbound = Inbound(delivery, self._queue, exchange, routing_key, retries + 1)
         if props.correlation_id is None and not self._context:  # the common case, kept lean
             tokens = _bind(
@@ -206,6 +209,11 @@ class Pipeline:
         if not await settle.admit(inbound):
             return
         delivery = inbound.delivery
+        if delivery.undecodable:
+            problem = _undecodable(delivery.undecodable)
+            _log.error("properties_undecodable", handler=spec.name, reason=problem.reason)
+            await settle.invalid(inbound, problem)
+            return
         if delivery.redelivered:
             if self._max is not None:
                 count = delivery_count(delivery.properties.headers)
@@ -255,8 +263,8 @@ class Pipeline:
                         "handler_failed",
                         handler=spec.name,
                         attempts=attempt,
-                        error=f"{type(exc).__name__}: {exc}",
-                        exc_info=not isinstance(exc, BurrowError),
+                        error=f"{type(exc).__name__}: {redact(str(exc))}",
+                        **({} if isinstance(exc, BurrowError) else {"exception": _trace(exc)}),
                     )
                     await settle.failed(inbound, exc)
                     return
@@ -265,7 +273,7 @@ class Pipeline:
                     "handler_failed_will_retry",
                     handler=spec.name,
                     delay=round(delay, 3),
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=f"{type(exc).__name__}: {redact(str(exc))}",
                 )
                 if delay > retry.broker_delay_threshold and await settle.park(inbound, delay):
                     return
@@ -278,3 +286,16 @@ class Pipeline:
                 continue
             await settle.handled(inbound, result)
             return
+
+
+def _undecodable(raw: Mapping[str, Any]) -> DecodeError:
+    names = ", ".join(sorted(raw))
+    return DecodeError(
+        f"message properties the AMQP library could not decode: {names} (kept raw in "
+        "the x-undecodable-properties header)"
+    )
+
+
+def _trace(exc: BaseException) -> str:
+    """The traceback of a handler's exception, as a log shows it, credentials masked."""
+    return redact("".join(traceback.format_exception(exc)).rstrip())

@@ -69,6 +69,20 @@ class Retry:
         state.attempt_number = attempt
         return max(0.0, float(strategy(state)))
 
+    def broker_waits(self, *, samples: int = 16) -> tuple[float, ...]:
+        """The waits of this policy that go through a broker delay queue.
+
+        Each attempt's wait is drawn ``samples`` times, so that a random (jittered)
+        strategy shows its range; used to declare the delay tiers a route needs up front.
+        """
+        waits = {
+            wait
+            for attempt in range(1, self.attempts)
+            for _ in range(samples if not isinstance(self.wait, int | float) else 1)
+            if (wait := self.delay(attempt)) > self.broker_delay_threshold
+        }
+        return tuple(sorted(waits))
+
     def describe(self) -> dict[str, Any]:
         """A plain description for logs and exports."""
         return {"attempts": self.attempts, "on": [k.__name__ for k in self.on]}

@@ -45,6 +45,8 @@ class Route:
         dead_letter: the base name of the dead-letter path (``<base>.dlx`` and
             ``<base>.dlq``); ``None`` derives it from the queue; ``False`` turns it off.
         procedure: the RPC procedure name, for RPC routes.
+        reply_queues: an RPC route also answers requests whose ``reply_to`` names a
+            plain queue (not only direct reply-to addresses).
     """
 
     handler: HandlerFunc
@@ -57,6 +59,7 @@ class Route:
     concurrency: int | None = None
     dead_letter: str | bool | None = None
     procedure: str | None = None
+    reply_queues: bool = False
     spec: Handler = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from burrowmq.framework.vocabulary import (
     STANDARD_EXCHANGES,
     X_MATCH_MODES,
     HeadersMatch,
+    name_problem,
 )
 from burrowmq.routing.handler import HandlerFunc
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
@@ -55,6 +56,8 @@ def _exchange(name: str | Exchange, type: str, options: Mapping[str, Any] | None
             f"a {type} route needs an exchange name, got {name!r} "
             "(the default exchange cannot be bound: use router.consume(queue) instead)"
         )
+    if (problem := name_problem(name, "exchange")) is not None:
+        raise ConfigurationError(problem)
     if name.startswith(RESERVED_PREFIX) and STANDARD_EXCHANGES.get(name) != type:
         raise ConfigurationError(f"exchange names starting with 'amq.' are reserved: {name!r}")
     return Exchange(name=name, type=type, **_options("exchange", options, _EXCHANGE_FIELDS))
@@ -75,6 +78,8 @@ def _queue(
         return None
     if not isinstance(name, str) or not name:
         raise ConfigurationError(f"queue= takes a non-empty name or a Queue, got {queue!r}")
+    if (problem := name_problem(name, "queue")) is not None:
+        raise ConfigurationError(problem)
     if name.startswith(RESERVED_PREFIX):
         raise ConfigurationError(f"queue names starting with 'amq.' are reserved: {name!r}")
     settings = _options("queue", options, _QUEUE_FIELDS)
@@ -403,6 +408,8 @@ class Router:
         else:
             if not isinstance(queue, str) or not queue:
                 raise ConfigurationError(f"consume() takes a queue name or Queue, got {queue!r}")
+            if (problem := name_problem(queue, "queue")) is not None:
+                raise ConfigurationError(problem)
             q = Queue(name=queue)
 
         def decorator(func: F) -> F:
@@ -430,6 +437,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        reply_queues: bool = False,
     ) -> Callable[[F], F]:
         """Serve the remote procedure ``procedure`` (``"<service>.<method>"``).
 
@@ -445,6 +453,12 @@ class Router:
         error as :class:`~burrowmq.RemoteError`. Nothing is dead-lettered: an expired
         request is dropped, a failed one answered with an error reply. ``prefetch`` and
         ``concurrency`` apply to the whole service queue (the largest given wins).
+
+        Replies go only to direct reply-to addresses (``amq.rabbitmq.reply-to.*``), and
+        only to well-formed ones; a request asking for its reply in a plain queue is
+        acked and dropped with a warning (anyone who may publish requests could
+        otherwise make the server write into another service's queue), unless
+        ``reply_queues=True``.
 
         Raises:
             ConfigurationError: a bad procedure name or option.
@@ -471,6 +485,7 @@ class Router:
                     concurrency=concurrency,
                     dead_letter=False,
                     procedure=proc.name,
+                    reply_queues=reply_queues,
                 )
             )
             return func

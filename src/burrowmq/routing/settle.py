@@ -2,21 +2,28 @@
 
 The settle step of the pipeline for every route that is not RPC. A delivery is acked
 only after its handler returned, or after its copy was confirmed where it now waits: the
-dead-letter queue, or a delay queue that returns it to the work queue later. A copy that
-cannot be placed leaves the original unacked, requeued after a pause, never acked into
-nothing.
+dead-letter queue, or a delay queue that returns it to the work queue later. Copies are
+built from checked headers (what AMQP cannot carry converted, ``x-death`` dropped) and
+published ``mandatory``: a copy that cannot be placed (unencodable, unroutable, its
+queue deleted) leaves the original unacked on the broker, returned after a pause that
+grows with each failure, and logged at error level. Never acked into nothing, never a
+hot loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
+from collections import OrderedDict
 from typing import Any
 
-from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries
+from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries, Unroutable
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Transport
+from burrowmq.framework.urls import redact
 from burrowmq.routing.dead_letter import (
     HEADER_EXCEPTION_MESSAGE,
     HEADER_EXCEPTION_TYPE,
@@ -24,16 +31,29 @@ from burrowmq.routing.dead_letter import (
     HEADER_ORIGINAL_QUEUE,
     HEADER_ORIGINAL_ROUTING_KEY,
     HEADER_RETRY_COUNT,
+    HEADER_UNDECODABLE,
+    delay_arguments,
     delay_queue,
+    delay_tier,
 )
 from burrowmq.routing.pipeline import Inbound
 from burrowmq.routing.signals import Reject
 
-__all__ = ["MessageSettle"]
+__all__ = ["MessageSettle", "reason_of"]
 
 _log = get_logger()
 _MAX_REASON = 1000
-_RELEASE_PAUSE = 1.0
+_FIRST_PAUSE = 1.0
+_MAX_PAUSE = 60.0
+_FAILURES_KEPT = 10_000
+
+
+def reason_of(exc: BaseException) -> str:
+    """What a dead-letter copy records of why: a signal's reason or the error's text,
+    with credentials masked and cut to 1,000 characters."""
+    signal = isinstance(exc, Reject | DecodeError | TooManyRedeliveries)
+    reason = exc.reason if signal else str(exc)  # type: ignore[attr-defined]
+    return redact(reason)[:_MAX_REASON]
 
 
 class MessageSettle:
@@ -44,17 +64,25 @@ class MessageSettle:
         builder: builds those copies.
         dead_letter_exchange: where failed and invalid messages go; ``None`` nacks them
             instead (the queue's own dead-letter settings apply, if any).
+        queue_type: the work queue's type; its delay queues are of the same.
     """
 
-    __slots__ = ("_builder", "_declared", "_dlx", "_transport")
+    __slots__ = ("_builder", "_declared", "_dlx", "_failures", "_queue_type", "_transport")
 
     def __init__(
-        self, transport: Transport, builder: MessageBuilder, *, dead_letter_exchange: str | None
+        self,
+        transport: Transport,
+        builder: MessageBuilder,
+        *,
+        dead_letter_exchange: str | None,
+        queue_type: str = "classic",
     ) -> None:
         self._transport = transport
         self._builder = builder
         self._dlx = dead_letter_exchange
-        self._declared: set[str] = set()
+        self._queue_type = queue_type
+        self._declared: dict[str, float] = {}  # delay queue -> when last declared
+        self._failures: OrderedDict[str, int] = OrderedDict()  # message -> failed placements
 
     async def admit(self, inbound: Inbound) -> bool:
         return True
@@ -76,36 +104,42 @@ class MessageSettle:
         return True
 
     async def park(self, inbound: Inbound, delay: float) -> bool:
-        """Park the message in a TTL queue that dead-letters it back to its queue."""
-        ms = max(1, round(delay * 1000))
-        name = delay_queue(inbound.queue, ms)
+        """Park the message in the delay tier that returns it to its queue after ``delay``."""
+        tier = delay_tier(delay)
+        name = delay_queue(inbound.queue, tier)
         delivery = inbound.delivery
+        headers = dict(delivery.properties.headers)
+        headers[HEADER_RETRY_COUNT] = inbound.attempt
+        headers[HEADER_ORIGINAL_EXCHANGE] = inbound.exchange
+        headers[HEADER_ORIGINAL_ROUTING_KEY] = inbound.routing_key
+        copy = self._builder.copy(delivery.properties, headers=headers, persistent=True)
         try:
-            if name not in self._declared:
-                await self._transport.declare_queue(
-                    name,
-                    durable=True,
-                    arguments={
-                        "x-queue-type": "classic",
-                        "x-message-ttl": ms,
-                        "x-dead-letter-exchange": "",
-                        "x-dead-letter-routing-key": inbound.queue,
-                    },
-                )
-                self._declared.add(name)
-            headers = dict(delivery.properties.headers)
-            headers[HEADER_RETRY_COUNT] = inbound.attempt
-            headers[HEADER_ORIGINAL_EXCHANGE] = inbound.exchange
-            headers[HEADER_ORIGINAL_ROUTING_KEY] = inbound.routing_key
-            copy = self._builder.copy(delivery.properties, headers=headers)
-            await self._transport.publish("", name, delivery.body, copy, mandatory=True)
+            await self._declare_tier(inbound.queue, tier, name)
+            try:
+                await self._transport.publish("", name, delivery.body, copy, mandatory=True)
+            except Unroutable:  # the tier expired since it was declared: once more
+                self._declared.pop(name, None)
+                await self._declare_tier(inbound.queue, tier, name)
+                await self._transport.publish("", name, delivery.body, copy, mandatory=True)
         except BurrowError as error:
-            _log.error("retry_delay_failed", queue=name, error=str(error))
-            await _release_later(delivery)
+            await self._leave(delivery, "retry_delay_failed", error, delay_queue=name)
             return True
+        self._placed(delivery)
         await delivery.ack()
-        _log.info("message_delayed", delay_queue=name, delay=delay)
+        _log.info("message_delayed", delay_queue=name, delay=round(delay, 3), tier=tier)
         return True
+
+    async def _declare_tier(self, queue: str, tier: int, name: str) -> None:
+        # Declared again well before it could expire: each declaration resets its timer,
+        # and a message waiting in it leaves within its delay.
+        now = time.monotonic()
+        last = self._declared.get(name)
+        if last is not None and now - last < tier:
+            return
+        await self._transport.declare_queue(
+            name, durable=True, arguments=delay_arguments(queue, tier, self._queue_type)
+        )
+        self._declared[name] = now
 
     async def _dead_letter(self, inbound: Inbound, exc: BaseException) -> None:
         """Publish a confirmed copy to the dead-letter exchange, then ack the original."""
@@ -118,27 +152,24 @@ class MessageSettle:
             return
         props = delivery.properties
         headers = dict(props.headers)
-        reason = (
-            exc.reason if isinstance(exc, Reject | DecodeError | TooManyRedeliveries) else str(exc)
-        )
+        reason = reason_of(exc)
         headers[HEADER_EXCEPTION_TYPE] = type(exc).__name__
-        headers[HEADER_EXCEPTION_MESSAGE] = reason[:_MAX_REASON]
+        headers[HEADER_EXCEPTION_MESSAGE] = reason
         headers[HEADER_ORIGINAL_EXCHANGE] = inbound.exchange
         headers[HEADER_ORIGINAL_ROUTING_KEY] = inbound.routing_key
         headers[HEADER_ORIGINAL_QUEUE] = inbound.queue
         headers[HEADER_RETRY_COUNT] = inbound.attempt - 1
+        if delivery.undecodable:
+            headers[HEADER_UNDECODABLE] = dict(delivery.undecodable)
         copy = self._builder.copy(props, headers=headers, persistent=True)
         try:
-            await self._transport.publish(self._dlx, inbound.routing_key, delivery.body, copy)
-        except BurrowError as error:
-            _log.error(
-                "dead_letter_failed",
-                exchange=self._dlx,
-                error=str(error),
-                outcome="left unacked; the broker will redeliver",
+            await self._transport.publish(
+                self._dlx, inbound.routing_key, delivery.body, copy, mandatory=True
             )
-            await _release_later(delivery)
+        except BurrowError as error:
+            await self._leave(delivery, "dead_letter_failed", error, exchange=self._dlx)
             return
+        self._placed(delivery)
         await delivery.ack()
         _log.info(
             "message_dead_lettered",
@@ -147,9 +178,35 @@ class MessageSettle:
             reason=reason[:200],
         )
 
+    def _placed(self, delivery: Delivery) -> None:
+        key = delivery.properties.message_id
+        if key is not None:
+            self._failures.pop(key, None)
 
-async def _release_later(delivery: Delivery) -> None:
-    # Requeue after a pause, so that a broken dead-letter path does not spin hot.
-    await asyncio.sleep(_RELEASE_PAUSE)
-    with contextlib.suppress(Exception):
-        await delivery.nack(requeue=True)
+    async def _leave(
+        self, delivery: Delivery, event: str, error: BurrowError, **where: Any
+    ) -> None:
+        """Leave a delivery whose copy could not be placed on the broker, unacked.
+
+        It is returned to its queue after a pause that doubles with each failure of the
+        same message (1 s, 2 s, ... up to a minute, with jitter), so that a broken
+        dead-letter path neither loses it nor spins.
+        """
+        key = delivery.properties.message_id or f"tag:{delivery.delivery_tag}"
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        self._failures.move_to_end(key)
+        while len(self._failures) > _FAILURES_KEPT:
+            self._failures.popitem(last=False)
+        pause = min(_MAX_PAUSE, _FIRST_PAUSE * 2 ** (failures - 1))
+        pause *= random.uniform(0.8, 1.2)
+        _log.error(
+            event,
+            error=str(error),
+            failures=failures,
+            outcome=f"left on the broker; returned to its queue in {pause:.1f}s",
+            **where,
+        )
+        await asyncio.sleep(pause)
+        with contextlib.suppress(Exception):
+            await delivery.nack(requeue=True)

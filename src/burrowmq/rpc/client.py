@@ -24,9 +24,11 @@ import asyncio
 from typing import Any
 
 from burrowmq.exceptions import (
+    BurrowError,
     ConfigurationError,
     ConnectionLost,
     NoRoute,
+    NoServer,
     PublishError,
     RpcError,
     RpcTimeout,
@@ -61,7 +63,7 @@ class _Link:
 
     def __init__(self) -> None:
         self.channel: ReplyChannel | None = None
-        self.pending: dict[str, asyncio.Future[Delivery | _Lost | None]] = {}
+        self.pending: dict[str, asyncio.Future[_Outcome]] = {}
 
     def on_reply(self, delivery: Delivery) -> None:
         correlation_id = delivery.properties.correlation_id
@@ -86,7 +88,22 @@ class _Link:
         return self.channel is not None and self.channel.is_open
 
 
-def _expire(future: asyncio.Future[Delivery | _Lost | None]) -> None:
+class _Unserved:
+    """Put in a waiting call's future when its service's queue has no consumer."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+
+
+_Outcome = Delivery | _Lost | _Unserved | None
+PROBE_AFTER = 0.2
+"""Seconds a call waits for its reply before it asks whether anything serves it."""
+_PROBE_KEPT = 1.0  # seconds an answer about a service queue's consumers is reused
+
+
+def _expire(future: asyncio.Future[_Outcome]) -> None:
     if not future.done():
         future.set_result(None)  # a result, not an exception: see _Lost
 
@@ -107,6 +124,8 @@ class RpcClient:
         self._closed = False
         self._decoders: dict[Any, Decoder] = {}
         self._procedures: dict[str, Procedure] = {}
+        self._consumers: dict[str, tuple[float, int | None]] = {}  # queue -> (when, count)
+        self._probes: dict[asyncio.Future[_Outcome], asyncio.Task[None]] = {}
 
     @property
     def in_flight(self) -> int:
@@ -192,11 +211,13 @@ class RpcClient:
                     link = await self._open(deadline)
             channel = link.channel
             assert channel is not None
-            future: asyncio.Future[Delivery | _Lost | None] = loop.create_future()
+            future: asyncio.Future[_Outcome] = loop.create_future()
             pending = link.pending
             pending[correlation_id] = future
-            # One timer per call, cheaper than a timeout scope around the whole call.
+            # One timer per call, cheaper than a timeout scope around the whole call; a
+            # call still waiting after PROBE_AFTER asks whether anything serves it.
             timer = loop.call_at(deadline, _expire, future)
+            probe = loop.call_later(PROBE_AFTER, self._probe, proc.queue, future)
             try:
                 remaining = deadline - loop.time()
                 await channel.publish(
@@ -207,7 +228,11 @@ class RpcClient:
                     raise TimeoutError
             finally:
                 timer.cancel()
+                probe.cancel()
                 del pending[correlation_id]
+                asking = self._probes.pop(future, None)
+                if asking is not None:
+                    asking.cancel()
         except Unroutable:
             raise NoRoute(
                 f"no server is bound for {procedure}: nothing serves service "
@@ -226,21 +251,57 @@ class RpcClient:
             ) from None
         except ConnectionLost as exc:
             raise ConnectionLost(f"{procedure} was not sent: {exc}") from None
+        if type(reply) is _Unserved:
+            raise NoServer(
+                f"nothing serves {procedure}: the queue {reply.queue!r} of service "
+                f"{proc.service!r} exists, but no server consumes it",
+                exchange=RPC_EXCHANGE,
+                routing_key=procedure,
+            )
         if type(reply) is _Lost:
             raise ConnectionLost(
                 f"the connection was lost while {procedure} waited for its reply "
                 f"({reply.reason}); the request may have run and is not resent"
             )
-        assert not isinstance(reply, _Lost)
+        assert not isinstance(reply, _Lost | _Unserved)
+        assert reply is not None
         if reply.properties.type == ERROR_TYPE:
             raise decode_error(reply.body, procedure=procedure, correlation_id=correlation_id)
         if decode is None:
             return decode_plain(reply.body, reply.properties.content_type)
         return decode(reply.body)
 
+    def _probe(self, queue: str, future: asyncio.Future[_Outcome]) -> None:
+        if future.done():
+            return
+        self._probes[future] = asyncio.get_running_loop().create_task(
+            self._ask(queue, future), name=f"burrowmq-rpc-probe:{queue}"
+        )
+
+    async def _ask(self, queue: str, future: asyncio.Future[_Outcome]) -> None:
+        """Whether anything consumes ``queue``; if nothing does, end the call with NoServer.
+
+        One question per service queue and second at most: calls answered within
+        PROBE_AFTER never ask, and a busy service is asked about once a second.
+        """
+        loop = asyncio.get_running_loop()
+        asked = self._consumers.get(queue)
+        if asked is None or loop.time() - asked[0] > _PROBE_KEPT:
+            try:
+                count = await self._transport.consumer_count(queue)
+            except BurrowError:
+                return  # no answer: the call waits for its reply or its timeout
+            asked = self._consumers[queue] = (loop.time(), count)
+            if len(self._consumers) > 10_000:
+                self._consumers.clear()
+        if asked[1] == 0 and not future.done():
+            future.set_result(_Unserved(queue))
+
     async def close(self) -> None:
         """Fail the calls still waiting, close the reply channel; idempotent."""
         self._closed = True
+        for task in self._probes.values():
+            task.cancel()
         link = self._link
         link.on_closed("the app is stopping")
         if link.channel is not None:

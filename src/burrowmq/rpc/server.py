@@ -37,6 +37,8 @@ from burrowmq.framework.codec import JSON, Encoder, encoder_for
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import DROPPED
 from burrowmq.framework.transport import Delivery, Transport
+from burrowmq.framework.urls import redact
+from burrowmq.framework.vocabulary import DIRECT_REPLY_TO, direct_reply_to_problem, name_problem
 from burrowmq.routing.consumers import ConsumerSettings
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.pipeline import Inbound, Pipeline
@@ -81,10 +83,26 @@ class Replies:
         # answered again, which would take the connection down in a loop.
         self._undeliverable: OrderedDict[str, None] = OrderedDict()
 
-    async def admit(self, delivery: Delivery) -> bool:
-        """Whether to answer ``delivery``; an expired or undeliverable one is acked and dropped."""
+    async def admit(self, delivery: Delivery, *, reply_queues: bool = False) -> bool:
+        """Whether to run and answer ``delivery``; if not, it is acked and dropped.
+
+        Dropped: a request whose caller gave up already, one whose reply lost the
+        connection before, and one whose ``reply_to`` this server will not publish to (a
+        malformed direct reply-to address, or a plain queue unless ``reply_queues``).
+        """
         props = delivery.properties
         headers = props.headers
+        refusal = _reply_to_problem(props.reply_to, reply_queues=reply_queues)
+        if refusal is not None:
+            _log.warning(
+                "rpc_reply_to_refused",
+                procedure=delivery.routing_key,
+                reply_to=(props.reply_to or "")[:120],
+                reason=refusal,
+                outcome="acked and dropped without running",
+            )
+            await delivery.ack()
+            return False
         if headers and deadline_passed(headers):
             _log.debug("rpc_request_expired", procedure=delivery.routing_key)
             await delivery.ack()
@@ -152,6 +170,20 @@ class Replies:
         await self.send(delivery, body, JSON, ERROR_TYPE)
 
 
+def _reply_to_problem(reply_to: str | None, *, reply_queues: bool) -> str | None:
+    if not reply_to:
+        return None  # nobody to answer: the request runs, no reply is sent
+    if reply_to.startswith(DIRECT_REPLY_TO):
+        problem = direct_reply_to_problem(reply_to)
+        return None if problem is None else f"malformed direct reply-to address: {problem}"
+    if not reply_queues:
+        return (
+            "the reply_to names a plain queue, and this procedure answers only direct "
+            "reply-to addresses (router.rpc(..., reply_queues=True) allows queues)"
+        )
+    return name_problem(reply_to, "queue")
+
+
 class ReplySettle:
     """The settle step of one procedure: reply with the result or the error, then ack.
 
@@ -159,17 +191,21 @@ class ReplySettle:
         replies: the service queue's replies.
         procedure: the procedure served.
         encoder: shapes the handler's result by its return annotation.
+        reply_queues: also answer to plain reply queues.
     """
 
-    __slots__ = ("_encoder", "_procedure", "_replies")
+    __slots__ = ("_encoder", "_procedure", "_replies", "_reply_queues")
 
-    def __init__(self, replies: Replies, *, procedure: str, encoder: Encoder) -> None:
+    def __init__(
+        self, replies: Replies, *, procedure: str, encoder: Encoder, reply_queues: bool = False
+    ) -> None:
         self._replies = replies
         self._procedure = procedure
         self._encoder = encoder
+        self._reply_queues = reply_queues
 
     async def admit(self, inbound: Inbound) -> bool:
-        return await self._replies.admit(inbound.delivery)
+        return await self._replies.admit(inbound.delivery, reply_queues=self._reply_queues)
 
     async def handled(self, inbound: Inbound, result: Any) -> None:
         delivery = inbound.delivery
@@ -198,14 +234,16 @@ class ReplySettle:
         )
 
     async def rejected(self, inbound: Inbound, signal: Reject) -> None:
-        await self._replies.error(inbound.delivery, type(signal).__name__, signal.reason)
+        await self._replies.error(inbound.delivery, type(signal).__name__, redact(signal.reason))
 
     async def failed(self, inbound: Inbound, error: BaseException) -> None:
-        trace = "".join(traceback.format_exception(error)) if self._replies.tracebacks else None
+        trace = None
+        if self._replies.tracebacks:
+            trace = redact("".join(traceback.format_exception(error)))
         await self._replies.error(
             inbound.delivery,
             type(error).__qualname__,
-            str(error),
+            redact(str(error)),
             details=getattr(error, "details", None),
             trace=trace,
         )
@@ -245,7 +283,10 @@ class RpcServer:
                     f"procedure {procedure!r} is served by two handlers ({other} and {route.name})"
                 )
             settle = ReplySettle(
-                self._replies, procedure=procedure, encoder=encoder_for(route.spec.returns)
+                self._replies,
+                procedure=procedure,
+                encoder=encoder_for(route.spec.returns),
+                reply_queues=route.reply_queues,
             )
             self._pipelines[procedure] = Pipeline(
                 route.spec,

@@ -206,10 +206,10 @@ HEADERS_CASES: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = [
     (a(False), {"a": 0}, False),
     (a(0), {"a": False}, False),
     (a(False), {"a": False}, True),
-    # floats travel as 32 bits
+    # floats travel as 64-bit doubles: full precision
     (a(0.1), {"a": 0.1}, True),
-    (a(16777217.0), {"a": 16777217}, False),
-    (a(16777217.0), {"a": 16777216}, True),
+    (a(16777217.0), {"a": 16777217}, True),
+    (a(16777217.0), {"a": 16777216}, False),
     # strings and byte arrays are both binaries
     (a("1"), {"a": bytearray(b"1")}, True),
     (a(bytearray(b"1")), {"a": "1"}, True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import decimal
 import time
@@ -12,8 +13,10 @@ import pytest
 from burrowmq.exceptions import PublishError
 from burrowmq.framework import vocabulary
 from burrowmq.framework.vocabulary import (
-    as_float32,
+    carried,
+    direct_reply_to_problem,
     header_problem,
+    name_problem,
     unencodable,
     value_problem,
 )
@@ -80,13 +83,12 @@ class TestValues:
             (object(), "holds a object"),
             (2**63, "holds the int 9223372036854775808, outside the 64-bit range"),
             (-(2**63) - 1, "outside the 64-bit range"),
-            (1e300, "too large for an AMQP float"),
             (decimal.Decimal("NaN"), "not a finite number"),
             (decimal.Decimal(2**40), "does not fit an AMQP decimal"),
             ([1, (2,)], "holds a tuple"),
             ({"inner": b"x"}, "holds a bytes"),
             ({1: "x"}, "the key 1: field table keys must be strings"),
-            ({"k" * 256: 1}, "table key longer than 255 bytes"),
+            ({"k" * 129: 1}, "table key longer than 128 bytes"),
         ],
         ids=lambda v: repr(v)[:30],
     )
@@ -95,11 +97,10 @@ class TestValues:
         problem = value_problem(value)
         assert problem is not None and words in problem
 
-    def test_float32_round_trip(self) -> None:
-        """A float comes back as its 32-bit value; one too large for 32 bits as it is."""
-        assert as_float32(1.5) == 1.5
-        assert as_float32(0.1) != 0.1 and as_float32(0.1) == pytest.approx(0.1)
-        assert as_float32(1e300) == 1e300
+    @pytest.mark.parametrize("value", [0.1, 1e300, -1e-300, float("inf")])
+    def test_every_float_is_carried(self, value: float) -> None:
+        """Floats travel as 64-bit doubles, so every Python float is carried."""
+        assert value_problem(value) is None
 
 
 class TestHeaders:
@@ -119,9 +120,9 @@ class TestHeaders:
         )
 
     def test_long_header_name(self) -> None:
-        """A header name longer than AMQP's 255-byte short string is refused."""
-        problem = header_problem({"h" * 256: 1})
-        assert problem is not None and "not a string of at most 255 bytes" in problem
+        """A header name longer than AMQP's 128-byte field name is refused (pamqp would cut it)."""
+        problem = header_problem({"h" * 129: 1})
+        assert problem is not None and "not a string of at most 128 bytes" in problem
 
     def test_unencodable_is_a_publish_error_naming_exchange_and_header(self) -> None:
         """The error both transports raise names the exchange and the header."""
@@ -134,3 +135,74 @@ class TestHeaders:
         """When no header is at fault, another property is: the fallback text says what."""
         error = unencodable("orders", "", {"ok": 1}, "bad priority")
         assert "a message property could not be encoded (bad priority)" in str(error)
+
+
+class TestCarried:
+    """Headers of a received message made fit to be sent again (dead letters, retries)."""
+
+    def test_converts_what_amqp_cannot_carry(self) -> None:
+        """bytes become bytearray, other strays their repr; bad header names are dropped."""
+        headers = {
+            "raw": b"\xff\xfe",
+            "nested": {"inner": b"x", "ok": [1, b"y"]},
+            "odd": {1, 2},
+            "k" * 129: 1,
+            "fine": "text",
+        }
+        assert carried(headers) == {
+            "raw": bytearray(b"\xff\xfe"),
+            "nested": {"inner": bytearray(b"x"), "ok": [1, bytearray(b"y")]},
+            "odd": "{1, 2}",
+            "fine": "text",
+        }
+        assert header_problem(carried(headers)) is None
+
+
+class TestNames:
+    """Exchange and queue names AMQP can send."""
+
+    @pytest.mark.parametrize("name", ["orders", "a.b-c_d:e@f#g,h/i+j k", "x" * 127, ""])
+    def test_good(self, name: str) -> None:
+        """Letters, digits, space and -_.:@#,/+ up to 127 characters."""
+        assert name_problem(name) is None
+
+    @pytest.mark.parametrize(
+        ("name", "words"),
+        [("bad^name", "holds '^'"), ("x" * 128, "longer than 127"), ("caf\u00e9", "holds")],
+    )
+    def test_bad(self, name: str, words: str) -> None:
+        """Anything else is named, with the character at fault."""
+        problem = name_problem(name, "exchange")
+        assert problem is not None and words in problem
+
+
+def _address(node: bytes = b"reply@12345", *, key: str = "a2V5", tail: int = 12) -> str:
+    pid = bytes([131, 88, 119, len(node)]) + node + bytes(tail)
+    return f"amq.rabbitmq.reply-to.{base64.b64encode(pid).decode()}.{key}"
+
+
+class TestDirectReplyTo:
+    """Direct reply-to addresses are checked as strictly as RabbitMQ 3.x decodes them."""
+
+    def test_well_formed(self) -> None:
+        """A pid on a reply@<hash> node and a base64 key is accepted."""
+        assert direct_reply_to_problem(_address()) is None
+
+    @pytest.mark.parametrize(
+        ("address", "words"),
+        [
+            ("amq.rabbitmq.reply-to", "does not start with"),
+            ("amq.rabbitmq.reply-to.AAAA", "not <address>.<key>"),
+            ("amq.rabbitmq.reply-to.AAAA.b.c", "not <address>.<key>"),
+            ("amq.rabbitmq.reply-to.!!!!.a2V5", "not valid base64"),
+            ("amq.rabbitmq.reply-to.g2dk.a2V5", "not an Erlang process id"),
+            (_address(b"rabbit@host"), "names no direct reply-to node"),
+            (_address(tail=5), "cut short or too long"),
+            (_address(key="k\u00e9y"), "not <address>.<key>"),
+        ],
+        ids=["bare", "no-key", "two-dots", "not-base64", "not-a-pid", "v1-node", "short", "key"],
+    )
+    def test_malformed(self, address: str, words: str) -> None:
+        """Each malformed address is refused with the reason."""
+        problem = direct_reply_to_problem(address)
+        assert problem is not None and words in problem

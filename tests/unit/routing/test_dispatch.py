@@ -31,6 +31,7 @@ class FakeDelivery:
     delivery_tag: int = 1
     stale: bool = False
     outcome: list[str] = field(default_factory=list)
+    undecodable: dict[str, Any] = field(default_factory=dict)
 
     async def settle_pending(self) -> None:
         self.outcome.append("settle_pending")

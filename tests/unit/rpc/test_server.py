@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -134,9 +135,13 @@ class _Delivery:
         from burrowmq.framework.transport import Properties
 
         self.body = b"2"
+        pid = base64.b64encode(bytes([131, 88, 119, 9]) + b"reply@123" + bytes(12)).decode()
         self.properties = Properties(
-            message_id="req-1", correlation_id="req-1", reply_to="amq.rabbitmq.reply-to.x"
+            message_id="req-1",
+            correlation_id="req-1",
+            reply_to=f"amq.rabbitmq.reply-to.{pid}.a2V5",
         )
+        self.undecodable: dict[str, Any] = {}
         self.exchange = RPC_EXCHANGE
         self.routing_key = "calc.double"
         self.redelivered = redelivered
