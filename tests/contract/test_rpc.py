@@ -12,7 +12,8 @@ import uuid
 import pytest
 from pydantic import BaseModel
 
-from burrowmq import NoRoute, RemoteError, Router, RpcTimeout
+from burrowmq import NoRoute, NoServer, RemoteError, Router, RpcTimeout
+from burrowmq.framework.builder import MessageBuilder
 from tests.contract.conftest import Backend
 
 pytestmark = pytest.mark.contract
@@ -90,3 +91,64 @@ class TestCalls:
         with pytest.raises(RpcTimeout):
             await app.call(f"{name}.slow", {}, timeout=0.2)
         release.set()
+
+
+class TestNoServer:
+    """A service whose queue is left but whose servers are gone fails fast."""
+
+    async def test_stopped_service_is_no_server(self, backend: Backend) -> None:
+        """After the only server stopped, a call raises NoServer (a NoRoute) well under a second."""
+        name = service(backend)
+        router = Router()
+
+        @router.rpc(f"{name}.ping")
+        async def ping(n: int) -> int:
+            return n
+
+        server = backend.app(router)
+        client = backend.app()
+        await server.start()
+        await client.start()
+        assert await client.call(f"{name}.ping", 1, timeout=10) == 1
+        await server.stop()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(NoServer) as caught:
+            await client.call(f"{name}.ping", 2, timeout=10)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert isinstance(caught.value, NoRoute)
+        assert elapsed < 1.0, f"NoServer after {elapsed:.2f}s"
+        assert f"rpc.{name}" in str(caught.value)
+
+
+class TestReplyQueues:
+    """Replies go to plain queues only where a route opts in."""
+
+    @pytest.mark.parametrize("opt_in", [False, True])
+    async def test_plain_reply_queue(self, backend: Backend, opt_in: bool) -> None:
+        """A request whose reply_to names a plain queue is answered there only with reply_queues=True; otherwise it is dropped without running."""
+        name = service(backend)
+        inbox = backend.names.queue("inbox")
+        await backend.transport.declare_queue(inbox, arguments={"x-queue-type": "quorum"})
+        runs: list[int] = []
+        router = Router()
+
+        @router.rpc(f"{name}.double", reply_queues=opt_in)
+        async def double(n: int) -> int:
+            runs.append(n)
+            return n * 2
+
+        app = backend.app(router)
+        await app.start()
+        body, props = MessageBuilder().message(21, correlation_id="c-1", reply_to=inbox)
+        await backend.transport.publish("burrowmq.rpc", f"{name}.double", body, props)
+        if opt_in:
+            [reply] = await backend.take(inbox, 1)
+            assert (reply.body, reply.properties.correlation_id) == (b"42", "c-1")
+            assert runs == [21]
+        else:
+            # An ordinary call after it is answered: the plain-queue request was settled first.
+            assert await app.call(f"{name}.double", 1, timeout=10) == 2
+            assert runs == [1]
+            assert await backend.transport.consumer_count(inbox) == 0
+            with pytest.raises(TimeoutError):
+                await backend.take(inbox, 1, timeout=0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import time
@@ -10,8 +11,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aio_pika
 import pytest
 from pydantic import BaseModel
+from structlog.testing import capture_logs
 
 from burrowmq import App, ConnectionLost, NoRoute, RemoteError, Router, RpcTimeout
 from burrowmq.routing.procedure import service_queue
@@ -351,3 +354,65 @@ class TestConnectionLoss:
             release.set()
             await client.transport.wait_connected(20)
             assert await client.call(f"{service}.hold", 5, timeout=10) == 5
+
+
+def _pid_address(node: bytes) -> str:
+    pid = bytes([131, 88, 119, len(node)]) + node + bytes(12)
+    return f"amq.rabbitmq.reply-to.{base64.b64encode(pid).decode()}.a2V5"
+
+
+class TestHostileReplyTo:
+    """Requests whose reply_to the broker would choke on cost neither the server's connection nor other calls."""
+
+    @pytest.mark.timeout(90)
+    async def test_malformed_and_forged_reply_addresses(
+        self, apps: Any, service: str, broker_url: str
+    ) -> None:
+        """Malformed, forged-node and plain-queue reply_to requests among 300 legitimate calls: every call succeeds, the server's connections stay up, no plain queue is written to."""
+        router = Router()
+
+        @router.rpc(f"{service}.double", concurrency=8)
+        async def double(n: int) -> int:
+            return n * 2
+
+        hostile = [
+            "amq.rabbitmq.reply-to.AAAA",
+            "amq.rabbitmq.reply-to.g2dk.x",
+            "amq.rabbitmq.reply-to.!!!.x",
+            _pid_address(b"reply@99999999"),  # well formed, names no node: 3.x chokes on it
+            _pid_address(b"reply@88888888"),
+            _pid_address(b"rabbit@nowhere"),
+        ]
+        with capture_logs() as logs:
+            async with apps(router) as server, apps() as client:
+                connection = await aio_pika.connect(broker_url)
+                try:
+                    channel = await connection.channel()
+                    plain = await channel.declare_queue(exclusive=True)
+                    rpc = await channel.get_exchange("burrowmq.rpc")
+
+                    async def attack() -> None:
+                        for round_ in range(5):
+                            for reply_to in [*hostile, plain.name]:
+                                await rpc.publish(
+                                    aio_pika.Message(
+                                        b"1", reply_to=reply_to, correlation_id=f"x{round_}"
+                                    ),
+                                    routing_key=f"{service}.double",
+                                )
+                            await asyncio.sleep(0.01)
+
+                    calls = [client.call(f"{service}.double", n, timeout=20) for n in range(300)]
+                    results, _ = await asyncio.gather(asyncio.gather(*calls), attack())
+                    assert results == [n * 2 for n in range(300)]
+                    await asyncio.sleep(0.5)  # replies to the plain queue would be here by now
+                    assert await plain.get(fail=False) is None, "a reply reached a plain queue"
+                finally:
+                    await connection.close()
+                assert server.transport.is_connected
+        lost = [
+            e for e in logs if e["event"] == "connection_lost" and e.get("role") != "reply check"
+        ]
+        assert lost == [], lost
+        refused = [e for e in logs if e["event"] == "rpc_reply_to_refused"]
+        assert len(refused) >= 5 * 5, "the malformed and plain addresses were refused locally"

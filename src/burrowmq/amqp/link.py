@@ -92,6 +92,7 @@ class Link:
         on_up: run after each (re)connection (declare, restart consumers, open channels).
         on_down: told when the connection is lost.
         backoff: the pauses between reconnection attempts.
+        recover: reconnect on its own after a loss (else :meth:`connect` again).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class Link:
         on_up: OnUp,
         on_down: OnDown,
         backoff: Backoff | None = None,
+        recover: bool = True,
     ) -> None:
         self._urls = tuple(urls)
         self.role = role
@@ -112,6 +114,7 @@ class Link:
         self._on_up = on_up
         self._on_down = on_down
         self._backoff = backoff or Backoff()
+        self._recover_on_loss = recover
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self.connected = asyncio.Event()
         self._closing = False
@@ -119,6 +122,8 @@ class Link:
         self.node: str | None = None
         self.blocked: str | None = None
         """Why the broker blocked this connection (an alarm), while it does."""
+        self.broker_version: tuple[int, ...] = ()
+        """The version RabbitMQ announced on the last connection (e.g. ``(3, 10, 8)``)."""
 
     @property
     def description(self) -> str:
@@ -170,6 +175,7 @@ class Link:
         self._connection = connection
         self.blocked = None
         raw = connection.transport.connection  # type: ignore[union-attr]
+        self.broker_version = _version(raw)
         _watch_blocked(raw, self)
         connection.close_callbacks.add(self._on_closed)
         await self._on_up(raw)
@@ -186,7 +192,7 @@ class Link:
         self.connected.clear()
         self.blocked = None
         self._on_down()
-        if self._closing:
+        if self._closing or not self._recover_on_loss:
             return
         _log.warning("connection_lost", role=self.role, node=self.node, reason=describe_exc(exc))
         self._backoff.lost()
@@ -281,3 +287,16 @@ def _watch_blocked(raw: aiormq.abc.AbstractConnection, link: Link) -> None:
 
     setattr(raw, blocked_name, blocked)
     setattr(raw, unblocked_name, unblocked)
+
+
+def _version(raw: aiormq.abc.AbstractConnection) -> tuple[int, ...]:
+    properties = getattr(raw, "server_properties", None) or {}
+    text = properties.get("version", b"")
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("ascii", "replace")
+    parts = []
+    for part in str(text).split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)

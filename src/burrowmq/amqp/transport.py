@@ -36,6 +36,7 @@ from burrowmq.amqp.errors import (
 )
 from burrowmq.amqp.link import Link
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
+from burrowmq.amqp.reply_check import ReplyCheck
 from burrowmq.exceptions import PublishError, TopologyError
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import (
@@ -107,6 +108,9 @@ class AmqpTransport:
         # publishing channel, failing every publish in flight beside it).
         self._exchanges: OrderedDict[str, None] = OrderedDict()
         self._checks: dict[str, asyncio.Future[None]] = {}
+        self._reply_check = ReplyCheck(
+            urls, connection_name=connection_name, connect_timeout=connect_timeout
+        )
 
     @property
     def description(self) -> str:
@@ -172,6 +176,7 @@ class AmqpTransport:
                 await task
         for subscription in list(self._subscriptions):
             await subscription.close()
+        await self._reply_check.close()
         await self._publishing.close()
         await self._consuming.close()
 
@@ -383,6 +388,14 @@ class AmqpTransport:
             and not exchange.startswith(RESERVED_PREFIX)
         ):
             await self._check_exchange(exchange)
+        if (
+            not exchange
+            and routing_key.startswith(DIRECT_REPLY_TO)
+            and self._publishing.broker_version < (4,)
+            and self._reply_check.needed(routing_key)
+        ):
+            await self._reply_check.publish(routing_key, body, properties, timeout=timeout)
+            return
         channel = self._publish_channel
         if channel is None or channel.is_closed or not self._publishing.connected.is_set():
             channel = await self._channel("_publish_channel", self._publishing)

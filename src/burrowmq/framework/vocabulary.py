@@ -30,6 +30,7 @@ __all__ = [
     "HeadersMatch",
     "QueueType",
     "carried",
+    "direct_reply_to_node",
     "direct_reply_to_problem",
     "header_problem",
     "name_problem",
@@ -273,3 +274,13 @@ def direct_reply_to_problem(address: str) -> str | None:
     if base64.b64encode(raw).decode("ascii") != encoded:
         return "its address is not canonical base64"
     return _pid_problem(raw)
+
+
+def direct_reply_to_node(address: str) -> bytes | None:
+    """The ``reply@<hash>`` node a well-formed direct reply-to address names, or ``None``."""
+    if direct_reply_to_problem(address) is not None:
+        return None
+    raw = base64.b64decode(address[len(DIRECT_REPLY_TO) + 1 :].partition(".")[0])
+    width = _ATOMS[raw[2]]
+    length = int.from_bytes(raw[3 : 3 + width], "big")
+    return raw[3 + width : 3 + width + length]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from burrowmq.exceptions import ConfigurationError
-from burrowmq.framework.urls import DEFAULT_URL, default_urls, describe_target, mask_url
+from burrowmq.framework.urls import DEFAULT_URL, default_urls, describe_target, mask_url, redact
 
 pytestmark = pytest.mark.unit
 
@@ -213,3 +213,26 @@ class TestBadPorts:
         with pytest.raises(ConfigurationError, match="cannot parse broker URL") as caught:
             default_urls(url)
         assert "secret" not in str(caught.value)
+
+
+class TestRedact:
+    """Credentials in any text are masked before burrowmq passes the text on."""
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (
+                "could not connect to postgresql://app:s3cr3t@db:5432/x",
+                "could not connect to postgresql://app:***@db:5432/x",
+            ),
+            ("login failed: password=hunter2 user=app", "login failed: password=*** user=app"),
+            ('PWD="two words" then', "PWD=*** then"),
+            ("token: abc123, next", "token: ***, next"),
+            ("api_key=K1&secret=S2", "api_key=***&secret=***"),
+            ("redis://:onlypass@cache:6379/0", "redis://:***@cache:6379/0"),
+            ("nothing secret at http://host/path?q=1", "nothing secret at http://host/path?q=1"),
+        ],
+    )
+    def test_masks(self, text: str, expected: str) -> None:
+        """URL passwords and password/token/secret/key pairs are masked; the rest is kept."""
+        assert redact(text) == expected

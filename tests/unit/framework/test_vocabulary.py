@@ -158,7 +158,7 @@ class TestCarried:
         assert header_problem(carried(headers)) is None
 
 
-class TestNames:
+class TestNameProblems:
     """Exchange and queue names AMQP can send."""
 
     @pytest.mark.parametrize("name", ["orders", "a.b-c_d:e@f#g,h/i+j k", "x" * 127, ""])
