@@ -1,7 +1,9 @@
 """Shared fixtures: the real broker, unique names with cleanup, and a leak check.
 
-Where ``CI=true``, a broker that does not answer fails the tests that need it instead
-of skipping them.
+``BURROWMQ_TEST_URL`` (AMQP) and ``BURROWMQ_TEST_MANAGEMENT_URL`` (its management API;
+default: the broker's host, port 15672) are the only knobs that point the suite at a
+broker. Where ``CI=true``, a broker that does not answer fails the tests that need it
+instead of skipping them.
 """
 
 from __future__ import annotations
@@ -9,21 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aio_pika
 import pytest
 import structlog
 
 from burrowmq import App, Router
+from burrowmq.exceptions import TransportError
+from burrowmq.topology.management import ManagementClient
 
 BROKER_URL = os.environ.get("BURROWMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/")
+MANAGEMENT_URL = os.environ.get("BURROWMQ_TEST_MANAGEMENT_URL") or (
+    f"http://{urlsplit(BROKER_URL).hostname or '127.0.0.1'}:15672"
+)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -152,23 +157,53 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     assert not leaked, f"tasks left running after the test: {leaked}"
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+@pytest.fixture(scope="session")
+def management_url(broker_url: str) -> str:
+    """The management API of the test broker (``BURROWMQ_TEST_MANAGEMENT_URL``)."""
+    return MANAGEMENT_URL
 
 
 @pytest.fixture
-def fresh_vhost(broker_url: str) -> Iterator[str]:
-    """A new, empty vhost for this test (deleted afterwards); yields its AMQP URL."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed")
-    vhost = f"t-{uuid.uuid4().hex[:10]}"
-    _rabbitmqctl("add_vhost", vhost)
+async def management(broker_url: str, management_url: str) -> ManagementClient:
+    """A management API client of the test broker; skips (fails in CI) when it does not answer."""
+    client = ManagementClient(broker_url, management_url=management_url)
     try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        await client.request("GET", "/api/overview")
+    except TransportError as exc:
+        message = f"the management API does not answer at {management_url}: {exc}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing broker is a failure)")
+        pytest.skip(message)
+    return client
+
+
+@pytest.fixture
+def fresh_vhost(broker_url: str, management_url: str) -> Iterator[str]:
+    """A new, empty vhost for this test (deleted afterwards); yields its AMQP URL.
+
+    Made through the management API (no host ``rabbitmqctl``), synchronously, so that
+    plain test functions can take it too.
+    """
+    client = ManagementClient(broker_url, management_url=management_url)
+    vhost = f"t-{uuid.uuid4().hex[:10]}"
+    path = quote(vhost, safe="")
+    try:
+        client._send("PUT", f"/api/vhosts/{path}", {})
+    except TransportError as exc:
+        message = f"the management API does not answer at {management_url}: {exc}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing broker is a failure)")
+        pytest.skip(message)
+    try:
+        client._send(
+            "PUT",
+            f"/api/permissions/{path}/guest",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
         parts = urlsplit(broker_url)
-        yield f"{parts.scheme}://{parts.netloc}/{vhost}"
+        yield f"{parts.scheme}://{parts.netloc}/{path}"
     finally:
-        _rabbitmqctl("delete_vhost", vhost)
+        client._send("DELETE", f"/api/vhosts/{path}", None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -188,3 +223,16 @@ def _shared_rpc_exchange_removed() -> Iterator[None]:
             await connection.close()
 
     asyncio.run(remove())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which broker this run tests against (CI runs the suite on two)."""
+    client = ManagementClient(BROKER_URL, management_url=MANAGEMENT_URL)
+    try:
+        overview = client._send("GET", "/api/overview", None)
+    except TransportError as exc:
+        return f"broker: {urlsplit(BROKER_URL).netloc.split('@')[-1]} (version unknown: {exc})"
+    version = overview.get("rabbitmq_version", "?")
+    node = overview.get("node", "?")
+    where = urlsplit(BROKER_URL).netloc.split("@")[-1]
+    return f"broker: RabbitMQ {version} (node {node}) at {where}"

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
 import pytest
@@ -19,6 +20,7 @@ from structlog.testing import capture_logs
 from burrowmq import App, ConnectionLost, NoRoute, RemoteError, Router, RpcTimeout
 from burrowmq.routing.procedure import service_queue
 from burrowmq.rpc.protocol import HEADER_DEADLINE, now_ms
+from burrowmq.topology.management import ManagementClient
 
 pytestmark = pytest.mark.integration
 
@@ -297,33 +299,34 @@ class TestErrors:
         assert f"{service}.known" in caught.value.remote_message
 
 
-async def _rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+async def _close_connection_named(management: ManagementClient, name: str) -> None:
+    """Close, on the broker, only the connection whose client named itself ``name``.
 
-
-async def _close_connection_named(name: str) -> None:
-    """Close, on the broker, only the connection whose client named itself ``name``."""
-    listing = await _rabbitmqctl(
-        "list_connections", "-q", "--no-table-headers", "pid", "client_properties"
-    )
-    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if f'"{name}"' in line]
-    assert len(pids) == 1, f"expected one connection named {name!r}, found {pids}"
-    await _rabbitmqctl("close_connection", pids[0], "burrowmq test: simulated connection loss")
+    The management API lists a new connection after its next statistics tick: ask again
+    until it is there.
+    """
+    found: list[str] = []
+    for _ in range(100):
+        connections = await management.request("GET", "/api/connections")
+        found = [
+            c["name"]
+            for c in connections
+            if (c.get("client_properties") or {}).get("connection_name") == name
+        ]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert len(found) == 1, f"expected one connection named {name!r}, found {found}"
+    await management.request("DELETE", f"/api/connections/{quote(found[0], safe='')}")
 
 
 class TestConnectionLoss:
     """A lost connection fails waiting calls at once; calls work again after recovery."""
 
     @pytest.mark.timeout(60)
-    async def test_in_flight_calls_fail_then_recover(self, apps: Any, service: str) -> None:
+    async def test_in_flight_calls_fail_then_recover(
+        self, apps: Any, service: str, management: ManagementClient
+    ) -> None:
         """Closing the client's connection fails its in-flight calls fast; later calls work."""
         router = Router()
         entered = asyncio.Event()
@@ -345,7 +348,7 @@ class TestConnectionLoss:
             ]
             await entered.wait()
             # Calls travel on the app's publishing connection (with its reply channel).
-            await _close_connection_named(f"{name} (publish)")
+            await _close_connection_named(management, f"{name} (publish)")
             failed_at = time.monotonic()
             results = await asyncio.gather(*waiting, return_exceptions=True)
             assert time.monotonic() - failed_at < 1.0

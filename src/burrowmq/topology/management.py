@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from burrowmq.exceptions import ConfigurationError, TransportError
 from burrowmq.framework.urls import mask_url
 
-__all__ = ["DEFAULT_MANAGEMENT_PORT", "ManagementClient"]
+__all__ = ["DEFAULT_MANAGEMENT_PORT", "MANAGEMENT_URL_ENV", "ManagementClient"]
+
+MANAGEMENT_URL_ENV = "BURROWMQ_MANAGEMENT_URL"
+"""The environment variable with the management API's URL, when none is given."""
 
 DEFAULT_MANAGEMENT_PORT = 15672
 _TLS_MANAGEMENT_PORT = 15671
@@ -82,7 +86,8 @@ class ManagementClient:
     Args:
         amqp_url: the broker URL; gives the host, the credentials and the virtual host.
         management_url: ``http(s)://[user:password@]host:port``, when the API is not on
-            the broker's host at port 15672 (15671 for ``amqps``).
+            the broker's host at port 15672 (15671 for ``amqps``); default
+            ``$BURROWMQ_MANAGEMENT_URL``, then that.
         timeout: seconds allowed for each request.
 
     Raises:
@@ -92,7 +97,7 @@ class ManagementClient:
     def __init__(
         self, amqp_url: str, *, management_url: str | None = None, timeout: float = 10.0
     ) -> None:
-        target = _target(amqp_url, management_url)
+        target = _target(amqp_url, management_url or os.environ.get(MANAGEMENT_URL_ENV) or None)
         self._target = target
         self._timeout = timeout
         token = base64.b64encode(f"{target.username}:{target.password}".encode()).decode()
