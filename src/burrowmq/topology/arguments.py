@@ -3,7 +3,8 @@
 Used by the topology loader to check ``queues[].arguments``, ``exchanges[].arguments``
 and ``policies[].definition`` before anything reaches a broker. Each check answers with
 an error message (the value is wrong) or ``None``; some arguments also carry a warning
-(they are deprecated, or ignored by RabbitMQ 4).
+(they are deprecated, or ignored by RabbitMQ 4), and some are refused from a RabbitMQ
+version on (the ``ha-*`` policy keys of classic queue mirroring, since 4.0).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ Check = Callable[[Any], str | None]
 
 _MIRRORING = "classic queue mirroring was removed in RabbitMQ 4.0; use quorum queues or streams"
 _LAZY = "queue mode is ignored since RabbitMQ 3.12 (every classic queue behaves lazily)"
+_LOCATOR = (
+    "queue-master-locator is deprecated since RabbitMQ 4.0 (use queue-leader-locator: "
+    "client-local or balanced); newer releases refuse it unless the queue_master_locator "
+    "deprecated feature is permitted"
+)
 _IN_MEMORY = "in-memory limits of quorum queues are ignored since RabbitMQ 3.10 and removed in 4.0"
 
 
@@ -96,10 +102,13 @@ class ArgumentRule:
     Attributes:
         check: returns an error message for a bad value, ``None`` for a good one.
         warning: said whenever the argument is used (deprecated or ignored), if any.
+        removed_in: the RabbitMQ major version that refuses the argument, if any; on
+            that version and later, ``warning`` becomes an error.
     """
 
     check: Check
     warning: str | None = None
+    removed_in: int | None = None
 
 
 _NON_NEGATIVE = ArgumentRule(_integer(0))
@@ -107,7 +116,7 @@ _POSITIVE = ArgumentRule(_integer(1))
 _OVERFLOW = ArgumentRule(_one_of("drop-head", "reject-publish", "reject-publish-dlx"))
 _DL_STRATEGY = ArgumentRule(_one_of("at-most-once", "at-least-once"))
 _LEADER = ArgumentRule(_one_of("client-local", "balanced"))
-_MASTER = ArgumentRule(_one_of("client-local", "min-masters", "random"), _MIRRORING)
+_MASTER = ArgumentRule(_one_of("client-local", "min-masters", "random"), _LOCATOR)
 _MODE = ArgumentRule(_one_of("default", "lazy"), _LAZY)
 _STRING = ArgumentRule(_string)
 
@@ -167,18 +176,25 @@ POLICY_KEYS: Mapping[str, ArgumentRule] = {
     "max-in-memory-bytes": ArgumentRule(_integer(0), _IN_MEMORY),
     "federation-upstream": _STRING,
     "federation-upstream-set": _STRING,
-    "ha-mode": ArgumentRule(_one_of("all", "exactly", "nodes"), _MIRRORING),
-    "ha-params": ArgumentRule(_anything, _MIRRORING),
-    "ha-sync-mode": ArgumentRule(_one_of("manual", "automatic"), _MIRRORING),
-    "ha-sync-batch-size": ArgumentRule(_integer(1), _MIRRORING),
-    "ha-promote-on-shutdown": ArgumentRule(_one_of("when-synced", "always"), _MIRRORING),
-    "ha-promote-on-failure": ArgumentRule(_one_of("when-synced", "always"), _MIRRORING),
+    # RabbitMQ 4 registers no validator for ha-* keys, so it refuses such policies as
+    # "not recognised policy settings" (and its own import of them fails).
+    "ha-mode": ArgumentRule(_one_of("all", "exactly", "nodes"), _MIRRORING, 4),
+    "ha-params": ArgumentRule(_anything, _MIRRORING, 4),
+    "ha-sync-mode": ArgumentRule(_one_of("manual", "automatic"), _MIRRORING, 4),
+    "ha-sync-batch-size": ArgumentRule(_integer(1), _MIRRORING, 4),
+    "ha-promote-on-shutdown": ArgumentRule(_one_of("when-synced", "always"), _MIRRORING, 4),
+    "ha-promote-on-failure": ArgumentRule(_one_of("when-synced", "always"), _MIRRORING, 4),
 }
 """Policy definition keys RabbitMQ 3.10 to 4.x understands (``ha-*`` only before 4.0)."""
 
 
 def check_argument(
-    rules: Mapping[str, ArgumentRule], name: str, value: Any, *, what: str = "argument"
+    rules: Mapping[str, ArgumentRule],
+    name: str,
+    value: Any,
+    *,
+    what: str = "argument",
+    major: int = 4,
 ) -> tuple[str | None, str | None]:
     """Check one argument against ``rules``.
 
@@ -188,12 +204,20 @@ def check_argument(
         name: the argument's name.
         value: its value.
         what: how to call it in the warning about an unknown name.
+        major: the major version of the target RabbitMQ.
 
     Returns:
-        ``(error, warning)``: an error message when the value is wrong, a warning when
-        the argument is unknown or deprecated; each ``None`` when there is nothing to say.
+        ``(error, warning)``: an error message when the value is wrong or the target
+        refuses the argument, a warning when the argument is unknown or deprecated; each
+        ``None`` when there is nothing to say.
     """
     rule = rules.get(name)
     if rule is None:
         return None, f"not a {what} RabbitMQ knows; it will be stored but has no effect"
+    if rule.removed_in is not None and major >= rule.removed_in:
+        refused = (
+            f"{rule.warning} (RabbitMQ {rule.removed_in} refuses it; "
+            'x-burrowmq.rabbitmq: "3.13" allows it for RabbitMQ 3)'
+        )
+        return rule.check(value) or refused, None
     return rule.check(value), rule.warning

@@ -17,7 +17,7 @@ APPLY_TO = ("all", "exchanges", "queues", "classic_queues", "quorum_queues", "st
 _Kind = Literal["name", "str", "bool", "int", "map", "type", "destination_type", "apply-to"]
 
 _EXCHANGE_FIELDS: dict[str, _Kind] = {
-    "name": "name",
+    "name": "str",  # "" is the default exchange: skipped with a warning, as RabbitMQ does
     "vhost": "str",
     "type": "type",
     "durable": "bool",

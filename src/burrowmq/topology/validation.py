@@ -1,9 +1,11 @@
 """Validation: what a topology document must hold, checked entry by entry.
 
 The checks collect every problem (with line and key path) instead of stopping at the
-first: unknown keys, wrong types, AMQP argument types, duplicate names, references to
-undeclared exchanges and queues, headers bindings without ``x-match``, and what
-RabbitMQ 4 refuses. What is legal but dubious becomes a warning.
+first: unknown keys, wrong types, AMQP argument types, duplicate names, bindings to
+undeclared exchanges and queues, headers bindings without ``x-match``, and what the
+target broker refuses (RabbitMQ 4 unless ``x-burrowmq.rabbitmq`` says otherwise). What
+is legal but dubious becomes a warning; what RabbitMQ's own import skips is skipped with
+a warning (:mod:`burrowmq.topology.definitions`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,24 @@ from burrowmq.topology.arguments import (
     ArgumentRule,
     check_argument,
 )
-from burrowmq.topology.document import LocatedMapping, item_line, join_path, key_line
+from burrowmq.topology.definitions import (
+    DEFAULT_RABBITMQ,
+    SECTIONS,
+    binding_skip,
+    late_references,
+    rabbitmq_version,
+    select_vhost,
+    skip_unimportable,
+    version_problem,
+)
+from burrowmq.topology.document import (
+    Entry,
+    LocatedMapping,
+    Problems,
+    item_line,
+    join_path,
+    key_line,
+)
 from burrowmq.topology.fields import FIELDS, REQUIRED, describe, kind_error
 from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
@@ -47,7 +66,7 @@ DEFINITIONS_KEYS = frozenset(
 )
 """Top-level keys of a definitions export that a topology accepts and ignores."""
 
-_SECTIONS = ("exchanges", "queues", "bindings", "policies")
+_SETTINGS = ("version", "default_queue_type", "rabbitmq")
 
 
 class Settings(BaseModel):
@@ -57,12 +76,20 @@ class Settings(BaseModel):
         version: the format version; only ``1`` exists.
         default_queue_type: the ``x-queue-type`` given to queues that set none (``None``
             leaves them to the broker's default, classic).
+        rabbitmq: the RabbitMQ version the topology is for, such as ``"3.13"`` or
+            ``"4.0"``; ``None`` is RabbitMQ 4.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: Literal[1] = 1
     default_queue_type: QueueType | None = None
+    rabbitmq: str | None = None
+
+    @property
+    def rabbitmq_major(self) -> int:
+        """The major version of the target broker: 4 unless ``rabbitmq`` says 3.x."""
+        return (rabbitmq_version(self.rabbitmq) or DEFAULT_RABBITMQ)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,30 +109,10 @@ class Checked:
     warnings: tuple[TopologyProblem, ...]
 
 
-@dataclass(slots=True)
-class _Item:
-    """One checked entity: its clean fields, where it is, and whether it is sound."""
-
-    section: str
-    fields: dict[str, Any]
-    path: str
-    line: int
-    mapping: Any
-    sound: bool
-
-
-class _Checker:
+class _Checker(Problems):
     def __init__(self, file: str, known: Topology | None) -> None:
-        self.file = file
+        super().__init__(file)
         self.known = known or Topology()
-        self.errors: list[TopologyProblem] = []
-        self.warnings: list[TopologyProblem] = []
-
-    def error(self, line: int, path: str, message: str) -> None:
-        self.errors.append(TopologyProblem(self.file, line, path, message))
-
-    def warn(self, line: int, path: str, message: str) -> None:
-        self.warnings.append(TopologyProblem(self.file, line, path, message))
 
     def repeated_keys(self, mapping: Any, path: str) -> None:
         if isinstance(mapping, LocatedMapping):
@@ -114,8 +121,8 @@ class _Checker:
 
     # -- structure --
 
-    def document(self, data: Any) -> tuple[Settings, dict[str, list[_Item]]]:
-        sections: dict[str, list[_Item]] = {name: [] for name in _SECTIONS}
+    def document(self, data: Any) -> tuple[Settings, dict[str, list[Entry]]]:
+        sections: dict[str, list[Entry]] = {name: [] for name in SECTIONS}
         settings = Settings()
         if data is None:
             return settings, sections
@@ -125,12 +132,12 @@ class _Checker:
         self.repeated_keys(data, "")
         for key, value in data.items():
             line = key_line(data, key)
-            if key in _SECTIONS:
+            if key in SECTIONS:
                 sections[key] = self.section(key, value, line)
             elif key == EXTENSION_KEY:
                 settings = self.settings(value, line)
             elif key not in DEFINITIONS_KEYS:
-                expected = ", ".join([*_SECTIONS, EXTENSION_KEY])
+                expected = ", ".join([*SECTIONS, EXTENSION_KEY])
                 self.error(line, str(key), f"unknown key; expected one of {expected}")
         return settings, sections
 
@@ -153,13 +160,17 @@ class _Checker:
                     choices = ", ".join(QUEUE_TYPES)
                     self.error(where, path, f"must be one of {choices}, got {describe(item)}")
                     continue
+            elif key == "rabbitmq":
+                if (problem := version_problem(item)) is not None:
+                    self.error(where, path, problem)
+                    continue
             else:
-                self.error(where, path, "unknown key; expected version, default_queue_type")
+                self.error(where, path, f"unknown key; expected {', '.join(_SETTINGS)}")
                 continue
             clean[key] = item
         return Settings(**clean)
 
-    def section(self, name: str, value: Any, line: int) -> list[_Item]:
+    def section(self, name: str, value: Any, line: int) -> list[Entry]:
         if value is None:
             return []
         if not isinstance(value, list):
@@ -174,7 +185,7 @@ class _Checker:
             items.append(self.entity(name, entry, path, where))
         return items
 
-    def entity(self, section: str, mapping: Any, path: str, line: int) -> _Item:
+    def entity(self, section: str, mapping: Any, path: str, line: int) -> Entry:
         spec = FIELDS[section]
         before = len(self.errors)
         self.repeated_keys(mapping, path)
@@ -193,20 +204,21 @@ class _Checker:
         for required in REQUIRED[section]:
             if required not in mapping:
                 self.error(line, join_path(path, required), "is required")
-        return _Item(section, fields, path, line, mapping, sound=len(self.errors) == before)
+        return Entry(section, fields, path, line, mapping, sound=len(self.errors) == before)
 
     def arguments(
         self,
-        item: _Item,
+        item: Entry,
         field: str,
         rules: Mapping[str, ArgumentRule],
         what: str,
+        major: int,
     ) -> None:
         values = item.fields.get(field) or {}
         parent = item.mapping.get(field)
         for name, value in values.items():
             path, line = join_path(join_path(item.path, field), name), key_line(parent, name)
-            error, warning = check_argument(rules, name, value, what=what)
+            error, warning = check_argument(rules, name, value, what=what, major=major)
             if error:
                 self.error(line, path, error)
                 item.sound = False
@@ -215,29 +227,18 @@ class _Checker:
 
     # -- meaning --
 
-    def field_line(self, item: _Item, *keys: str) -> int:
-        mapping = item.mapping
-        for key in keys[:-1]:
-            mapping = mapping.get(key)
-        return key_line(mapping, keys[-1])
+    def field_line(self, item: Entry, *keys: str) -> int:
+        return item.line_of(*keys)
 
-    def exchange(self, item: _Item) -> None:
-        self.arguments(item, "arguments", EXCHANGE_ARGUMENTS, "exchange argument")
-        name = item.fields.get("name")
-        if isinstance(name, str) and name.startswith("amq."):
-            line = self.field_line(item, "name")
-            self.error(
-                line, join_path(item.path, "name"), "names starting with 'amq.' are reserved"
-            )
-            item.sound = False
+    def exchange(self, item: Entry, settings: Settings) -> None:
+        major = settings.rabbitmq_major
+        self.arguments(item, "arguments", EXCHANGE_ARGUMENTS, "exchange argument", major)
 
-    def queue(self, item: _Item, settings: Settings) -> None:
-        self.arguments(item, "arguments", QUEUE_ARGUMENTS, "queue argument")
+    def queue(self, item: Entry, settings: Settings) -> None:
+        self.arguments(
+            item, "arguments", QUEUE_ARGUMENTS, "queue argument", settings.rabbitmq_major
+        )
         fields, path = item.fields, item.path
-        name = fields.get("name")
-        if isinstance(name, str) and name.startswith("amq."):
-            line = self.field_line(item, "name")
-            self.error(line, join_path(path, "name"), "names starting with 'amq.' are reserved")
         arguments = fields.get("arguments") or {}
         declared_type = fields.get("type")
         argument_type = arguments.get("x-queue-type")
@@ -262,12 +263,24 @@ class _Checker:
                 "topology file (per-instance queues come from handlers)",
             )
         elif fields.get("durable") is False:
-            self.error(
-                self.field_line(item, "durable"),
-                join_path(path, "durable"),
-                "a queue that is not exclusive must be durable (RabbitMQ 4 refuses "
-                "non-durable non-exclusive queues)",
-            )
+            line, where = self.field_line(item, "durable"), join_path(path, "durable")
+            if queue_type in ("quorum", "stream"):
+                self.error(line, where, f"{queue_type} queues must be durable")
+            elif settings.rabbitmq_major >= 4:
+                self.error(
+                    line,
+                    where,
+                    "a queue that is not exclusive must be durable (RabbitMQ 4 refuses "
+                    'non-durable non-exclusive queues; x-burrowmq.rabbitmq: "3.13" allows '
+                    "them for RabbitMQ 3)",
+                )
+            else:
+                self.warn(
+                    line,
+                    where,
+                    "a non-durable queue that is not exclusive is deprecated: RabbitMQ 3 "
+                    "declares it, RabbitMQ 4 refuses it",
+                )
         if queue_type in ("quorum", "stream") and fields.get("auto_delete"):
             self.error(
                 self.field_line(item, "auto_delete"),
@@ -275,8 +288,8 @@ class _Checker:
                 f"{queue_type} queues cannot be auto-delete",
             )
 
-    def policy(self, item: _Item) -> None:
-        self.arguments(item, "definition", POLICY_KEYS, "policy key")
+    def policy(self, item: Entry, settings: Settings) -> None:
+        self.arguments(item, "definition", POLICY_KEYS, "policy key", settings.rabbitmq_major)
         definition = item.fields.get("definition")
         if definition is not None and not definition:
             line = self.field_line(item, "definition")
@@ -290,44 +303,38 @@ class _Checker:
                 self.warn(line, join_path(item.path, "pattern"), f"may not be a valid regex: {exc}")
 
 
-def _check_meaning(checker: _Checker, sections: dict[str, list[_Item]], settings: Settings) -> None:
+def _check_meaning(checker: _Checker, sections: dict[str, list[Entry]], settings: Settings) -> None:
+    skip_unimportable(checker, sections)
     for item in sections["exchanges"]:
-        checker.exchange(item)
+        checker.exchange(item, settings)
     for item in sections["queues"]:
         checker.queue(item, settings)
     for item in sections["policies"]:
-        checker.policy(item)
-    _check_vhosts(checker, sections)
+        checker.policy(item, settings)
     exchange_types = _check_duplicates(checker, sections["exchanges"], "exchange")
     queue_names = set(_check_duplicates(checker, sections["queues"], "queue"))
     _check_duplicates(checker, sections["policies"], "policy")
     known_exchanges = {e.name: e.type for e in checker.known.exchanges}
     exchange_types = {**STANDARD_EXCHANGES, **known_exchanges, **exchange_types}
     queue_names |= {q.name for q in checker.known.queues}
-
-    def need_exchange(item: _Item, keys: tuple[str, ...], what: str) -> None:
-        value = item.mapping
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, str) and value and value not in exchange_types:
-            line = checker.field_line(item, *keys)
-            path = ".".join([item.path, *keys])
-            checker.error(line, path, f"{what} {value!r} is not declared")
-
-    for item in sections["exchanges"]:
-        need_exchange(item, ("arguments", "alternate-exchange"), "alternate exchange")
-    for item in sections["queues"]:
-        need_exchange(item, ("arguments", "x-dead-letter-exchange"), "dead-letter exchange")
+    late_references(checker, sections, exchange_types)
     seen_bindings: dict[tuple[Any, ...], int] = {}
+    kept = []
     for item in sections["bindings"]:
-        if not item.sound:
+        skipped = binding_skip(item)
+        if skipped is not None:
+            field, message = skipped
+            checker.warn(checker.field_line(item, field), join_path(item.path, field), message)
             continue
-        _check_binding(checker, item, exchange_types, queue_names, seen_bindings)
+        kept.append(item)
+        if item.sound:
+            _check_binding(checker, item, exchange_types, queue_names, seen_bindings)
+    sections["bindings"] = kept
 
 
 def _check_binding(
     checker: _Checker,
-    item: _Item,
+    item: Entry,
     exchange_types: Mapping[str, str],
     queue_names: set[str],
     seen: dict[tuple[Any, ...], int],
@@ -381,26 +388,7 @@ def _check_binding(
         seen[key] = item.line
 
 
-def _check_vhosts(checker: _Checker, sections: dict[str, list[_Item]]) -> None:
-    first: str | None = None
-    for name in _SECTIONS:
-        for item in sections[name]:
-            vhost = item.fields.get("vhost")
-            if vhost is None:
-                continue
-            if first is None:
-                first = vhost
-            elif vhost != first:
-                checker.error(
-                    checker.field_line(item, "vhost"),
-                    join_path(item.path, "vhost"),
-                    f"{vhost!r} differs from {first!r}: a topology file describes one "
-                    "virtual host (export one with the management API's "
-                    "/api/definitions/<vhost>)",
-                )
-
-
-def _check_duplicates(checker: _Checker, items: list[_Item], what: str) -> dict[str, str]:
+def _check_duplicates(checker: _Checker, items: list[Entry], what: str) -> dict[str, str]:
     seen: dict[str, int] = {}
     types: dict[str, str] = {}
     for item in items:
@@ -419,7 +407,7 @@ def _check_duplicates(checker: _Checker, items: list[_Item], what: str) -> dict[
     return types
 
 
-def _build(file: str, sections: dict[str, list[_Item]], settings: Settings) -> Topology:
+def _build(file: str, sections: dict[str, list[Entry]], settings: Settings) -> Topology:
     topology = Topology()
     for item in sections["exchanges"]:
         topology.add(Exchange(**item.fields), origin=f"{file}:{item.line}")
@@ -438,20 +426,24 @@ def _build(file: str, sections: dict[str, list[_Item]], settings: Settings) -> T
     return topology
 
 
-def check_document(data: Any, *, file: str, known: Topology | None = None) -> Checked:
+def check_document(
+    data: Any, *, file: str, known: Topology | None = None, vhost: str | None = None
+) -> Checked:
     """Check a parsed topology document and build its :class:`Topology`.
 
     Args:
         data: what :func:`~burrowmq.topology.document.read_document` returned.
         file: the file name to report problems under.
         known: entities declared elsewhere that references may name.
+        vhost: the virtual host to take from a file whose entities name several.
 
     Returns:
         The settings, the topology (``None`` on errors), the errors and the warnings.
     """
     checker = _Checker(file, known)
     settings, sections = checker.document(data)
-    _check_meaning(checker, sections, settings)
+    if select_vhost(checker, sections, vhost):
+        _check_meaning(checker, sections, settings)
     topology = None if checker.errors else _build(file, sections, settings)
 
     def order(p: TopologyProblem) -> int:

@@ -90,13 +90,6 @@ BAD_FILES = [
         "must be a string",
     ),
     (
-        "dlx-undeclared",
-        HEAD + "  - name: q\n    arguments:\n      x-dead-letter-exchange: q.dlx\n",
-        8,
-        "queues[1].arguments.x-dead-letter-exchange",
-        "dead-letter exchange 'q.dlx' is not declared",
-    ),
-    (
         "single-active-consumer-text",
         "queues:\n  - name: q\n    arguments:\n      x-single-active-consumer: 'yes'\n",
         4,
@@ -249,9 +242,9 @@ BAD_FILES = [
     ),
     (
         "empty-name",
-        "exchanges:\n  - name: ''\n    type: direct\n",
+        "queues:\n  - name: ''\n    durable: true\n",
         2,
-        "exchanges[0].name",
+        "queues[0].name",
         "must not be empty",
     ),
     (
@@ -305,14 +298,6 @@ BAD_FILES = [
         "key given twice",
     ),
     (
-        "alternate-exchange-undeclared",
-        "exchanges:\n  - name: e\n    type: direct\n    arguments:\n"
-        "      alternate-exchange: e.unrouted\n",
-        5,
-        "exchanges[0].arguments.alternate-exchange",
-        "alternate exchange 'e.unrouted' is not declared",
-    ),
-    (
         "type-contradicts-argument",
         "queues:\n  - name: q\n    type: classic\n    arguments: {x-queue-type: quorum}\n",
         3,
@@ -335,13 +320,6 @@ BAD_FILES = [
         "the default exchange cannot be bound from",
     ),
     (
-        "reserved-exchange-name",
-        "exchanges:\n  - name: amq.mine\n    type: direct\n",
-        2,
-        "exchanges[0].name",
-        "reserved",
-    ),
-    (
         "durable-as-text",
         "exchanges:\n  - name: e\n    durable: 'yes'\n",
         3,
@@ -354,6 +332,27 @@ BAD_FILES = [
         1,
         "",
         "the top level must be a mapping",
+    ),
+    (
+        "ha-policy-on-rabbitmq-4",
+        "policies:\n  - name: ha\n    pattern: '.*'\n    definition:\n      ha-mode: all\n",
+        5,
+        "policies[0].definition.ha-mode",
+        "RabbitMQ 4 refuses it",
+    ),
+    (
+        "rabbitmq-version-as-number",
+        "x-burrowmq:\n  rabbitmq: 3.10\n",
+        2,
+        "x-burrowmq.rabbitmq",
+        "YAML reads 3.10 as the number 3.1",
+    ),
+    (
+        "rabbitmq-version-too-old",
+        "x-burrowmq:\n  rabbitmq: '3.9'\n",
+        2,
+        "x-burrowmq.rabbitmq",
+        'must be a RabbitMQ version from "3.10" to "4.x"',
     ),
     (
         "routing-key-number",
@@ -456,7 +455,7 @@ class TestWarnings:
     """Legal but dubious settings come back as warnings, not errors."""
 
     def test_rabbitmq4_hazards(self, write: Writer) -> None:
-        """x-queue-mode, ha-* policies and mirroring locators are flagged with lines."""
+        """x-queue-mode, ha-* policies (for RabbitMQ 3) and mirroring locators are flagged."""
         file = write(
             textwrap.dedent(
                 """\
@@ -470,6 +469,7 @@ class TestWarnings:
                   - name: ha
                     pattern: '.*'
                     definition: {ha-mode: all}
+                x-burrowmq: {rabbitmq: "3.13"}
                 """
             )
         )
