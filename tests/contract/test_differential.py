@@ -8,6 +8,11 @@ in-memory broker through :class:`MemoryTransport`, and on the real RabbitMQ thro
 raw aiormq connection — and the set of queues each message reaches must be the same.
 RabbitMQ is the reference: a difference is a bug on our side.
 
+The broker is the one at ``BURROWMQ_TEST_URL``; the memory broker emulates the version it
+announces (server property "version"), as ``memory://NAME?rabbitmq=VERSION``, so the same
+cases hold the 3.x rules against RabbitMQ 3.10 and the 4.x rules against 4.x. Header
+values go out as burrowmq sends them (floats as 64-bit doubles).
+
 The broker side runs over one connection and channel for every case; messages are
 published with confirms, then read back with ``basic.get``. Queues are exclusive, and
 exchanges are deleted after each case.
@@ -28,27 +33,33 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamqp import commands as spec
 
+from burrowmq.amqp import frames
 from burrowmq.framework.transport import Properties
-from burrowmq.memory.transport import MemoryBroker, MemoryTransport
+from burrowmq.memory.transport import MemoryTransport
 
 pytestmark = pytest.mark.contract
+
+frames.install()  # header values go out as burrowmq sends them: floats as doubles
 
 CASES = 250
 TYPES = ("direct", "fanout", "topic", "headers")
 MODES = ("all", "any", "all-with-x", "any-with-x")
 EPOCH = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+EPOCH_S = int(EPOCH.timestamp())
+EPOCH_MS = EPOCH_S * 1000
 
 # Header values of every AMQP type pamqp sends, with the pairs RabbitMQ's matching
-# treats specially: 1 and 1.0, True and 1, floats at full precision, decimals with their scale,
-# a timestamp and its epoch seconds, str and bytearray, [] and {}.
+# treats specially: 1 and 1.0 (equal on 3.x only), 0.0 and -0.0 (likewise), True and 1,
+# floats at full precision, decimals with their scale, a timestamp and its epoch seconds
+# (3.x) or milliseconds (4.x), str and bytearray, [] and {}.
 VALUES = st.one_of(
     st.integers(-1, 2),
-    st.sampled_from([0.5, 1.0, 2.0, 16777217.0]),
+    st.sampled_from([0.5, 1.0, 2.0, 16777217.0, 0.0, -0.0]),
     st.just(16777217),
     st.booleans(),
     st.sampled_from(["", "1", "a", "true"]),
     st.sampled_from([Decimal("1"), Decimal("1.0"), Decimal("1.00")]),
-    st.sampled_from([EPOCH, int(EPOCH.timestamp())]),
+    st.sampled_from([EPOCH, EPOCH_S, EPOCH_MS]),
     st.just(bytearray(b"a")),
     st.sampled_from(["list1", "list1.0", "lista", "list", "dict", "dict1"]).map(
         lambda tag: {
@@ -73,7 +84,7 @@ def _twins(value: Any) -> list[Any]:
     if isinstance(value, int):
         return [float(value), value == 1, str(value), Decimal(value), EPOCH]
     if isinstance(value, float):
-        return [int(value), Decimal(str(value))]
+        return [int(value), Decimal(str(value)), -value]
     if isinstance(value, Decimal):
         return [Decimal(f"{value:.2f}"), Decimal(int(value)), int(value)]
     if isinstance(value, str):
@@ -81,7 +92,8 @@ def _twins(value: Any) -> list[Any]:
     if isinstance(value, bytearray):
         return [value.decode()]
     if isinstance(value, datetime.datetime):
-        return [int(value.timestamp()), int(value.timestamp()) + 1]
+        seconds = int(value.timestamp())
+        return [seconds, seconds + 1, seconds * 1000, float(seconds)]
     if isinstance(value, list):
         return [[float(v) if isinstance(v, int) else v for v in value], {}]
     if isinstance(value, dict):
@@ -212,8 +224,9 @@ def reached(found: dict[str, set[int]], names: Names) -> dict[int, set[str]]:
     return by_message
 
 
-async def on_memory(case: Case, names: Names) -> dict[int, set[str]]:
-    transport = MemoryTransport(MemoryBroker())
+async def on_memory(case: Case, names: Names, version: str) -> dict[int, set[str]]:
+    """Route the case on a fresh memory broker that emulates RabbitMQ ``version``."""
+    transport = MemoryTransport(url=f"memory://diff-{uuid.uuid4().hex}?rabbitmq={version}")
     await transport.connect()
     try:
         for name, (kind, alternate) in zip(names.exchanges, case.exchanges, strict=True):
@@ -292,19 +305,29 @@ def describe(case: Case, names: Names) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The real broker: one confirming channel, and the version the broker announced."""
+
+    channel: aiormq.abc.AbstractChannel
+    version: str
+
+
 @pytest.fixture
-async def channel(broker_url: str) -> AsyncIterator[aiormq.abc.AbstractChannel]:
+async def reference(broker_url: str) -> AsyncIterator[Reference]:
     """One confirming channel on the real broker, shared by every generated case."""
     connection = await aiormq.connect(broker_url)
+    version = connection.server_properties["version"]
     try:
-        yield await connection.channel(publisher_confirms=True)
+        channel = await connection.channel(publisher_confirms=True)
+        yield Reference(channel, version.decode() if isinstance(version, bytes) else str(version))
     finally:
         await connection.close()
 
 
 @pytest.fixture(scope="module")
-def tally() -> list[int]:
-    """How many generated cases were compared (a list, to be shared across tests)."""
+def tally() -> list[str]:
+    """The broker version of each generated case compared (shared across tests)."""
     return []
 
 
@@ -320,15 +343,15 @@ class TestDifferentialRouting:
     )
     @given(case=cases())
     async def test_same_queues_as_rabbitmq(
-        self, case: Case, channel: aiormq.abc.AbstractChannel, tally: list[int]
+        self, case: Case, reference: Reference, tally: list[str]
     ) -> None:
         """Each message reaches the same set of queues on both transports."""
         names = Names(case)
-        expected = await on_rabbitmq(channel, case, names)
-        actual = await on_memory(case, names)
-        tally.append(1)
-        assert actual == expected, describe(case, names)
+        expected = await on_rabbitmq(reference.channel, case, names)
+        actual = await on_memory(case, names, reference.version)
+        tally.append(reference.version)
+        assert actual == expected, f"RabbitMQ {reference.version}\n" + describe(case, names)
 
-    def test_enough_cases_were_compared(self, tally: list[int]) -> None:
+    def test_enough_cases_were_compared(self, tally: list[str]) -> None:
         """At least 200 generated cases ran against both transports in this run."""
         assert len(tally) >= 200

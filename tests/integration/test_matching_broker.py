@@ -1,5 +1,11 @@
 """The routing tables of tests/unit/framework/test_matching.py, replayed on the real broker.
 
+The broker is the one at ``BURROWMQ_TEST_URL`` (the ``broker_url`` fixture); the rows
+replayed are those that hold for the rules of the version it announces (server property
+"version": 3.10 to 3.12 -> ``Rules.RABBITMQ_3``, 3.13 and later -> ``Rules.RABBITMQ_4``),
+and matching.py is asked with those rules. Values are encoded as burrowmq encodes them
+(floats as 64-bit doubles: ``burrowmq.amqp.frames.install``).
+
 For topic and headers, one exchange per table gets one server-named exclusive queue per
 distinct binding, and one confirmed, mandatory message per distinct routing key or
 headers; `basic.get` then shows which queues each message reached. So besides every row
@@ -12,11 +18,9 @@ a crash leaves nothing behind either.
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Hashable, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,13 +29,21 @@ import aio_pika
 import aiormq
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
-from aio_pika.exceptions import AMQPConnectionError, PublishError
+from aio_pika.exceptions import PublishError
 
-from burrowmq.framework.matching import compile_headers, headers_match, route, topic_matches
+from burrowmq.amqp import frames
+from burrowmq.framework.matching import (
+    Rules,
+    compile_headers,
+    headers_match,
+    route,
+    rules_for,
+    topic_matches,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
-URL = os.environ.get("BURROWMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+frames.install()  # header values go out as burrowmq sends them: floats as doubles
 
 
 def _load_tables() -> ModuleType:
@@ -49,19 +61,21 @@ def _load_tables() -> ModuleType:
 tables = _load_tables()
 
 
-@asynccontextmanager
-async def broker() -> AsyncIterator[AbstractConnection]:
-    """Connect to the shared broker; skip without one, but fail where CI=true."""
-    try:
-        connection = await aio_pika.connect(URL, timeout=10)
-    except (OSError, AMQPConnectionError) as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no RabbitMQ at {URL}: {exc!r}")
-        pytest.skip(f"no RabbitMQ at {URL}: {exc!r}")
+@pytest.fixture
+async def connection(broker_url: str) -> AsyncIterator[AbstractConnection]:
+    """A connection to the test broker (skipped, or failed where CI=true, without one)."""
+    connection = await aio_pika.connect(broker_url, timeout=10)
     try:
         yield connection
     finally:
         await connection.close()
+
+
+def broker_rules(connection: AbstractConnection) -> Rules:
+    """The headers-matching rules of the broker's announced version."""
+    assert connection.transport is not None, "not connected"
+    version = connection.transport.connection.server_properties["version"]
+    return rules_for(version.decode() if isinstance(version, bytes) else str(version))
 
 
 def distinct(items: Sequence[Any]) -> list[Any]:
@@ -112,17 +126,21 @@ async def observe(
         await exchange.delete()
 
 
+async def test_broker_version_has_rules(connection: AbstractConnection) -> None:
+    """The broker announces a version that picks a rule set (else nothing here can run)."""
+    assert broker_rules(connection) in Rules
+
+
 @pytest.mark.timeout(60)
-async def test_topic_table_matches_broker() -> None:
+async def test_topic_table_matches_broker(connection: AbstractConnection) -> None:
     """Every topic row, and every pattern against every key, routes as on RabbitMQ."""
     cases: list[tuple[str, str, bool]] = tables.TOPIC_CASES
     patterns = distinct([pattern for pattern, _, _ in cases])
     keys = distinct([key for _, key, _ in cases])
-    async with broker() as connection:
-        channel = await connection.channel(on_return_raises=True)
-        got, routed = await observe(
-            channel, "topic", [(p, None) for p in patterns], [(k, None) for k in keys]
-        )
+    channel = await connection.channel(on_return_raises=True)
+    got, routed = await observe(
+        channel, "topic", [(p, None) for p in patterns], [(k, None) for k in keys]
+    )
 
     wrong: list[tuple[Any, ...]] = [
         ("table", pattern, key, expected)
@@ -140,16 +158,21 @@ async def test_topic_table_matches_broker() -> None:
 
 
 @pytest.mark.timeout(60)
-async def test_headers_table_matches_broker() -> None:
-    """Every headers row, and every binding against every message, routes as on RabbitMQ."""
-    cases: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = tables.HEADERS_CASES
+async def test_headers_table_matches_broker(connection: AbstractConnection) -> None:
+    """Every headers row of the broker's rules, and every binding against every message,
+    routes as on RabbitMQ, and as matching.py says with those rules."""
+    rules = broker_rules(connection)
+    cases: list[tuple[dict[str, Any], dict[str, Any] | None, bool]] = [
+        (args, found, expected)
+        for args, found, expected, holds_for in tables.HEADERS_CASES
+        if rules in holds_for
+    ]
     arguments = distinct([args for args, _, _ in cases])
     headers = distinct([found for _, found, _ in cases])
-    async with broker() as connection:
-        channel = await connection.channel(on_return_raises=True)
-        got, routed = await observe(
-            channel, "headers", [("", a) for a in arguments], [("", h) for h in headers]
-        )
+    channel = await connection.channel(on_return_raises=True)
+    got, routed = await observe(
+        channel, "headers", [("", a) for a in arguments], [("", h) for h in headers]
+    )
 
     # by repr, since {"a": True} == {"a": 1} in Python but not on the broker
     rows = {repr(found): row for row, found in enumerate(headers)}
@@ -167,7 +190,7 @@ async def test_headers_table_matches_broker() -> None:
         ("matching.py", args, found, cell(args, found))
         for found in headers
         for args in arguments
-        if headers_match(args, found) is not cell(args, found)
+        if headers_match(args, found, rules=rules) is not cell(args, found)
     ]
     wrong += [
         ("returned", found) for row, found in enumerate(headers) if routed[row] is not any(got[row])
@@ -176,45 +199,47 @@ async def test_headers_table_matches_broker() -> None:
 
 
 @pytest.mark.timeout(60)
-async def test_invalid_x_match_is_refused_by_broker_too() -> None:
+async def test_invalid_x_match_is_refused_by_broker_too(connection: AbstractConnection) -> None:
     """Each x-match compile_headers refuses, RabbitMQ refuses with 406 at bind time."""
+    rules = broker_rules(connection)
     refused: list[Any] = []
-    async with broker() as connection:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(
-            f"burrowmq.test.matching.{uuid.uuid4().hex}", "headers", auto_delete=True
-        )
-        queue = await channel.declare_queue(exclusive=True)
-        try:
-            for mode in tables.INVALID_X_MATCH:
-                with pytest.raises(ValueError, match="invalid x-match"):
-                    compile_headers({"x-match": mode})
-                throwaway = await connection.channel()
-                underlay = await throwaway.get_underlay_channel()
-                try:
-                    await underlay.queue_bind(
-                        queue.name, exchange.name, arguments={"x-match": mode}
-                    )
-                except aiormq.exceptions.ChannelPreconditionFailed:
-                    refused.append(mode)
-                else:
-                    await throwaway.close()
-        finally:
-            await queue.delete(if_unused=False, if_empty=False)
-            await exchange.delete()
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(
+        f"burrowmq.test.matching.{uuid.uuid4().hex}", "headers", auto_delete=True
+    )
+    queue = await channel.declare_queue(exclusive=True)
+    try:
+        for mode in tables.INVALID_X_MATCH:
+            with pytest.raises(ValueError, match="invalid x-match"):
+                compile_headers({"x-match": mode}, rules=rules)
+            throwaway = await connection.channel()
+            underlay = await throwaway.get_underlay_channel()
+            try:
+                await underlay.queue_bind(queue.name, exchange.name, arguments={"x-match": mode})
+            except aiormq.exceptions.ChannelPreconditionFailed:
+                refused.append(mode)
+            else:
+                await throwaway.close()
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+        await exchange.delete()
     assert refused == tables.INVALID_X_MATCH
 
 
 @pytest.mark.timeout(60)
-async def test_route_scenarios_match_broker() -> None:
-    """Exchange-to-exchange bindings, alternate exchanges and cycles route as on RabbitMQ."""
-    wrong: list[tuple[str, set[str], set[str]]] = []
-    async with broker() as connection:
-        for case in tables.ROUTE_CASES:
-            reached = await _broker_route(connection, case)
-            ours = route(case.graph(), case.exchange, case.routing_key, case.headers)
-            if not reached == ours == case.expected:
-                wrong.append((case.id, reached, ours))
+async def test_route_scenarios_match_broker(connection: AbstractConnection) -> None:
+    """Exchange-to-exchange bindings, alternate exchanges and cycles route as on RabbitMQ,
+    and as route() says with the broker's rules (given to the graph, and to route)."""
+    rules = broker_rules(connection)
+    wrong: list[tuple[str, set[str], set[str], set[str]]] = []
+    for case in tables.ROUTE_CASES:
+        if rules not in case.holds_for:
+            continue
+        reached = await _broker_route(connection, case)
+        ours = route(case.graph(rules), case.exchange, case.routing_key, case.headers)
+        told = route(case.graph(), case.exchange, case.routing_key, case.headers, rules=rules)
+        if not reached == ours == told == case.expected:
+            wrong.append((case.id, reached, ours, told))
     assert wrong == []
 
 

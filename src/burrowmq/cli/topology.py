@@ -2,7 +2,8 @@
 
 Each command takes a topology file (YAML, or a definitions export in JSON) or an App as
 ``module:attribute``, whose topology is its YAML merged with what its routes declare.
-Warnings go to stderr; errors make the exit status 1.
+``--vhost NAME`` picks the virtual host of a file whose entities name several (an export
+of a whole broker). Warnings go to stderr; errors make the exit status 1.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import yaml
 
 from burrowmq.exceptions import ConfigurationError, TopologyError, TopologyProblem
 from burrowmq.framework.matching import (
+    DEFAULT_RULES,
     STANDARD_EXCHANGES,
     BindingSpec,
     ExchangeSpec,
     RoutingGraph,
+    Rules,
     route,
+    rules_for,
 )
 from burrowmq.framework.urls import default_urls
 from burrowmq.topology.export import export_topology
@@ -48,10 +52,10 @@ class _Source:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _load(target: str) -> _Source:
+def _load(target: str, vhost: str | None = None) -> _Source:
     path = Path(target)
     if path.suffix in _FILE_SUFFIXES or path.exists() or ":" not in target:
-        loaded = read_topology(path)
+        loaded = read_topology(path, vhost=vhost)
         return _Source(loaded.topology, loaded.warnings)
     from burrowmq.cli.run import load_app
 
@@ -79,7 +83,7 @@ def _url(args: argparse.Namespace) -> str:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     try:
-        source = _load(args.target)
+        source = _load(args.target, args.vhost)
     except TopologyError as exc:
         if not exc.errors:
             raise
@@ -110,7 +114,7 @@ def _client(args: argparse.Namespace) -> Any:
 async def _cmd_plan(args: argparse.Namespace) -> int:
     from burrowmq.topology.plan import read_plan
 
-    source = _load(args.target)
+    source = _load(args.target, args.vhost)
     _warn(source)
     plan = await read_plan(source.topology, _client(args))
     print(plan.render())
@@ -121,7 +125,7 @@ async def _cmd_apply(args: argparse.Namespace) -> int:
     from burrowmq.amqp.transport import AmqpTransport
     from burrowmq.topology.apply import apply_topology
 
-    source = _load(args.target)
+    source = _load(args.target, args.vhost)
     _warn(source)
     client = None if args.no_management else _client(args)
     transport = AmqpTransport([_url(args)], connection_name="burrowmq topology apply")
@@ -148,14 +152,14 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    source = _load(args.target)
+    source = _load(args.target, args.vhost)
     _warn(source)
     _write(export_topology(source.topology, format=args.format, vhost=args.vhost), args.output)
     return EXIT_OK
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
-    source = _load(args.target)
+    source = _load(args.target, args.vhost)
     _warn(source)
     text = render_graph(
         source.topology, format=args.format, consumers=source.consumers, labels=source.labels
@@ -229,15 +233,24 @@ def _header(text: str) -> tuple[str, Any]:
     return name, value
 
 
+def _rabbitmq_rules(version: str) -> Rules:
+    try:
+        return rules_for(version)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_route(args: argparse.Namespace) -> int:
-    source = _load(args.target)
+    source = _load(args.target, args.vhost)
     _warn(source)
     headers: Mapping[str, Any] | None = dict(_header(h) for h in args.header or []) or None
     graph = routing_graph(source.topology)
+    rules: Rules = args.rabbitmq
     try:
-        queues = route(graph, args.exchange, args.routing_key, headers)
+        queues = route(graph, args.exchange, args.routing_key, headers, rules=rules)
     except ValueError as exc:
         raise TopologyError(f"cannot route: {exc}") from None
+    print(f"rules: {rules.value}", file=sys.stderr)  # stdout stays the list of queues
     if not queues:
         print(
             f"unroutable: nothing bound to exchange {args.exchange!r} takes routing key "
@@ -277,17 +290,20 @@ def add_topology_commands(
     sub = group.add_subparsers(dest="topology_command", metavar="SUBCOMMAND")
     sub.required = True
     target_help = "a topology file (.yaml, .json definitions) or an App as module:attribute"
+    vhost_help = "the virtual host to read from a file whose entities name several"
 
     validate = sub.add_parser(
         "validate", parents=list(parents), help="check a topology; exit 1 on any error"
     )
     validate.add_argument("target", help=target_help)
+    validate.add_argument("--vhost", metavar="NAME", help=vhost_help)
     validate.set_defaults(handler=_cmd_validate)
 
     plan = sub.add_parser(
         "plan", parents=list(parents), help="compare with a live broker (management API)"
     )
     plan.add_argument("target", help=target_help)
+    plan.add_argument("--vhost", metavar="NAME", help=vhost_help)
     _broker_options(plan)
     plan.set_defaults(handler=_cmd_plan)
 
@@ -295,6 +311,7 @@ def add_topology_commands(
         "apply", parents=list(parents), help="declare on a live broker; never deletes anything"
     )
     apply.add_argument("target", help=target_help)
+    apply.add_argument("--vhost", metavar="NAME", help=vhost_help)
     _broker_options(apply)
     apply.add_argument(
         "--no-management",
@@ -308,7 +325,11 @@ def add_topology_commands(
     )
     export.add_argument("target", help=target_help)
     export.add_argument("--format", choices=("yaml", "json"), default="yaml")
-    export.add_argument("--vhost", help="vhost written on every entity (JSON default: /)")
+    export.add_argument(
+        "--vhost",
+        metavar="NAME",
+        help=f"{vhost_help}, and the one written on every entity (JSON default: /)",
+    )
     export.add_argument("-o", "--output", help="write to this file instead of stdout")
     export.set_defaults(handler=_cmd_export)
 
@@ -316,6 +337,7 @@ def add_topology_commands(
         "graph", parents=list(parents), help="draw a topology as Mermaid or Graphviz dot"
     )
     graph.add_argument("target", help=target_help)
+    graph.add_argument("--vhost", metavar="NAME", help=vhost_help)
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
     graph.add_argument("-o", "--output", help="write to this file instead of stdout")
     graph.set_defaults(handler=_cmd_graph)
@@ -326,11 +348,20 @@ def add_topology_commands(
     where.add_argument("target", help=target_help)
     where.add_argument("exchange", help='the exchange published to ("" for the default)')
     where.add_argument("routing_key", help="the message's routing key")
+    where.add_argument("--vhost", metavar="NAME", help=vhost_help)
     where.add_argument(
         "--header",
         action="append",
         metavar="NAME=VALUE",
         help="a message header (repeatable); 3 and true read as number and boolean, "
         "quote to keep text: NAME='\"3\"'",
+    )
+    where.add_argument(
+        "--rabbitmq",
+        metavar="VERSION",
+        type=_rabbitmq_rules,
+        default=DEFAULT_RULES,
+        help="match headers as this RabbitMQ version does (default: 4.x); before 3.13, "
+        "1 equals 1.0 and timestamp headers are in seconds, not milliseconds",
     )
     where.set_defaults(handler=_cmd_route)

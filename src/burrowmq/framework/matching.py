@@ -1,20 +1,39 @@
 """AMQP 0-9-1 routing semantics, exactly as RabbitMQ implements them, as pure functions.
 
 This is the one implementation behind the in-memory transport and `burrowmq topology
-route`; `tests/integration/test_matching_broker.py` holds it against a real broker.
+route`; `tests/integration/test_matching_broker.py` and the differential test hold it
+against a real broker (RabbitMQ 3.10.8 and 4.0.5).
 
-Behaviours worth knowing (each checked on RabbitMQ 3.10):
+Headers matching changed in RabbitMQ 3.13; `Rules` names the two rule sets:
+`Rules.RABBITMQ_4` (3.13 and 4.x, the default) and `Rules.RABBITMQ_3` (3.10 to 3.12);
+`rules_for("3.10")` picks one from a version. Everything else is the same in both.
+
+Behaviours worth knowing (each checked on RabbitMQ 3.10.8 and 4.0.5):
 
 - Topic keys split on ".", and the empty key has *zero* words: `*` does not match "",
   `#` does, the pattern "" matches only the key "". "." is two empty words; `*` matches
   an empty word. `*` and `#` are special only as whole words ("a*" is a literal).
-- Headers values compare like Erlang `==` on what the wire carried: 1 equals 1.0, True
-  equals neither 1 nor "true", a str equals a bytearray with the same UTF-8 bytes, a
-  datetime equals its epoch seconds as int, a Decimal equals only a Decimal with the same
-  scale and digits ("1.0" is not "1.00"), and an empty dict equals an empty list. Inside
-  lists and dicts the AMQP type counts too ([1] is not [1.0]). Floats are sent as 64-bit
-  doubles, so they compare at full precision. A binding value of None
-  (AMQP void) matches on the key's presence alone.
+- Headers values compare on what the wire carried, in both rule sets: True equals
+  neither 1 nor "true", a str equals a bytearray with the same UTF-8 bytes, integers
+  compare by value whatever width pamqp gave them, a Decimal equals only a Decimal with
+  the same scale and digits ("1.0" is not "1.00"), and an empty dict equals an empty
+  list. Inside lists and dicts the AMQP type counts too ([1] is not [1.0]; even an
+  integer's width, which pamqp picks from the value, so equal ints agree), and
+  timestamps there stay in seconds. Floats are sent as 64-bit doubles, so they compare at
+  full precision. A binding value of None (AMQP void) matches on the key's presence
+  alone. A timestamp *binding* value is its epoch seconds.
+- Where the rule sets differ (RabbitMQ's rabbit_exchange_type_headers.erl, and from 3.13
+  mc_amqpl.erl's routing_headers):
+  - Equality. 3.x compares with Erlang `==`: 1 equals 1.0, 0.0 equals -0.0. 4.x compares
+    with `=:=`: an integer never equals a float (1 is not 1.0, 2**53 is not 2.0**53),
+    and 0.0 is not -0.0 (Erlang 27, which the 4.0.5 broker runs; Erlang 26 equates them),
+    at the top level and inside lists and dicts.
+  - Timestamp headers. 3.x sees a timestamp header as its epoch seconds, so a datetime
+    equals the int of its seconds. 4.x sees a top-level timestamp header in epoch
+    *milliseconds* while binding values stay as sent: a datetime header matches the int
+    binding of its milliseconds (or a datetime binding whose seconds are those
+    milliseconds), and a datetime binding never matches the same datetime (except the
+    epoch itself, 0 = 0 * 1000).
 - "all"/"any" ignore every binding key starting with "x-"; "all-with-x"/"any-with-x"
   consider them, except "x-match" itself. "all" with nothing to compare matches every
   message, "any" none.
@@ -28,6 +47,9 @@ from __future__ import annotations
 import calendar
 import datetime
 import decimal
+import enum
+import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +60,70 @@ from burrowmq.framework import vocabulary
 
 TopicMatcher: TypeAlias = Callable[[str], bool]
 HeadersMatcher: TypeAlias = Callable[[Mapping[str, Any] | None], bool]
+
+
+# -- the rules of a RabbitMQ version ----------------------------------------------------
+
+
+class Rules(enum.Enum):
+    """The headers-matching rules of a line of RabbitMQ releases; the value names it.
+
+    Only headers exchanges differ; see the module docstring for what each rule means.
+    """
+
+    RABBITMQ_3 = "RabbitMQ 3.x (3.10 to 3.12)"
+    """Erlang `==`: 1 equals 1.0; timestamp headers in seconds."""
+    RABBITMQ_4 = "RabbitMQ 4.x (and 3.13)"
+    """Erlang `=:=`: 1 is not 1.0, 0.0 is not -0.0; timestamp headers in milliseconds."""
+
+    @property
+    def exact_equality(self) -> bool:
+        """Whether values compare with `=:=` (no int equals a float, 0.0 is not -0.0)."""
+        return self is Rules.RABBITMQ_4
+
+    @property
+    def header_timestamp_scale(self) -> int:
+        """What a top-level timestamp header's epoch seconds are multiplied by: 1 or 1000."""
+        return 1000 if self is Rules.RABBITMQ_4 else 1
+
+
+DEFAULT_RULES: Final = Rules.RABBITMQ_4
+"""The rules used when none are given: RabbitMQ 4.x's."""
+
+_VERSION: Final = re.compile(r"(\d+)(?:\.(\d+))?(?:\.\d+)*(?:[-+~][0-9A-Za-z.+~-]*)?")
+
+
+def rules_for(version: str) -> Rules:
+    """The headers-matching rules of a RabbitMQ version.
+
+    Args:
+        version: "MAJOR.MINOR[.PATCH]", as RabbitMQ announces it ("3.10.8", "4.0.5",
+            "4.1.0-rc.1") or shortened ("3.10", "4"). 3.10 to 3.12 give
+            `Rules.RABBITMQ_3`; 3.13 and every later version `Rules.RABBITMQ_4`.
+
+    Returns:
+        The rules.
+
+    Raises:
+        ValueError: Not a version, a 3 without its minor version (3.13 already follows
+            the 4.x rules), or a version older than 3.10.
+    """
+    found = _VERSION.fullmatch(version.strip())
+    if found is None:
+        raise ValueError(
+            f"{version!r} is not a RabbitMQ version; expected MAJOR.MINOR, e.g. '3.10' or '4.0'"
+        )
+    major, minor = int(found[1]), None if found[2] is None else int(found[2])
+    if major >= 4 or (major == 3 and minor is not None and minor >= 13):
+        return Rules.RABBITMQ_4
+    if major == 3 and minor is None:
+        raise ValueError(
+            f"{version!r} is ambiguous: 3.13 matches headers as 4.x does; give the minor "
+            "version, e.g. '3.10'"
+        )
+    if major == 3 and minor is not None and minor >= 10:
+        return Rules.RABBITMQ_3
+    raise ValueError(f"RabbitMQ {version} is older than 3.10, the oldest burrowmq supports")
 
 
 # -- direct and fanout ------------------------------------------------------------------
@@ -154,10 +240,12 @@ def topic_matches(pattern: str, routing_key: str) -> bool:
 
 # -- headers ----------------------------------------------------------------------------
 
-# Header values are turned into the Erlang terms RabbitMQ compares with `==`, after
-# pamqp encoded them: binaries become bytes, atoms (true, false, undefined, type tags)
-# str, Erlang lists Python lists and Erlang tuples Python tuples. At the top level only
-# the value counts; inside arrays and tables each value carries its AMQP type.
+# Header values are turned into the Erlang terms RabbitMQ compares (`==` on 3.x, `=:=`
+# on 4.x), after pamqp encoded them: binaries become bytes, atoms (true, false,
+# undefined, type tags) str, Erlang lists Python lists and Erlang tuples Python tuples.
+# At the top level only the value counts; inside arrays and tables each value carries
+# its AMQP type. Python's `==` is Erlang's `==`, so for `=:=` a float becomes a tagged
+# tuple that no int equals (`_float`).
 
 _Term: TypeAlias = Any
 _PRESENT: Final = object()  # a void binding value: the key need only be present
@@ -172,7 +260,14 @@ def _decimal(value: decimal.Decimal) -> tuple[int, int]:
     return (-exponent, int(value.scaleb(-exponent)))
 
 
-def _typed(value: object) -> tuple[str, _Term]:
+def _float(value: float, rules: Rules) -> _Term:
+    """A double as the rules compare it: by value (`==`), or as a float, sign included."""
+    if rules.exact_equality:  # =:=: no int equals it, and 0.0 is not -0.0 (Erlang 27)
+        return ("float", value, math.copysign(1.0, value))
+    return value  # ==: 1.0 equals 1, and 0.0 equals -0.0
+
+
+def _typed(value: object, rules: Rules) -> tuple[str, _Term]:
     """Return the (AMQP type, Erlang value) pair RabbitMQ decodes for a Python value."""
     if value is None:
         return ("void", "undefined")
@@ -181,7 +276,7 @@ def _typed(value: object) -> tuple[str, _Term]:
     if isinstance(value, int):
         return ("int", value)
     if isinstance(value, float):
-        return ("double", value)  # burrowmq sends floats as 64-bit doubles
+        return ("double", _float(value, rules))  # burrowmq sends floats as doubles
     if isinstance(value, decimal.Decimal):
         return ("decimal", _decimal(value))
     if isinstance(value, str):
@@ -196,37 +291,51 @@ def _typed(value: object) -> tuple[str, _Term]:
         return ("timestamp", calendar.timegm(value))
     if isinstance(value, Mapping):
         items = sorted(value.items(), key=lambda item: str(item[0]))
-        return ("table", [(str(k).encode(), *_typed(v)) for k, v in items])
+        return ("table", [(str(k).encode(), *_typed(v, rules)) for k, v in items])
     if isinstance(value, list | tuple):
-        return ("array", [_typed(v) for v in value])
+        return ("array", [_typed(v, rules) for v in value])
     raise TypeError(f"{type(value).__name__} is not an AMQP field value: {value!r}")
 
 
-def _term(key: str, value: object) -> _Term:
+def _typed_header(key: str, value: object, rules: Rules) -> tuple[str, _Term]:
     try:
-        return _typed(value)[1]
+        return _typed(value, rules)
     except TypeError as exc:
         raise TypeError(f"header {key!r}: {exc}") from None
+
+
+def _binding_term(key: str, value: object, rules: Rules) -> _Term:
+    """A binding value as RabbitMQ keeps it: as sent, a timestamp in seconds."""
+    return _PRESENT if value is None else _typed_header(key, value, rules)[1]
+
+
+def _header_term(key: str, value: object, rules: Rules) -> _Term:
+    """A message header's value as the exchange routes on it."""
+    kind, term = _typed_header(key, value, rules)
+    if kind == "timestamp":  # 4.x (3.13 on) routes on a top-level timestamp in milliseconds
+        return term * rules.header_timestamp_scale
+    return term
 
 
 @dataclass(frozen=True, slots=True)
 class _HeadersBinding:
     every: bool  # "all" rather than "any"
     wanted: tuple[tuple[str, _Term], ...]
+    rules: Rules
 
     def __call__(self, headers: Mapping[str, Any] | None) -> bool:
-        return self.hit(_terms(headers))
+        return self.hit(_terms(headers, self.rules))
 
     def hit(self, terms: Mapping[str, _Term]) -> bool:
         found = (key in terms and (t is _PRESENT or terms[key] == t) for key, t in self.wanted)
         return all(found) if self.every else any(found)
 
 
-def _terms(headers: Mapping[str, Any] | None) -> dict[str, _Term]:
-    return {key: _term(key, value) for key, value in (headers or {}).items()}
+def _terms(headers: Mapping[str, Any] | None, rules: Rules) -> dict[str, _Term]:
+    return {key: _header_term(key, value, rules) for key, value in (headers or {}).items()}
 
 
-def _compile_headers(binding_args: Mapping[str, Any]) -> _HeadersBinding:
+def _compile_headers(binding_args: Mapping[str, Any], rules: Rules) -> _HeadersBinding:
     mode = binding_args.get("x-match", "all")
     if not isinstance(mode, str) or mode not in vocabulary.X_MATCH_MODES:
         raise ValueError(
@@ -234,20 +343,23 @@ def _compile_headers(binding_args: Mapping[str, Any]) -> _HeadersBinding:
         )
     with_x = mode.endswith("-with-x")
     wanted = tuple(
-        (key, _PRESENT if value is None else _term(key, value))
+        (key, _binding_term(key, value, rules))
         for key, value in binding_args.items()
         if key != "x-match" and (with_x or not key.startswith("x-"))
     )
-    return _HeadersBinding(mode.startswith("all"), wanted)
+    return _HeadersBinding(mode.startswith("all"), wanted, rules)
 
 
-def compile_headers(binding_args: Mapping[str, Any]) -> HeadersMatcher:
+def compile_headers(
+    binding_args: Mapping[str, Any], *, rules: Rules = DEFAULT_RULES
+) -> HeadersMatcher:
     """Compile a headers exchange binding's arguments into a matcher of message headers.
 
     Args:
         binding_args: The binding arguments: "x-match" ("all" when absent, "any",
             "all-with-x" or "any-with-x") and the header keys and values to match.
             A value of None (AMQP void) matches on the key's presence alone.
+        rules: Whose comparisons to follow; RabbitMQ 4.x's by default.
 
     Returns:
         A function of the message headers (None for none) that tells whether the
@@ -258,16 +370,22 @@ def compile_headers(binding_args: Mapping[str, Any]) -> HeadersMatcher:
             binding with 406 PRECONDITION_FAILED.
         TypeError: A value is not one AMQP can carry.
     """
-    return _compile_headers(binding_args)
+    return _compile_headers(binding_args, rules)
 
 
-def headers_match(binding_args: Mapping[str, Any], headers: Mapping[str, Any] | None) -> bool:
+def headers_match(
+    binding_args: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    *,
+    rules: Rules = DEFAULT_RULES,
+) -> bool:
     """Tell whether a headers exchange binding matches a message's headers.
 
     Args:
         binding_args: The binding arguments, with "x-match" and the values to match;
             see `compile_headers`.
         headers: The message headers, or None when it has none.
+        rules: Whose comparisons to follow; RabbitMQ 4.x's by default.
 
     Returns:
         True when the message would be routed through this binding.
@@ -276,7 +394,7 @@ def headers_match(binding_args: Mapping[str, Any], headers: Mapping[str, Any] | 
         ValueError: "x-match" is not one of the four modes.
         TypeError: A value is not one AMQP can carry.
     """
-    return compile_headers(binding_args)(headers)
+    return compile_headers(binding_args, rules=rules)(headers)
 
 
 # -- the routing graph ------------------------------------------------------------------
@@ -347,20 +465,20 @@ _Destination: TypeAlias = tuple[str, str]  # (destination_type, name)
 _Router: TypeAlias = Callable[[str, Mapping[str, Any] | None], Sequence[_Destination]]
 
 
-def _router(kind: str, bindings: list[BindingSpec]) -> _Router:
+def _router(kind: str, bindings: list[BindingSpec], rules: Rules) -> _Router:
     """Index one exchange's bindings for its type, so that a publish does little work."""
     if kind == "headers":
         matchers: list[tuple[_HeadersBinding, _Destination]] = []
         for b in bindings:
             try:
                 matchers.append(
-                    (_compile_headers(b.arguments), (b.destination_type, b.destination))
+                    (_compile_headers(b.arguments, rules), (b.destination_type, b.destination))
                 )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{_label(b)}: {exc}") from None
 
         def by_headers(key: str, headers: Mapping[str, Any] | None) -> list[_Destination]:
-            terms = _terms(headers)  # once per publish, not once per binding
+            terms = _terms(headers, rules)  # once per publish, not once per binding
             return [d for binding, d in matchers if binding.hit(terms)]
 
         return by_headers
@@ -390,6 +508,8 @@ class RoutingGraph:
         exchanges: The exchanges, other than the default one.
         bindings: The bindings between them and to the queues.
         queues: The names of the queues.
+        rules: The headers-matching rules `route` follows unless told otherwise;
+            RabbitMQ 4.x's by default.
 
     Raises:
         ValueError: An exchange is listed twice or named "", a binding refers to an
@@ -400,8 +520,10 @@ class RoutingGraph:
     exchanges: tuple[ExchangeSpec, ...] = ()
     bindings: tuple[BindingSpec, ...] = ()
     queues: frozenset[str] = frozenset()
-    _routers: dict[str, _Router] = field(init=False, repr=False, compare=False)
+    rules: Rules = DEFAULT_RULES
+    _routers: dict[Rules, dict[str, _Router]] = field(init=False, repr=False, compare=False)
     _by_name: dict[str, ExchangeSpec] = field(init=False, repr=False, compare=False)
+    _grouped: dict[str, list[BindingSpec]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exchanges", tuple(self.exchanges))
@@ -422,9 +544,20 @@ class RoutingGraph:
             if b.destination not in known:
                 raise ValueError(f"{_label(b)}: no such {b.destination_type} in the graph")
             grouped[b.source].append(b)
-        routers = {name: _router(by_name[name].type, group) for name, group in grouped.items()}
         object.__setattr__(self, "_by_name", by_name)
-        object.__setattr__(self, "_routers", routers)
+        object.__setattr__(self, "_grouped", grouped)
+        object.__setattr__(self, "_routers", {})
+        self._routing(self.rules)  # compiled now, so that a bad binding is refused now
+
+    def _routing(self, rules: Rules) -> dict[str, _Router]:
+        """The exchanges' routers under ``rules``, compiled on first use."""
+        routers = self._routers.get(rules)
+        if routers is None:
+            routers = self._routers[rules] = {
+                name: _router(self._by_name[name].type, group, rules)
+                for name, group in self._grouped.items()
+            }
+        return routers
 
 
 def route(
@@ -432,6 +565,8 @@ def route(
     exchange: str,
     routing_key: str,
     headers: Mapping[str, Any] | None = None,
+    *,
+    rules: Rules | None = None,
 ) -> set[str]:
     """Return the queues a message published to an exchange reaches, as RabbitMQ routes it.
 
@@ -445,6 +580,8 @@ def route(
         exchange: The exchange published to; "" for the default exchange.
         routing_key: The message's routing key.
         headers: The message's headers, or None when it has none.
+        rules: The headers-matching rules to follow; None for the graph's own
+            (RabbitMQ 4.x's unless the graph was built with others).
 
     Returns:
         The names of the queues that receive a copy; empty when the message is
@@ -458,12 +595,13 @@ def route(
         return {routing_key} if routing_key in graph.queues else set()
     if exchange not in graph._by_name:
         raise ValueError(f"no exchange {exchange!r} in the routing graph")
+    routers = graph._routing(graph.rules if rules is None else rules)
     queues: set[str] = set()
     seen = {exchange}
     pending = [exchange]
     while pending:
         name = pending.pop()
-        destinations = graph._routers[name](routing_key, headers)
+        destinations = routers[name](routing_key, headers)
         alternate = graph._by_name[name].alternate_exchange
         if not destinations and alternate is not None:
             destinations = (("exchange", alternate),)

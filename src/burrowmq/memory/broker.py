@@ -19,17 +19,26 @@ import itertools
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from burrowmq.exceptions import PublishError, PublishNacked, TopologyError, Unroutable
+from burrowmq.exceptions import (
+    ConfigurationError,
+    PublishError,
+    PublishNacked,
+    TopologyError,
+    Unroutable,
+)
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.matching import (
+    DEFAULT_RULES,
     STANDARD_EXCHANGES,
     BindingSpec,
     ExchangeSpec,
     RoutingGraph,
+    Rules,
     compile_headers,
     route,
+    rules_for,
 )
 from burrowmq.framework.transport import Properties
 from burrowmq.framework.vocabulary import RESERVED_PREFIX, header_problem, unencodable
@@ -64,12 +73,15 @@ class MemoryBroker:
 
     Args:
         name: a label for messages and :attr:`description`.
+        rules: the RabbitMQ version whose headers matching routing follows (4.x's by
+            default; ``memory://NAME?rabbitmq=3.10`` gives 3.x's).
     """
 
     _named: ClassVar[dict[str, MemoryBroker]] = {}
 
-    def __init__(self, name: str = "memory://") -> None:
+    def __init__(self, name: str = "memory://", *, rules: Rules = DEFAULT_RULES) -> None:
         self.name = name
+        self.rules = rules
         self.exchanges: dict[str, MemoryExchange] = {"": MemoryExchange("", "direct")}
         for spec in STANDARD_EXCHANGES:
             self.exchanges[spec.name] = MemoryExchange(spec.name, spec.type)
@@ -89,21 +101,61 @@ class MemoryBroker:
 
     @staticmethod
     def key(url: str) -> str:
-        """The registry key of a ``memory://`` URL: ``memory://`` and ``memory:///`` are one."""
+        """The registry key of a ``memory://`` URL: ``memory://`` and ``memory:///`` are one.
+
+        The query (``?rabbitmq=3.10``) is not part of it: one name is one broker.
+        """
         parts = urlsplit(url)
         return f"memory://{parts.netloc}{parts.path.rstrip('/')}"
 
+    @staticmethod
+    def rules_of(url: str) -> Rules:
+        """The routing rules a ``memory://`` URL asks for: ``?rabbitmq=VERSION``, else 4.x's.
+
+        Raises:
+            ConfigurationError: a parameter other than ``rabbitmq``, ``rabbitmq`` given
+                twice, or a value that is not a RabbitMQ version of 3.10 or later.
+        """
+        params = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+        unknown = sorted({name for name, _ in params} - {"rabbitmq"})
+        if unknown:
+            raise ConfigurationError(
+                f"memory:// URL {url!r} has an unknown parameter {unknown[0]!r}; "
+                "the only one is rabbitmq=VERSION (e.g. ?rabbitmq=3.10)"
+            )
+        if not params:
+            return DEFAULT_RULES
+        if len(params) > 1:
+            raise ConfigurationError(f"memory:// URL {url!r} gives the parameter rabbitmq twice")
+        try:
+            return rules_for(params[0][1])
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"memory:// URL {url!r}: parameter rabbitmq={params[0][1]!r}: {exc}"
+            ) from None
+
     @classmethod
     def named(cls, url: str) -> MemoryBroker:
-        """The broker of a ``memory://name`` URL, created on first use.
+        """The broker of a ``memory://name[?rabbitmq=VERSION]`` URL, created on first use.
 
         A named broker lives while a connection to it is open: once the last one closes,
         the next connection starts with an empty broker (a fresh one per test).
+
+        Raises:
+            ConfigurationError: a bad ``?rabbitmq=`` (see :meth:`rules_of`), or the broker
+                of that name is open with the other version's rules: one name is one
+                broker, so two URLs that name it must ask for the same rules.
         """
-        key = cls.key(url)
+        key, rules = cls.key(url), cls.rules_of(url)
         broker = cls._named.get(key)
         if broker is None:
-            broker = cls._named[key] = cls(key)
+            broker = cls._named[key] = cls(key, rules=rules)
+        elif broker.rules is not rules:
+            raise ConfigurationError(
+                f"{url!r} asks for the headers matching of {rules.value}, but the broker "
+                f"{key} is open with that of {broker.rules.value}; give both URLs the same "
+                "?rabbitmq=, or another name"
+            )
         return broker
 
     def attach(self, connection: object) -> None:
@@ -323,6 +375,7 @@ class MemoryBroker:
                 ),
                 bindings=tuple(self._bindings.values()),
                 queues=frozenset(self.queues),
+                rules=self.rules,
             )
         return self._graph
 

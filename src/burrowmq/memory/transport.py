@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from burrowmq.exceptions import ConnectionLost
+from burrowmq.exceptions import ConnectionLost, TopologyError
 from burrowmq.framework.transport import (
     DeliveryCallback,
     Properties,
@@ -80,6 +80,11 @@ class _MemorySubscription:
             channel.close()
             raise
         self._channel = channel
+
+    @property
+    def consuming(self) -> bool:
+        """Whether deliveries can come now (not cancelled, its channel open)."""
+        return self._consumer is not None and self._channel is not None and self._channel.is_open
 
     def drop(self) -> None:
         """The connection went: the channel closes, unacked deliveries are requeued."""
@@ -189,10 +194,17 @@ class MemoryTransport:
     Args:
         broker: the broker to connect to; default: the shared broker named by ``url``.
         url: ``memory://`` or ``memory://name``; apps using the same URL share a broker.
+            ``?rabbitmq=3.10`` routes headers as RabbitMQ 3.10 to 3.12 do (default 4.x).
+
+    Raises:
+        ConfigurationError: a bad ``?rabbitmq=`` or another parameter in ``url``.
     """
 
     def __init__(self, broker: MemoryBroker | None = None, *, url: str = "memory://") -> None:
         self._url = broker.name if broker is not None else MemoryBroker.key(url)
+        self._named_url = url  # with its ?rabbitmq=, for MemoryBroker.named
+        if broker is None:
+            MemoryBroker.rules_of(url)  # a bad ?rabbitmq= fails here rather than at connect
         self._fixed = broker
         self._broker = broker
         self._ready_callbacks: list[ReadyCallback] = []
@@ -215,7 +227,7 @@ class MemoryTransport:
     def broker(self) -> MemoryBroker:
         """The broker this transport connects (or connected) to, for inspection."""
         if self._broker is None:
-            self._broker = MemoryBroker.named(self._url)
+            self._broker = MemoryBroker.named(self._named_url)
         return self._broker
 
     @property
@@ -234,7 +246,7 @@ class MemoryTransport:
 
     async def connect(self) -> None:
         """Connect to the broker, run the ready callbacks, then restart subscriptions."""
-        await self._connect(self._fixed or MemoryBroker.named(self._url))
+        await self._connect(self._fixed or MemoryBroker.named(self._named_url))
 
     async def _connect(self, broker: MemoryBroker) -> None:
         if self._attached:
@@ -402,6 +414,28 @@ class MemoryTransport:
         """How many consumers ``queue`` has, or ``None`` if it does not exist."""
         found = self._require("look at a queue").queues.get(queue)
         return None if found is None else len(found.consumers)
+
+    async def message_count(self, queue: str) -> int | None:
+        """How many messages wait (ready) in ``queue``, or ``None`` if it does not exist."""
+        found = self._require("look at a queue").queues.get(queue)
+        return None if found is None else len(found.ready)
+
+    async def purge_queue(self, name: str) -> int:
+        """Remove every ready message of a queue; return how many.
+
+        Raises:
+            TopologyError: the queue does not exist.
+        """
+        broker = self._require("purge a queue")
+        found = broker.queues.get(name)
+        if found is None:
+            raise TopologyError(
+                f"queue {name!r}: NOT_FOUND - no queue {name!r}", entity=f"queue {name!r}"
+            )
+        count = len(found.ready)
+        found.ready.clear()
+        broker.notify()
+        return count
 
     async def delete_queue(self, name: str) -> None:
         """Delete a queue; a missing one is fine."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from burrowmq.cli import main
+from burrowmq.cli import build_parser, main
 from burrowmq.cli.topology import routing_graph
 from burrowmq.framework.matching import route
 from burrowmq.topology.loader import parse_topology
@@ -133,3 +133,116 @@ class TestExportAndGraph:
         names = {q.name for q in loaded.topology.queues}
         assert "billing.charge" in names
         assert not any(q.exclusive for q in loaded.topology.queues)
+
+
+MULTI_VHOST = textwrap.dedent(
+    """\
+    {
+      "exchanges": [
+        {"name": "orders", "vhost": "/", "type": "topic"},
+        {"name": "orders", "vhost": "staging", "type": "fanout"}
+      ],
+      "queues": [
+        {"name": "audit", "vhost": "/", "durable": true},
+        {"name": "audit.staging", "vhost": "staging", "durable": true}
+      ],
+      "bindings": [
+        {"source": "orders", "vhost": "/", "destination": "audit",
+         "destination_type": "queue", "routing_key": "order.#"},
+        {"source": "orders", "vhost": "staging", "destination": "audit.staging",
+         "destination_type": "queue", "routing_key": ""}
+      ]
+    }
+    """
+)
+
+DEFINITIONS = Path(__file__).resolve().parents[2] / "data" / "definitions"
+
+
+@pytest.fixture
+def multi(tmp_path: Path) -> Path:
+    """A definitions export of two virtual hosts."""
+    path = tmp_path / "broker.json"
+    path.write_text(MULTI_VHOST, encoding="utf-8")
+    return path
+
+
+class TestVhostOption:
+    """--vhost picks the virtual host of a file whose entities name several."""
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["validate", "f.json"],
+            ["plan", "f.json"],
+            ["apply", "f.json"],
+            ["export", "f.json"],
+            ["graph", "f.json"],
+            ["route", "f.json", "orders", "key"],
+        ],
+    )
+    def test_every_file_command_takes_it(self, argv: list[str]) -> None:
+        """Each subcommand that reads a file accepts --vhost NAME."""
+        args = build_parser().parse_args(["topology", *argv, "--vhost", "staging"])
+        assert args.vhost == "staging"
+
+    def test_validate(self, multi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Without --vhost the file is refused, naming its vhosts; with it, it is valid."""
+        assert main(["topology", "validate", str(multi)]) == 1
+        err = capsys.readouterr().err
+        assert f"{multi}:4: exchanges[1].vhost: 'staging' differs from '/'" in err
+        assert "names 2 ('/', 'staging')" in err
+        assert main(["topology", "validate", str(multi), "--vhost", "staging"]) == 0
+        out = capsys.readouterr().out
+        assert "valid: 1 exchanges, 1 queues, 1 bindings, 0 policies" in out
+
+    def test_validate_rabbitmq_export(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """One of RabbitMQ's own test files, one vhost of three."""
+        path = DEFINITIONS / "case9" / "case9b.json"
+        assert main(["topology", "validate", str(path), "--vhost", "vhost3"]) == 0
+        assert "valid: 0 exchanges, 1 queues, 0 bindings" in capsys.readouterr().out
+
+    def test_export_selects_and_writes(
+        self, multi: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """export --vhost takes that vhost's entities and writes its name on each."""
+        argv = ["topology", "export", str(multi), "--format", "json", "--vhost", "staging"]
+        assert main(argv) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert [q["name"] for q in data["queues"]] == ["audit.staging"]
+        assert [e["type"] for e in data["exchanges"]] == ["fanout"]
+        assert {q["vhost"] for q in data["queues"]} == {"staging"}
+
+    def test_export_renames_a_single_vhost(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A file of one vhost is exported to another, as before, with a warning."""
+        path = tmp_path / "one.json"
+        path.write_text('{"queues": [{"name": "q", "vhost": "/", "durable": true}]}')
+        assert main(["topology", "export", str(path), "--format", "json", "--vhost", "v"]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["queues"][0]["vhost"] == "v"
+        assert "in virtual host '/', not 'v'" in err
+
+    def test_route_and_graph(self, multi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """route and graph see only the chosen vhost's topology."""
+        argv = ["topology", "route", str(multi), "orders", "order.eu", "--vhost", "/"]
+        assert main(argv) == 0
+        assert capsys.readouterr().out.split() == ["audit"]
+        assert main([*argv[:-1], "staging"]) == 0
+        assert capsys.readouterr().out.split() == ["audit.staging"]
+        assert main(["topology", "graph", str(multi), "--vhost", "staging"]) == 0
+        out = capsys.readouterr().out
+        assert "audit.staging" in out and "order.#" not in out
+
+    @pytest.mark.parametrize("command", ["plan", "apply"])
+    def test_plan_and_apply_pass_it(
+        self, multi: Path, command: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """plan and apply read the file with --vhost before reaching for a broker."""
+        url = ["--url", "amqp://guest:guest@127.0.0.1:1/"]
+        assert main(["topology", command, str(multi), *url]) == 1
+        assert "choose one with vhost=" in capsys.readouterr().err
+        assert main(["topology", command, str(multi), *url, "--vhost", "prod"]) == 1
+        err = capsys.readouterr().err
+        assert "no entity is in virtual host 'prod'; the file names '/', 'staging'" in err

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from burrowmq.exceptions import (
+    ConfigurationError,
     ConnectionLost,
     PublishError,
     PublishNacked,
@@ -255,13 +256,15 @@ class TestRouting:
         assert [m.body for m in transport.broker.messages("other")] == [b"2"]
 
     async def test_headers_exchange(self, transport: MemoryTransport) -> None:
-        """A headers binding matches on header values, as matching.headers_match says."""
+        """A headers binding matches on header values, as matching.headers_match says: by typed value, as RabbitMQ 4 does (1.0 is not 1)."""
         await transport.declare_exchange("h", "headers")
         await transport.declare_queue("q")
         await transport.bind_queue("q", "h", arguments={"x-match": "any", "a": 1, "b": "x"})
-        await transport.publish("h", "", b"yes", props(a=1.0))
-        await transport.publish("h", "", b"no", props(a=2))
-        assert [m.body for m in transport.broker.messages("q")] == [b"yes"]
+        await transport.publish("h", "", b"yes", props(a=1))
+        await transport.publish("h", "", b"also", props(b="x"))
+        await transport.publish("h", "", b"no", props(a=1.0))
+        await transport.publish("h", "", b"nor", props(a=2))
+        assert [m.body for m in transport.broker.messages("q")] == [b"yes", b"also"]
 
     async def test_missing_and_internal_exchanges(self, transport: MemoryTransport) -> None:
         """Publishing to a missing or internal exchange raises PublishError."""
@@ -552,3 +555,106 @@ class TestDeadLetters:
         await (await inbox.get()).nack(requeue=True)
         [dead] = transport.broker.messages("dlq")
         assert dead.properties.headers["x-death"][0]["reason"] == "delivery_limit"
+
+
+class TestRabbitmqVersion:
+    """``memory://NAME?rabbitmq=VERSION``: headers matching of 4.x by default, 3.x on request."""
+
+    STAMP = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+
+    async def routed(self, url: str) -> list[bytes]:
+        """Publish 1.0 and a timestamp to bindings of 1 and of its milliseconds; say what arrived."""
+        t = MemoryTransport(url=url)
+        await t.connect()
+        try:
+            await t.declare_exchange("h", "headers")
+            await t.declare_queue("q")
+            await t.bind_queue("q", "h", arguments={"x-match": "any", "n": 1})
+            await t.bind_queue("q", "h", arguments={"t": int(self.STAMP.timestamp()) * 1000})
+            await t.publish("h", "", b"float", props(n=1.0))
+            await t.publish("h", "", b"stamp", props(t=self.STAMP))
+            return [m.body for m in t.broker.messages("q")]
+        finally:
+            await t.close()
+
+    @pytest.mark.parametrize(
+        ("query", "expected"),
+        [
+            ("", [b"stamp"]),
+            ("?rabbitmq=4.0", [b"stamp"]),
+            ("?rabbitmq=4.0.5", [b"stamp"]),
+            ("?rabbitmq=3.13", [b"stamp"]),
+            ("?rabbitmq=3.10", [b"float"]),
+            ("?rabbitmq=3.12.14", [b"float"]),
+            ("/?rabbitmq=3.10", [b"float"]),
+        ],
+    )
+    async def test_routing_follows_the_version(self, query: str, expected: list[bytes]) -> None:
+        """1.0 matches a binding of 1 on 3.x only; a timestamp header is in ms on 4.x only."""
+        assert await self.routed(f"memory://rules-{uuid.uuid4().hex}{query}") == expected
+
+    @pytest.mark.parametrize(
+        ("query", "rules"),
+        [("", "RABBITMQ_4"), ("?rabbitmq=4.0", "RABBITMQ_4"), ("?rabbitmq=3.10", "RABBITMQ_3")],
+    )
+    async def test_broker_rules(self, query: str, rules: str) -> None:
+        """The shared broker carries the rules its URL asked for."""
+        t = MemoryTransport.shared(f"memory://rules-{uuid.uuid4().hex}{query}")
+        await t.connect()
+        assert t.broker.rules.name == rules
+        assert t.broker.graph().rules is t.broker.rules
+        assert t.description.startswith("memory://rules-")
+        assert "?" not in t.description
+        await t.close()
+
+    @pytest.mark.parametrize(
+        ("query", "message"),
+        [
+            ("?rabbitmq=", r"rabbitmq='': .*not a RabbitMQ version"),
+            ("?rabbitmq", r"rabbitmq='': .*not a RabbitMQ version"),
+            ("?rabbitmq=banana", r"rabbitmq='banana': .*not a RabbitMQ version"),
+            ("?rabbitmq=3", r"rabbitmq='3': .*ambiguous"),
+            ("?rabbitmq=3.9", r"rabbitmq='3.9': .*older than 3.10"),
+            ("?rabbitmq=3.10&rabbitmq=4.0", "parameter rabbitmq twice"),
+            ("?version=3.10", "unknown parameter 'version'.*rabbitmq=VERSION"),
+            ("?rabbitmq=3.10&x=1", "unknown parameter 'x'"),
+        ],
+    )
+    def test_bad_parameter_is_a_configuration_error(self, query: str, message: str) -> None:
+        """A bad ?rabbitmq= or another parameter is refused when the transport is made."""
+        url = f"memory://bad-{uuid.uuid4().hex}{query}"
+        with pytest.raises(ConfigurationError, match=message):
+            MemoryTransport(url=url)
+        with pytest.raises(ConfigurationError, match=message):
+            MemoryBroker.named(url)
+
+    async def test_one_name_is_one_broker_of_one_version(self) -> None:
+        """A second URL naming an open broker must ask for its rules, else ConfigurationError."""
+        name = f"memory://one-{uuid.uuid4().hex}"
+        old = MemoryTransport.shared(f"{name}?rabbitmq=3.10")
+        await old.connect()
+        same = MemoryTransport.shared(f"{name}?rabbitmq=3.12")  # the same 3.x rules
+        await same.connect()
+        assert same.broker is old.broker
+        for other in (name, f"{name}?rabbitmq=4.0"):
+            with pytest.raises(ConfigurationError, match=r"open with .*3\.x.*same \?rabbitmq="):
+                await MemoryTransport.shared(other).connect()
+        await same.close()
+        await old.close()
+        again = MemoryTransport.shared(f"{name}?rabbitmq=4.0")  # the old broker is gone
+        await again.connect()
+        assert again.broker.rules.name == "RABBITMQ_4"
+        await again.close()
+
+    async def test_a_broker_of_ones_own_takes_rules(self) -> None:
+        """MemoryBroker(rules=...) routes as those rules say, without any URL."""
+        from burrowmq.framework.matching import Rules
+
+        t = MemoryTransport(MemoryBroker(rules=Rules.RABBITMQ_3))
+        await t.connect()
+        await t.declare_exchange("h", "headers")
+        await t.declare_queue("q")
+        await t.bind_queue("q", "h", arguments={"n": 1})
+        await t.publish("h", "", b"x", props(n=1.0))
+        assert [m.body for m in t.broker.messages("q")] == [b"x"]
+        await t.close()
