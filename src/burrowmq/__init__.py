@@ -36,13 +36,14 @@ from burrowmq.framework.idempotency import (
     MemoryIdempotencyStore,
 )
 from burrowmq.framework.message import Message
+from burrowmq.framework.tls import TLS
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
 from burrowmq.routing.signals import Reject
 from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "App",
     "AppState",
     "Binding",
@@ -72,6 +73,7 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "StateError",
+    "TLS",
     "TooManyRedeliveries",
     "Topology",
     "TopologyError",

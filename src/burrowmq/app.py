@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import ssl
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
@@ -22,13 +24,21 @@ from typing import Any
 from burrowmq.config import AppConfig, Setting, make_transport
 from burrowmq.exceptions import ConfigurationError, StateError
 from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.instrument import Hooks, Instrument, compose_instruments
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import Middleware, check_middleware, compose
 from burrowmq.framework.publisher import Publisher
+from burrowmq.framework.tls import TLS
 from burrowmq.framework.transport import Transport
 from burrowmq.framework.urls import default_urls
+from burrowmq.instrumentation.health import ConsumerHealth, Health
 from burrowmq.routing.consumers import ConsumerSettings, message_consumer
-from burrowmq.routing.declarations import check_queues_exist, routes_topology, undeclared_queues
+from burrowmq.routing.declarations import (
+    check_queues_exist,
+    routes_topology,
+    undeclared_queues,
+    verify_topology,
+)
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
@@ -88,6 +98,16 @@ class App:
         recovery_wait: while the connection is being recovered, how many seconds
             :meth:`publish` (and a dead-letter or retry publish) waits for it before
             raising :class:`~burrowmq.ConnectionLost`.
+        tls: TLS settings (:class:`~burrowmq.TLS`, or an ``ssl.SSLContext``) for
+            ``amqps://`` URLs; the management client of the topology tools uses them too.
+        declare: declare the topology on every (re)connection; ``False`` declares
+            nothing and checks at start, passively, that every exchange and queue the
+            routes need exists (naming the first missing one), for a service whose
+            broker user has no configure permission (``topology apply`` run by an
+            operator declares the topology, delay tiers included).
+        instrumentation: instruments that observe the app, e.g.
+            ``[Prometheus(), OpenTelemetry()]`` from :mod:`burrowmq.instrumentation`;
+            with none, nothing is measured and nothing costs.
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -105,6 +125,8 @@ class App:
     rpc_timeout: Setting[float] = Setting()
     rpc_tracebacks: Setting[bool] = Setting()
     recovery_wait: Setting[float] = Setting()
+    instrumentation: Setting[tuple[Instrument, ...]] = Setting()
+    declare: Setting[bool] = Setting()
 
     def __init__(
         self,
@@ -123,6 +145,9 @@ class App:
         rpc_timeout: float = 30.0,
         rpc_tracebacks: bool = False,
         recovery_wait: float = 15.0,
+        instrumentation: Sequence[Instrument] = (),
+        tls: TLS | ssl.SSLContext | None = None,
+        declare: bool = True,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -146,6 +171,9 @@ class App:
                 rpc_timeout=rpc_timeout,
                 rpc_tracebacks=rpc_tracebacks,
                 recovery_wait=recovery_wait,
+                instrumentation=tuple(instrumentation),
+                tls=tls,
+                declare=declare,
                 transport=transport,
             )
         )
@@ -162,6 +190,8 @@ class App:
         self._topology: Topology | None = None
         self._rpc_client: RpcClient | None = None
         self._stop_requested: asyncio.Event | None = None
+        self._draining = False
+        self._hooks: Hooks | None = None
 
     # -- configuration ---------------------------------------------------------------
 
@@ -270,13 +300,22 @@ class App:
             self._topology = topology = self.topology()
             external = undeclared_queues(routes, topology, self.instance_id)
             transport = self._transport = make_transport(self.config)
+            hooks = self._hooks = compose_instruments(self.config.instrumentation)
+            connections = 0
 
             async def declare() -> None:  # on every (re)connection
-                await declare_topology(transport, topology)
-                await check_queues_exist(transport, external)
+                nonlocal connections
+                if self.config.declare:
+                    await declare_topology(transport, topology)
+                    await check_queues_exist(transport, external)
+                else:
+                    await verify_topology(transport, topology, external)
+                connections += 1
+                if connections > 1 and hooks is not None:
+                    hooks.recovered("consume")
 
             transport.on_ready(declare)
-            self._publisher = Publisher(transport, self._builder)
+            self._publisher = Publisher(transport, self._builder, hooks=hooks)
             await transport.connect()
             settings = ConsumerSettings(
                 transport=transport,
@@ -288,6 +327,8 @@ class App:
                 chain=compose(self.config.middleware),
                 max_redeliveries=self.config.max_redeliveries,
                 rpc_tracebacks=self.config.rpc_tracebacks,
+                hooks=hooks,
+                declare=self.config.declare,
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]
@@ -325,9 +366,53 @@ class App:
             _log.info("app_stopped", app=self.name)
 
     def request_stop(self) -> None:
-        """Ask :meth:`serve` to shut down (safe to call from a signal handler)."""
+        """Ask :meth:`serve` to shut down (safe to call from a signal handler).
+
+        Readiness turns false at once, before the drain starts (as Kubernetes expects:
+        the endpoint stops routing to the app, then it finishes its work).
+        """
+        self._draining = True
         if self._stop_requested is not None:
             self._stop_requested.set()
+
+    def health(self) -> Health:
+        """Whether the app lives and is ready, and the state of each consumer."""
+        state = self._state
+        transport = self._transport
+        connected = transport is not None and state is AppState.RUNNING and transport.is_connected
+        now = time.monotonic()
+        consumers = tuple(
+            ConsumerHealth(
+                queue=c.queue,
+                handler=c.name,
+                consuming=c.consuming,
+                in_flight=c.in_flight,
+                seconds_since_delivery=None if c.last_delivery is None else now - c.last_delivery,
+                recovering=state is AppState.RUNNING and not connected,
+            )
+            for c in self._consumers
+        )
+        problems: list[str] = []
+        if state is not AppState.RUNNING:
+            problems.append(f"the app is {state.value}")
+        elif self._draining:
+            problems.append("the app is shutting down")
+        if state is AppState.RUNNING and not connected:
+            problems.append("not connected to the broker (recovering)")
+        problems += [
+            f"queue {c.queue!r} ({c.handler}) is not consuming"
+            for c in consumers
+            if not c.consuming
+        ]
+        live = state in (AppState.STARTING, AppState.RUNNING, AppState.STOPPING)
+        return Health(
+            live=live,
+            ready=not problems,
+            state=state.value,
+            connected=connected,
+            consumers=consumers,
+            problems=tuple(problems),
+        )
 
     async def serve(self) -> None:
         """Run until SIGINT/SIGTERM or :meth:`request_stop`, then shut down gracefully."""
@@ -501,7 +586,9 @@ class App:
         client = self._rpc_client
         if client is None or self._state is not AppState.RUNNING:
             transport = self._require_running("call")
-            client = self._rpc_client = RpcClient(transport, self._builder)
+            client = self._rpc_client = RpcClient(
+                transport, self._builder, hooks=self._hooks, declare=self.config.declare
+            )
         return await client.call(
             procedure,
             payload,

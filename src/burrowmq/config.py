@@ -7,14 +7,18 @@ setting along: none can be forgotten by a hand-written list.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar, overload
+from urllib.parse import urlsplit
 
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.instrument import Instrument, compose_instruments
 from burrowmq.framework.middleware import Middleware, check_middleware
+from burrowmq.framework.tls import TLS, tls_context
 from burrowmq.framework.transport import Transport
-from burrowmq.framework.urls import MEMORY_SCHEME, default_urls
+from burrowmq.framework.urls import MEMORY_SCHEME, default_urls, mask_url
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES, check_max_redeliveries
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.router import Router
@@ -52,6 +56,9 @@ class AppConfig:
     rpc_timeout: float = 30.0
     rpc_tracebacks: bool = False
     recovery_wait: float = 15.0
+    instrumentation: tuple[Instrument, ...] = ()
+    tls: TLS | ssl.SSLContext | None = None
+    declare: bool = True
     transport: Transport | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -59,12 +66,20 @@ class AppConfig:
         _positive(self.concurrency, "concurrency")
         check_max_redeliveries(self.max_redeliveries)
         check_middleware(self.middleware)
+        compose_instruments(self.instrumentation)
         wait = self.recovery_wait
         if isinstance(wait, bool) or not isinstance(wait, int | float):
             raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")
         object.__setattr__(self, "recovery_wait", max(0.0, float(wait)))
         if self.transport is None and not self.urls:
             object.__setattr__(self, "urls", default_urls(None))
+        if self.tls is not None:
+            tls_context(self.tls)  # a broken setting fails here, not at start
+            plain = [u for u in self.urls if urlsplit(u).scheme == "amqp"]
+            if plain:
+                raise ConfigurationError(
+                    f"App(tls=...) needs amqps:// URLs, got {mask_url(plain[0])!r}"
+                )
 
 
 class _Configured(Protocol):
@@ -102,4 +117,5 @@ def make_transport(config: AppConfig) -> Transport:
         connection_name=config.name,
         connect_timeout=config.connect_timeout,
         recovery_wait=config.recovery_wait,
+        ssl_context=tls_context(config.tls),
     )

@@ -44,6 +44,8 @@ from burrowmq.routing.dead_letter import (
     HEADER_RETRY_COUNT,
     dead_letter_queue,
 )
+from burrowmq.topology.apply import declare_topology
+from burrowmq.topology.export import shared_topology
 
 __all__ = [
     "Captured",
@@ -218,8 +220,23 @@ class TestClient:
         await self.stop()
 
     async def start(self) -> None:
-        """Start the app on the memory broker and begin capturing publishes."""
-        await self.app.start()
+        """Start the app on the memory broker and begin capturing publishes.
+
+        An app that declares nothing (``declare=False``) finds its topology declared on
+        the broker first, as an operator's ``topology apply`` would have.
+        """
+        if not self.app.config.declare:
+            # Kept open until the app is connected: a named memory broker lives while a
+            # connection to it does.
+            operator = MemoryTransport(url=self.url)
+            await operator.connect()
+            try:
+                await declare_topology(operator, shared_topology(self.app.topology()))
+                await self.app.start()
+            finally:
+                await operator.close()
+        else:
+            await self.app.start()
         self.broker.add_listener(self._capture)
 
     async def stop(self) -> None:

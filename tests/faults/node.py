@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["NodeError", "RabbitNode", "can_run_nodes"]
@@ -48,7 +49,14 @@ def _free_port() -> int:
 class RabbitNode:
     """One private RabbitMQ node; :meth:`start`, :meth:`stop`, :meth:`restart`, :meth:`remove`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, conf: Sequence[str] = (), advanced_config: str | None = None) -> None:
+        """A node not yet started.
+
+        Args:
+            conf: extra ``rabbitmq.conf`` lines (e.g. ``"consumer_timeout = 3000"``).
+            advanced_config: the text of an ``advanced.config`` (Erlang terms), for
+                settings ``rabbitmq.conf`` has no key for.
+        """
         self.name = f"bmqfault{uuid.uuid4().hex[:8]}@localhost"
         self.port = _free_port()
         self.dist_port = _free_port()
@@ -60,10 +68,15 @@ class RabbitNode:
         user = pwd.getpwnam("rabbitmq")
         (self.home / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\nlog.console = false\n"
+            + "".join(f"{line}\n" for line in conf)
         )
         (self.home / "enabled_plugins").write_text("[].\n")
+        files = [self.home, self.home / "rabbitmq.conf", self.home / "enabled_plugins"]
+        if advanced_config is not None:
+            (self.home / "advanced.config").write_text(advanced_config.strip() + "\n")
+            files.append(self.home / "advanced.config")
         self.home.chmod(0o755)
-        for path in (self.home, self.home / "rabbitmq.conf", self.home / "enabled_plugins"):
+        for path in files:
             os.chown(path, user.pw_uid, user.pw_gid)
         self._env = {
             **os.environ,
@@ -77,6 +90,8 @@ class RabbitNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self.home / "rabbitmq.conf"),
         }
+        if advanced_config is not None:
+            self._env["RABBITMQ_ADVANCED_CONFIG_FILE"] = str(self.home / "advanced.config")
 
     @property
     def pid_file(self) -> Path:
@@ -164,6 +179,18 @@ class RabbitNode:
     def close_all_connections(self, reason: str = "fault test") -> None:
         """Force-close every client connection of this node (never the shared broker)."""
         self.ctl("close_all_connections", reason)
+
+    def eval(self, expression: str, timeout: float = 60.0) -> str:
+        """Evaluate an Erlang expression on the node (``rabbitmqctl eval``); its printed result.
+
+        Raises:
+            NodeError: the command failed.
+        """
+        return self.ctl("eval", expression, timeout=timeout).strip()
+
+    def alarms(self) -> str:
+        """The node's resource alarms as Erlang prints them (``"[]"`` when there are none)."""
+        return self.eval("rabbit_alarm:get_alarms().")
 
     def remove(self) -> None:
         """Stop the node (killing it if need be) and delete its folder."""

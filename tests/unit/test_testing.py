@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from burrowmq import App, Idempotency, Message, Retry, Router, Topology
+from burrowmq import TLS, App, Idempotency, Message, Retry, Router, Topology
 from burrowmq.config import AppConfig
+from burrowmq.framework.instrument import Instrument
 from burrowmq.framework.transport import Properties
 from burrowmq.testing import MemoryBroker, MemoryTransport, TestClient, pending_work, wait_idle
 
@@ -121,7 +122,7 @@ class TestSettingsSurvive:
     def _non_default_app(router: Router) -> App:
         return App(
             [router],
-            url="amqp://svc:secret@rabbit.example:5673/prod",
+            url="amqps://svc:secret@rabbit.example:5673/prod",
             topology=Topology(),
             name="billing",
             retry=Retry(attempts=9, wait=0.5),
@@ -134,6 +135,9 @@ class TestSettingsSurvive:
             rpc_timeout=2.5,
             rpc_tracebacks=True,
             recovery_wait=7.0,
+            instrumentation=[Instrument()],
+            tls=TLS(verify=False),
+            declare=False,
         )
 
     async def test_every_setting_survives(self) -> None:

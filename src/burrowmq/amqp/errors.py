@@ -177,15 +177,37 @@ def _unreachable(reason: str) -> Callable[[BaseException, Context], BurrowError]
 
 
 def _socket_failure(exc: BaseException, context: Context) -> BurrowError:
-    return BrokerUnreachable(f"{context.what}: {_os_text(exc)}", targets=(context.what,))
+    # aiormq wraps a TLS failure in its own error: the ssl one is further down the chain.
+    found: BaseException | None = exc
+    while found is not None and not isinstance(found, ssl.SSLError):
+        found = found.__cause__ or found.__context__
+    return BrokerUnreachable(f"{context.what}: {_os_text(found or exc)}", targets=(context.what,))
+
+
+_TLS_REASONS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the broker requires a client certificate "
+    "(TLS(cert_file=..., key_file=...))",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the broker refused this client's certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the broker does not trust the CA of this client's certificate",
+    "WRONG_VERSION_NUMBER": "the broker does not speak TLS on this port",
+    "CERTIFICATE_VERIFY_FAILED": "the broker's certificate could not be verified",
+}
 
 
 def _os_text(exc: BaseException) -> str:
     """What went wrong at the socket, in words (never "None")."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS: the broker's certificate was refused ({exc.verify_message or exc.reason})"
+        detail = exc.verify_message or exc.reason or "verification failed"
+        if any(word in detail for word in ("local issuer", "self-signed", "self signed")):
+            why = "it is signed by a CA this client does not trust (TLS(ca_file=...))"
+        elif "Hostname mismatch" in detail or "IP address mismatch" in detail:
+            why = "it is not valid for this host name (TLS(server_hostname=...))"
+        else:
+            why = detail
+        return f"TLS: the broker's certificate was refused: {why} ({detail})"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc.strerror or type(exc).__name__}"
+        reason = str(exc.reason or "")
+        return f"TLS: {_TLS_REASONS.get(reason, reason or exc.strerror or type(exc).__name__)}"
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return redact(text) or type(exc).__name__
 
@@ -257,6 +279,17 @@ TABLE: tuple[Rule, ...] = (
         (amqp_errors.ChannelNotFoundEntity,),
         frozenset({DECLARE}),
         lambda exc, c: TopologyError(f"{c.what}: {reply_text(exc)}", entity=c.what),
+    ),
+    (
+        (amqp_errors.ChannelAccessRefused,),
+        frozenset({DECLARE}),
+        lambda exc, c: TopologyError(
+            f"{c.what} was refused: {reply_text(exc)}: the broker user lacks the configure "
+            "permission for it; grant it, or run the app with App(declare=False) and have "
+            "the topology declared by an operator (burrowmq topology apply)",
+            entity=c.what,
+            argument="configure permission",
+        ),
     ),
     (
         (amqp_errors.ChannelClosed,),  # access refused, locked, any other channel error

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -93,6 +94,7 @@ class Link:
         on_down: told when the connection is lost.
         backoff: the pauses between reconnection attempts.
         recover: reconnect on its own after a loss (else :meth:`connect` again).
+        ssl_context: TLS for ``amqps://`` URLs.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class Link:
         on_down: OnDown,
         backoff: Backoff | None = None,
         recover: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._urls = tuple(urls)
         self.role = role
@@ -115,6 +118,7 @@ class Link:
         self._on_down = on_down
         self._backoff = backoff or Backoff()
         self._recover_on_loss = recover
+        self._ssl_context = ssl_context
         self._connection: aio_pika.abc.AbstractConnection | None = None
         self.connected = asyncio.Event()
         self._closing = False
@@ -146,12 +150,23 @@ class Link:
                 if self._name:
                     properties["connection_name"] = self._name
                 connection = await aio_pika.connect(
-                    url, timeout=self._connect_timeout, client_properties=properties
+                    url,
+                    timeout=self._connect_timeout,
+                    client_properties=properties,
+                    ssl_context=self._ssl_context,
                 )
                 self.node = target
                 return connection
             except Exception as exc:
-                reasons.append(str(translate(exc, Context(CONNECT, target))))
+                reason = str(translate(exc, Context(CONNECT, target)))
+                if self._ssl_context is not None and "reset" in reason.lower():
+                    # TLS 1.3 reports a refused client certificate only after the
+                    # handshake: the client sees the connection reset.
+                    reason += (
+                        " (over TLS this is how the broker refuses a client that sends no "
+                        "certificate, or one it does not accept: TLS(cert_file=, key_file=))"
+                    )
+                reasons.append(reason)
         targets = tuple(describe_target(u) for u in self._urls)
         raise BrokerUnreachable("cannot reach RabbitMQ at " + "; ".join(reasons), targets=targets)
 

@@ -15,6 +15,7 @@ and drops a reply to an unknown node: there every reply goes out directly.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Sequence
 
 import aiormq
@@ -43,7 +44,12 @@ class ReplyCheck:
     """
 
     def __init__(
-        self, urls: Sequence[str], *, connection_name: str | None, connect_timeout: float
+        self,
+        urls: Sequence[str],
+        *,
+        connection_name: str | None,
+        connect_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._link = Link(
             urls,
@@ -53,6 +59,7 @@ class ReplyCheck:
             on_up=self._up,
             on_down=self._down,
             recover=False,
+            ssl_context=ssl_context,
         )
         self._channel: aiormq.abc.AbstractChannel | None = None
         self._lock = asyncio.Lock()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -68,6 +69,7 @@ class AmqpTransport:
         connect_timeout: seconds allowed for one connection attempt.
         recovery_wait: how long a publish or declaration waits for a lost connection
             to come back before it raises :class:`ConnectionLost`.
+        ssl_context: TLS for ``amqps://`` URLs (default: the system's trusted CAs).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class AmqpTransport:
         connection_name: str | None = None,
         connect_timeout: float = 5.0,
         recovery_wait: float = 15.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._recovery_wait = recovery_wait
         self._consuming = Link(
@@ -86,6 +89,7 @@ class AmqpTransport:
             connect_timeout=connect_timeout,
             on_up=self._consumer_up,
             on_down=self._consumer_down,
+            ssl_context=ssl_context,
         )
         self._publishing = Link(
             urls,
@@ -94,6 +98,7 @@ class AmqpTransport:
             connect_timeout=connect_timeout,
             on_up=self._publisher_up,
             on_down=self._publisher_down,
+            ssl_context=ssl_context,
         )
         self._declare_channel: aiormq.abc.AbstractChannel | None = None
         self._publish_channel: aiormq.abc.AbstractChannel | None = None
@@ -109,7 +114,10 @@ class AmqpTransport:
         self._exchanges: OrderedDict[str, None] = OrderedDict()
         self._checks: dict[str, asyncio.Future[None]] = {}
         self._reply_check = ReplyCheck(
-            urls, connection_name=connection_name, connect_timeout=connect_timeout
+            urls,
+            connection_name=connection_name,
+            connect_timeout=connect_timeout,
+            ssl_context=ssl_context,
         )
 
     @property
@@ -322,6 +330,17 @@ class AmqpTransport:
         except TopologyError:
             return None  # not found (the declaration channel is reopened on next use)
         return int(ok.consumer_count or 0)
+
+    async def message_count(self, queue: str) -> int | None:
+        try:
+            ok = await self._declare(f"queue {queue!r}", "queue_declare", queue=queue, passive=True)
+        except TopologyError:
+            return None
+        return int(ok.message_count or 0)
+
+    async def purge_queue(self, name: str) -> int:
+        ok = await self._declare(f"queue {name!r}", "queue_purge", queue=name)
+        return int(ok.message_count or 0)
 
     async def delete_queue(self, name: str) -> None:
         await self._declare(f"queue {name!r}", "queue_delete", queue=name)

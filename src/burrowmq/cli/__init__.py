@@ -1,4 +1,4 @@
-"""The ``burrowmq`` command: one module per command group (run, rpc, topology).
+"""The ``burrowmq`` command: one module per command group (run, publish, rpc, dlq, topology).
 
 Each group registers its subcommands in :func:`build_parser`. Being an application, the
 CLI configures structlog for its own process; the library never does. Nothing in
@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
 
+from burrowmq.cli.dlq import add_dlq_commands
+from burrowmq.cli.publish import add_publish_command
 from burrowmq.cli.rpc import add_rpc_commands
 from burrowmq.cli.run import add_run_command, load_app
 from burrowmq.cli.topology import add_topology_commands
@@ -24,6 +27,15 @@ __all__ = ["build_parser", "load_app", "logging_options", "main"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("burrowmq")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        from burrowmq import __version__
+
+        return __version__
 
 
 def logging_options() -> argparse.ArgumentParser:
@@ -41,11 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=os.environ.get("BURROWMQ_LOG_LEVEL"))
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
+    parser.add_argument("--version", action="version", version=f"burrowmq {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     add_run_command(commands, parents=[logging_options()])
+    add_publish_command(commands, parents=[logging_options()])
     add_rpc_commands(commands, parents=[logging_options()])
+    add_dlq_commands(commands, parents=[logging_options()])
     add_topology_commands(commands, parents=[logging_options()])
     return parser
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import os
 import sys
@@ -14,10 +15,13 @@ from typing import Any
 
 from burrowmq.app import App
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.log import get_logger
+from burrowmq.instrumentation.http import ProbeServer, parse_address
 
 __all__ = ["add_run_command", "load_app"]
 
 EXIT_OK = 0
+_log = get_logger()
 
 
 def load_app(target: str) -> App:
@@ -56,8 +60,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     app = load_app(args.app)
     if args.url:
         app.use_url(args.url)  # a URL on the command line wins over the one in the code
-    app.run()
+    if args.http:
+        host, port = parse_address(args.http)
+        asyncio.run(_serve_with_probes(app, ProbeServer(app, host, port)))
+    else:
+        app.run()
     return EXIT_OK
+
+
+async def _serve_with_probes(app: App, probes: ProbeServer) -> None:
+    """Serve the app with its probes up before it starts and after its drain."""
+    await probes.start()
+    _log.info("probes_serving", port=probes.port)
+    try:
+        await app.serve()
+    finally:
+        await probes.stop()
 
 
 def add_run_command(
@@ -77,5 +95,10 @@ def add_run_command(
     )
     run.add_argument("app", help="the App to run, as module:attribute")
     run.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
+    run.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve /metrics, /healthz and /readyz over HTTP (needs burrowmq[http])",
+    )
     run.set_defaults(handler=_cmd_run)
     return run  # type: ignore[no-any-return]

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from burrowmq.exceptions import BurrowError, ConfigurationError, PublishBatchError
+from burrowmq.exceptions import (
+    BurrowError,
+    ConfigurationError,
+    PublishBatchError,
+    PublishNacked,
+    Unroutable,
+)
 from burrowmq.framework.builder import MessageBuilder, Outgoing
-from burrowmq.framework.transport import Transport
+from burrowmq.framework.instrument import Hooks
+from burrowmq.framework.transport import Properties, Transport
 
 __all__ = ["Publisher"]
 
@@ -20,11 +28,16 @@ class Publisher:
         transport: where to publish.
         builder: builds and stamps each message (``message_id``, ``timestamp``,
             ``content_type``, ``app_id``, delivery mode).
+        hooks: the App's instruments (``None``: none, and no work is done for them).
     """
 
-    def __init__(self, transport: Transport, builder: MessageBuilder) -> None:
+    def __init__(
+        self, transport: Transport, builder: MessageBuilder, *, hooks: Hooks | None = None
+    ) -> None:
         self._transport = transport
         self._builder = builder
+        self._hooks = hooks
+        self._send = transport.publish if hooks is None else self._observed
 
     async def publish(
         self,
@@ -41,10 +54,43 @@ class Publisher:
         ``options`` are those of :meth:`MessageBuilder.message`.
         """
         data, props = self._builder.message(body, **options)
-        await self._transport.publish(
-            exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout
-        )
+        await self._send(exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout)
         return props.message_id or ""
+
+    async def _observed(
+        self,
+        exchange: str,
+        routing_key: str,
+        data: bytes,
+        props: Properties,
+        *,
+        mandatory: bool,
+        timeout: float | None,
+    ) -> None:
+        """One publish under the instruments: traced if they trace, its outcome counted."""
+        hooks = self._hooks
+        assert hooks is not None
+        started = time.perf_counter()
+        outcome = "lost"
+        try:
+            if hooks.traces:
+                with hooks.tracing_publish(exchange, routing_key, props):
+                    await self._transport.publish(
+                        exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout
+                    )
+            else:
+                await self._transport.publish(
+                    exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout
+                )
+            outcome = "confirmed"
+        except Unroutable:
+            outcome = "unroutable"
+            raise
+        except PublishNacked:
+            outcome = "nacked"
+            raise
+        finally:
+            hooks.published(exchange, outcome, time.perf_counter() - started)
 
     async def publish_many(
         self,
@@ -77,7 +123,7 @@ class Publisher:
         built = [message(body, **options) for body in bodies]
         failures: list[tuple[int, BurrowError]] = []
         source: Iterator[tuple[int, Outgoing]] = iter(enumerate(built))
-        publish = self._transport.publish
+        publish = self._send
 
         # A fixed set of senders pulls from one iterator: `window` confirms in flight,
         # and no task per message.

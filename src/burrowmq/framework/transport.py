@@ -107,6 +107,11 @@ class Subscription(Protocol):
 
     queue: str
 
+    @property
+    def consuming(self) -> bool:
+        """Whether deliveries can come now (not cancelled, its channel open)."""
+        ...
+
     async def cancel(self) -> None:
         """Stop deliveries; messages delivered but not settled stay with the caller."""
         ...
@@ -270,6 +275,22 @@ class Transport(Protocol):
 
         Raises:
             ConnectionLost: the connection dropped while asking.
+        """
+        ...
+
+    async def message_count(self, queue: str) -> int | None:
+        """How many messages wait (ready) in ``queue``, or ``None`` if it does not exist.
+
+        Raises:
+            ConnectionLost: the connection dropped while asking.
+        """
+        ...
+
+    async def purge_queue(self, name: str) -> int:
+        """Remove every ready message of a queue (tools only); return how many.
+
+        Raises:
+            TopologyError: the queue does not exist.
         """
         ...
 

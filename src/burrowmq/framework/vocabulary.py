@@ -116,7 +116,10 @@ def value_problem(value: Any) -> str | None:
             return "holds a string longer than AMQP's 4 GiB limit"
         return None
     if isinstance(value, float):
-        return None  # sent as a 64-bit double: every Python float fits
+        # Sent as a 64-bit double; RabbitMQ 4 closes the connection on NaN and infinity.
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"holds the float {value!r}, which RabbitMQ refuses (not a finite number)"
+        return None
     if isinstance(value, decimal.Decimal):
         return _decimal_problem(value)
     if isinstance(value, list):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Transport
 from burrowmq.routing.dead_letter import dead_letter_exchange
@@ -36,6 +37,8 @@ class ConsumerSettings:
         chain: the App's middleware, composed once (``None``: none).
         max_redeliveries: the poison-message limit (``None``: off).
         rpc_tracebacks: whether RPC error replies carry the handler's traceback.
+        hooks: the App's instruments (``None``: none).
+        declare: whether the App declares (else delay tiers must exist already).
     """
 
     transport: Transport
@@ -47,6 +50,8 @@ class ConsumerSettings:
     chain: Chain | None = None
     max_redeliveries: int | None = None
     rpc_tracebacks: bool = False
+    hooks: Hooks | None = None
+    declare: bool = True
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
@@ -58,6 +63,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         settings.builder,
         dead_letter_exchange=dead_letter_exchange(base) if base else None,
         queue_type=route.queue.queue_type if route.queue is not None else "classic",
+        declare=settings.declare,
     )
     pipeline = Pipeline(
         route.spec,
@@ -66,6 +72,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         settle=settle,
         chain=settings.chain,
         max_redeliveries=settings.max_redeliveries,
+        hooks=settings.hooks,
     )
     return Dispatcher(
         queue,
@@ -75,4 +82,5 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         concurrency=route.concurrency or settings.concurrency,
         name=route.name,
         context={"handler": route.name},
+        hooks=settings.hooks,
     )

@@ -8,6 +8,7 @@ that queues the routes consume without declaring them exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from burrowmq.exceptions import ConfigurationError, TopologyError
 from burrowmq.framework.transport import Transport
@@ -16,7 +17,7 @@ from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.topology.model import Topology
 
-__all__ = ["check_queues_exist", "routes_topology", "undeclared_queues"]
+__all__ = ["check_queues_exist", "routes_topology", "undeclared_queues", "verify_topology"]
 
 
 def routes_topology(
@@ -83,3 +84,53 @@ async def check_queues_exist(transport: Transport, names: Sequence[str]) -> None
                 "to router.consume()",
                 entity=f"queue {name!r}",
             ) from exc
+
+
+async def verify_topology(
+    transport: Transport, topology: Topology, external: Sequence[str] = ()
+) -> None:
+    """Check, passively, that every exchange and queue of ``topology`` exists.
+
+    For an App that declares nothing (``declare=False``): the topology was applied by an
+    operator. Per-instance (exclusive) queues are still declared, as they must be by
+    their owner; bindings cannot be checked over AMQP and are trusted.
+
+    Raises:
+        TopologyError: the first entity missing, named, with what to do.
+    """
+    for exchange in topology.exchanges:
+        await _exists(
+            transport,
+            exchange.describe(),
+            transport.declare_exchange(exchange.name, exchange.type, passive=True),
+        )
+    for queue in topology.queues:
+        if queue.exclusive:
+            arguments = dict(queue.arguments)
+            await transport.declare_queue(
+                queue.name, durable=False, exclusive=True, auto_delete=True, arguments=arguments
+            )
+            continue
+        await _exists(
+            transport, queue.describe(), transport.declare_queue(queue.name, passive=True)
+        )
+    for name in external:
+        await _exists(transport, f"queue {name!r}", transport.declare_queue(name, passive=True))
+    exclusive = {q.name for q in topology.queues if q.exclusive}
+    for binding in topology.bindings:
+        if binding.destination_type == "queue" and binding.destination in exclusive:
+            await transport.bind_queue(
+                binding.destination, binding.source, binding.routing_key, binding.arguments
+            )
+
+
+async def _exists(transport: Transport, entity: str, check: Any) -> None:
+    try:
+        await check
+    except TopologyError as exc:
+        raise TopologyError(
+            f"{entity} does not exist on the broker, and this app declares nothing "
+            "(App(declare=False)): declare it (burrowmq topology apply), or let the app "
+            f"declare it ({exc})",
+            entity=entity,
+        ) from exc

@@ -16,11 +16,13 @@ becomes is the pipeline's business: the dispatcher only decides when it runs.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 
+from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Subscription, Transport
 
@@ -45,6 +47,7 @@ class Dispatcher:
         concurrency: deliveries handled at once (worker tasks).
         name: names the worker tasks and the log lines (the handler or service).
         context: log context each worker binds once (the same for every delivery).
+        hooks: the App's instruments (``None``: none).
     """
 
     def __init__(
@@ -57,8 +60,12 @@ class Dispatcher:
         concurrency: int,
         name: str,
         context: Mapping[str, Any] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.queue = queue
+        self._hooks = hooks
+        self.last_delivery: float | None = None
+        """When the last delivery came (``time.monotonic()``), for health (``None``: none yet)."""
         self.name = name
         self._handle = handle
         self._transport = transport
@@ -100,11 +107,13 @@ class Dispatcher:
         ]
         try:
             self._subscription = await self._transport.consume(
-                self.queue, self._buffer.put_nowait, prefetch=self._prefetch
+                self.queue, self._deliver, prefetch=self._prefetch
             )
         except BaseException:
             await self._stop_workers(0)
             raise
+        if self._hooks is not None:
+            self._hooks.consumers(self.queue, 1)
         _log.debug(
             "consumer_started",
             queue=self.queue,
@@ -125,7 +134,19 @@ class Dispatcher:
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
+            if self._hooks is not None:
+                self._hooks.consumers(self.queue, -1)
         _log.debug("consumer_stopped", queue=self.queue, handler=self.name)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        self.last_delivery = time.monotonic()
+        self._buffer.put_nowait(delivery)
+
+    @property
+    def consuming(self) -> bool:
+        """Whether the subscription runs (started, not stopped, its channel not gone)."""
+        subscription = self._subscription
+        return subscription is not None and not self._stopping and subscription.consuming
 
     async def _stop_workers(self, timeout: float) -> None:
         self._stopping = True
@@ -172,12 +193,17 @@ class Dispatcher:
 
     async def _run(self, delivery: Delivery) -> None:
         self.in_flight += 1
+        hooks = self._hooks
+        if hooks is not None:
+            hooks.handling(self.queue, 1)
         try:
             await self._handle(delivery)
         except Exception:  # never let one message kill a worker
             _log.exception("dispatch_failed", queue=self.queue, handler=self.name)
         finally:
             self.in_flight -= 1
+            if hooks is not None:
+                hooks.handling(self.queue, -1)
             if not self.in_flight and self._drained is not None:
                 self._drained.set()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import structlog
 
 from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries
+from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
 from burrowmq.framework.middleware import Chain
@@ -70,6 +72,8 @@ class Inbound:
     routing_key: str
     attempt: int
     message: Message = NO_MESSAGE
+    seconds: float = 0.0
+    """How long the handler took on its last attempt (measured when instruments listen)."""
 
     @property
     def properties(self) -> Properties:
@@ -101,7 +105,12 @@ class Settle(Protocol):
 
     Each method settles the delivery (or leaves it, unacked, to the broker) and must not
     raise for a broker failure: it logs and arranges a redelivery instead.
+
+    ``FAILED`` names, for metrics, what a failure becomes (``"dead_lettered"`` for a
+    message route, ``"rejected"`` for an RPC route, whose failure is answered).
     """
+
+    FAILED: str
 
     async def admit(self, inbound: Inbound) -> bool:
         """Whether to run the delivery at all; ``False`` when this step settled it."""
@@ -145,9 +154,20 @@ class Pipeline:
             settled as failed (:class:`~burrowmq.TooManyRedeliveries`) without running;
             ``None`` turns the check off.
         context: log context bound for each delivery (what the worker did not bind).
+        hooks: the App's instruments (``None``: none, and no work is done for them).
     """
 
-    __slots__ = ("_chain", "_context", "_max", "_queue", "_retry", "_settle", "_spec", "_wants")
+    __slots__ = (
+        "_chain",
+        "_context",
+        "_hooks",
+        "_max",
+        "_queue",
+        "_retry",
+        "_settle",
+        "_spec",
+        "_wants",
+    )
 
     def __init__(
         self,
@@ -159,8 +179,10 @@ class Pipeline:
         chain: Chain | None = None,
         max_redeliveries: int | None = None,
         context: Mapping[str, Any] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._spec = handler
+        self._hooks = hooks
         self._queue = queue
         self._retry = retry
         self._settle = settle
@@ -208,11 +230,14 @@ class Pipeline:
         spec = self._spec
         if not await settle.admit(inbound):
             return
+        hooks = self._hooks
         delivery = inbound.delivery
         if delivery.undecodable:
             problem = _undecodable(delivery.undecodable)
             _log.error("properties_undecodable", handler=spec.name, reason=problem.reason)
             await settle.invalid(inbound, problem)
+            if hooks is not None:
+                hooks.delivery_settled(self._queue, spec.name, "rejected", 0.0)
             return
         if delivery.redelivered:
             if self._max is not None:
@@ -221,6 +246,8 @@ class Pipeline:
                     poison = TooManyRedeliveries(count, self._max)
                     _log.error("poison_message", handler=spec.name, reason=poison.reason)
                     await settle.failed(inbound, poison)
+                    if hooks is not None:
+                        hooks.delivery_settled(self._queue, spec.name, settle.FAILED, 0.0)
                     return
             # It may be the message that crashed the last consumer: the acks of what
             # finished before it go out first, so they cannot die with it again.
@@ -235,6 +262,8 @@ class Pipeline:
                 content_type=delivery.properties.content_type,
             )
             await settle.invalid(inbound, exc)
+            if hooks is not None:
+                hooks.delivery_settled(self._queue, spec.name, "rejected", 0.0)
             return
         if self._wants:
             inbound.message = inbound.to_message()
@@ -244,13 +273,17 @@ class Pipeline:
         while True:
             message = inbound.message
             try:
-                if chain is None:
+                if hooks is not None:
+                    result = await self._observed(inbound, value, hooks)
+                elif chain is None:
                     result = await call(value, message)
                 else:
                     result = await chain(message, functools.partial(call, value, message))
             except Reject as signal:
                 _log.info("message_rejected", handler=spec.name, reason=signal.reason)
                 await settle.rejected(inbound, signal)
+                if hooks is not None:
+                    hooks.delivery_settled(self._queue, spec.name, "rejected", inbound.seconds)
                 return
             except Exception as exc:
                 attempt = inbound.attempt
@@ -267,8 +300,14 @@ class Pipeline:
                         **({} if isinstance(exc, BurrowError) else {"exception": _trace(exc)}),
                     )
                     await settle.failed(inbound, exc)
+                    if hooks is not None:
+                        hooks.delivery_settled(
+                            self._queue, spec.name, settle.FAILED, inbound.seconds
+                        )
                     return
                 delay = retry.delay(attempt)
+                if hooks is not None:
+                    hooks.delivery_settled(self._queue, spec.name, "retried", inbound.seconds)
                 _log.warning(
                     "handler_failed_will_retry",
                     handler=spec.name,
@@ -285,7 +324,29 @@ class Pipeline:
                     inbound.message = dataclasses.replace(message, attempt=attempt)
                 continue
             await settle.handled(inbound, result)
+            if hooks is not None:
+                hooks.delivery_settled(self._queue, spec.name, "acked", inbound.seconds)
             return
+
+    async def _observed(self, inbound: Inbound, value: Any, hooks: Hooks) -> Any:
+        """One handler attempt under the instruments: timed, and traced if they trace."""
+        spec = self._spec
+        message = inbound.message
+        chain = self._chain
+        started = time.perf_counter()
+        try:
+            if not hooks.traces:
+                if chain is None:
+                    return await spec.call(value, message)
+                return await chain(message, functools.partial(spec.call, value, message))
+            with hooks.tracing_delivery(
+                self._queue, spec.name, inbound.exchange, inbound.routing_key, inbound.properties
+            ):
+                if chain is None:
+                    return await spec.call(value, message)
+                return await chain(message, functools.partial(spec.call, value, message))
+        finally:
+            inbound.seconds = time.perf_counter() - started
 
 
 def _undecodable(raw: Mapping[str, Any]) -> DecodeError:

@@ -65,9 +65,21 @@ class MessageSettle:
         dead_letter_exchange: where failed and invalid messages go; ``None`` nacks them
             instead (the queue's own dead-letter settings apply, if any).
         queue_type: the work queue's type; its delay queues are of the same.
+        declare: declare delay queues when first used (``False``: they must exist, as
+            ``topology apply`` declares them for an App that declares nothing).
     """
 
-    __slots__ = ("_builder", "_declared", "_dlx", "_failures", "_queue_type", "_transport")
+    FAILED = "dead_lettered"
+
+    __slots__ = (
+        "_builder",
+        "_declare",
+        "_declared",
+        "_dlx",
+        "_failures",
+        "_queue_type",
+        "_transport",
+    )
 
     def __init__(
         self,
@@ -76,7 +88,9 @@ class MessageSettle:
         *,
         dead_letter_exchange: str | None,
         queue_type: str = "classic",
+        declare: bool = True,
     ) -> None:
+        self._declare = declare
         self._transport = transport
         self._builder = builder
         self._dlx = dead_letter_exchange
@@ -134,8 +148,8 @@ class MessageSettle:
         # and a message waiting in it leaves within its delay.
         now = time.monotonic()
         last = self._declared.get(name)
-        if last is not None and now - last < tier:
-            return
+        if (last is not None and now - last < tier) or not self._declare:
+            return  # (not declaring: a missing tier makes the mandatory publish fail)
         await self._transport.declare_queue(
             name, durable=True, arguments=delay_arguments(queue, tier, self._queue_type)
         )

@@ -21,6 +21,7 @@ id in a plain dict; no lock is held around a call, so any number run at once.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from burrowmq.exceptions import (
@@ -30,12 +31,14 @@ from burrowmq.exceptions import (
     NoRoute,
     NoServer,
     PublishError,
+    RemoteError,
     RpcError,
     RpcTimeout,
     Unroutable,
 )
 from burrowmq.framework.builder import MessageBuilder, new_id
 from burrowmq.framework.codec import Decoder, decode_plain, decoder_for
+from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, ReplyChannel, Transport
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
@@ -114,11 +117,23 @@ class RpcClient:
     Args:
         transport: the connection (already connected, or reconnecting).
         builder: builds and stamps the requests.
+        hooks: the App's instruments (``None``: none, and no work is done for them).
+        declare: declare the ``burrowmq.rpc`` exchange before the first call (``False``:
+            check that it exists).
     """
 
-    def __init__(self, transport: Transport, builder: MessageBuilder) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        builder: MessageBuilder,
+        *,
+        hooks: Hooks | None = None,
+        declare: bool = True,
+    ) -> None:
+        self._declare = declare
         self._transport = transport
         self._builder = builder
+        self._hooks = hooks
         self._link = _Link()
         self._open_lock = asyncio.Lock()
         self._closed = False
@@ -144,7 +159,9 @@ class RpcClient:
             # The exchange must exist before anything is published on the reply
             # channel: a publish to a missing exchange would close the channel.
             await self._transport.wait_connected(remaining)
-            await self._transport.declare_exchange(RPC_EXCHANGE, RPC_EXCHANGE_TYPE)
+            await self._transport.declare_exchange(
+                RPC_EXCHANGE, RPC_EXCHANGE_TYPE, passive=not self._declare
+            )
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
             link.channel = await self._transport.open_reply_channel(
                 link.on_reply, link.on_closed, timeout=remaining
@@ -153,6 +170,42 @@ class RpcClient:
             return link
 
     async def call(
+        self,
+        procedure: str,
+        payload: Any = None,
+        *,
+        timeout: float,
+        returns: Any = None,
+        headers: dict[str, Any] | None = None,
+    ) -> Any:
+        """Call ``procedure`` and return its reply (see :meth:`_call`); counted by the
+        instruments when there are any."""
+        hooks = self._hooks
+        if hooks is None:
+            return await self._call(
+                procedure, payload, timeout=timeout, returns=returns, headers=headers
+            )
+        started = time.perf_counter()
+        outcome = "lost"
+        try:
+            result = await self._call(
+                procedure, payload, timeout=timeout, returns=returns, headers=headers
+            )
+            outcome = "ok"
+            return result
+        except NoRoute:
+            outcome = "no_route"
+            raise
+        except RpcTimeout:
+            outcome = "timeout"
+            raise
+        except RemoteError:
+            outcome = "remote_error"
+            raise
+        finally:
+            hooks.called(procedure, outcome, time.perf_counter() - started)
+
+    async def _call(
         self,
         procedure: str,
         payload: Any = None,
@@ -220,9 +273,20 @@ class RpcClient:
             probe = loop.call_later(PROBE_AFTER, self._probe, proc.queue, future)
             try:
                 remaining = deadline - loop.time()
-                await channel.publish(
-                    RPC_EXCHANGE, procedure, body, properties, mandatory=True, timeout=remaining
-                )
+                if self._hooks is not None and self._hooks.traces:
+                    with self._hooks.tracing_publish(RPC_EXCHANGE, procedure, properties):
+                        await channel.publish(
+                            RPC_EXCHANGE,
+                            procedure,
+                            body,
+                            properties,
+                            mandatory=True,
+                            timeout=remaining,
+                        )
+                else:
+                    await channel.publish(
+                        RPC_EXCHANGE, procedure, body, properties, mandatory=True, timeout=remaining
+                    )
                 reply = await future
                 if reply is None:
                     raise TimeoutError

@@ -194,6 +194,8 @@ class ReplySettle:
         reply_queues: also answer to plain reply queues.
     """
 
+    FAILED = "rejected"
+
     __slots__ = ("_encoder", "_procedure", "_replies", "_reply_queues")
 
     def __init__(
@@ -296,6 +298,7 @@ class RpcServer:
                 chain=settings.chain,
                 max_redeliveries=settings.max_redeliveries,
                 context={"handler": route.name, "procedure": procedure},
+                hooks=settings.hooks,
             )
         prefetches = [r.prefetch for r in routes if r.prefetch is not None]
         concurrencies = [r.concurrency for r in routes if r.concurrency is not None]
@@ -306,6 +309,7 @@ class RpcServer:
             prefetch=max(prefetches, default=settings.prefetch),
             concurrency=max(concurrencies, default=settings.concurrency),
             name=f"rpc:{queue}",
+            hooks=settings.hooks,
         )
 
     @property

@@ -97,10 +97,16 @@ class TestValues:
         problem = value_problem(value)
         assert problem is not None and words in problem
 
-    @pytest.mark.parametrize("value", [0.1, 1e300, -1e-300, float("inf")])
-    def test_every_float_is_carried(self, value: float) -> None:
-        """Floats travel as 64-bit doubles, so every Python float is carried."""
+    @pytest.mark.parametrize("value", [0.1, 1e300, -1e-300, -0.0])
+    def test_every_finite_float_is_carried(self, value: float) -> None:
+        """Floats travel as 64-bit doubles, so every finite Python float is carried."""
         assert value_problem(value) is None
+
+    @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+    def test_non_finite_floats_are_refused(self, value: float) -> None:
+        """NaN and infinity are refused (RabbitMQ 4 closes the connection on them)."""
+        problem = value_problem(value)
+        assert problem is not None and "not a finite number" in problem
 
 
 class TestHeaders:

@@ -1,0 +1,162 @@
+"""Instruments: what metrics, tracing and health observe of an App, as plain hooks.
+
+An :class:`Instrument` overrides the hooks it cares about; the App composes the ones
+it was given (``App(instrumentation=[...])``) into one :class:`Hooks`, which calls each
+hook only on the instruments that override it. With no instruments there is no Hooks at
+all (``None``) and the hot paths do no work for it.
+
+Hooks are called synchronously, on the event loop, and must not block or raise (an
+instrument's failure is logged and ignored: it never fails a delivery or a publish).
+The two tracing hooks return context managers that wrap the operation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.log import get_logger
+from burrowmq.framework.transport import Properties
+
+__all__ = ["Hooks", "Instrument", "compose_instruments"]
+
+_log = get_logger()
+
+OUTCOMES_CONSUMED = ("acked", "retried", "dead_lettered", "rejected")
+OUTCOMES_PUBLISHED = ("confirmed", "nacked", "unroutable", "lost")
+OUTCOMES_CALLED = ("ok", "remote_error", "timeout", "no_route")
+
+
+class Instrument:
+    """The base of instruments: every hook does nothing; override those you observe."""
+
+    HOOKS: ClassVar[tuple[str, ...]] = (
+        "delivery_settled",
+        "handling",
+        "consumers",
+        "published",
+        "called",
+        "recovered",
+        "tracing_publish",
+        "tracing_delivery",
+    )
+
+    def delivery_settled(self, queue: str, handler: str, outcome: str, seconds: float) -> None:
+        """A delivery of ``queue`` was settled: ``acked``, ``retried``, ``dead_lettered`` or
+        ``rejected`` (invalid or ``Reject``); ``seconds`` its handler took (0 if not run)."""
+
+    def handling(self, queue: str, delta: int) -> None:
+        """A handler of ``queue`` started (``+1``) or finished (``-1``)."""
+
+    def consumers(self, queue: str, delta: int) -> None:
+        """A consumer of ``queue`` started (``+1``) or stopped (``-1``)."""
+
+    def published(self, exchange: str, outcome: str, seconds: float) -> None:
+        """A publish ended: ``confirmed``, ``nacked``, ``unroutable`` or ``lost``."""
+
+    def called(self, procedure: str, outcome: str, seconds: float) -> None:
+        """An RPC call ended: ``ok``, ``remote_error``, ``timeout`` or ``no_route``."""
+
+    def recovered(self, role: str) -> None:
+        """A connection (``consume`` or ``publish``) was recovered after a loss."""
+
+    def tracing_publish(
+        self, exchange: str, routing_key: str, properties: Properties
+    ) -> contextlib.AbstractContextManager[Any]:
+        """Wrap one publish (it may add headers to ``properties`` before it is sent)."""
+        return contextlib.nullcontext()
+
+    def tracing_delivery(
+        self, queue: str, handler: str, exchange: str, routing_key: str, properties: Properties
+    ) -> contextlib.AbstractContextManager[Any]:
+        """Wrap one handler attempt of a delivery; an exception raised inside is recorded."""
+        return contextlib.nullcontext()
+
+
+def _overrides(instrument: Instrument, name: str) -> bool:
+    return getattr(type(instrument), name) is not getattr(Instrument, name)
+
+
+class Hooks:
+    """The App's instruments, composed: each hook calls the instruments overriding it."""
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        self.instruments = tuple(instruments)
+        self._by_hook = {
+            name: tuple(getattr(i, name) for i in self.instruments if _overrides(i, name))
+            for name in Instrument.HOOKS
+        }
+        self.traces = bool(self._by_hook["tracing_publish"] or self._by_hook["tracing_delivery"])
+
+    def _call(self, name: str, *args: Any) -> None:
+        for hook in self._by_hook[name]:
+            try:
+                hook(*args)
+            except Exception:  # an instrument never fails the work it observes
+                _log.exception("instrument_failed", hook=name)
+
+    def delivery_settled(self, queue: str, handler: str, outcome: str, seconds: float) -> None:
+        """Tell every instrument that observes settled deliveries."""
+        self._call("delivery_settled", queue, handler, outcome, seconds)
+
+    def handling(self, queue: str, delta: int) -> None:
+        """Tell every instrument that observes handlers in flight."""
+        self._call("handling", queue, delta)
+
+    def consumers(self, queue: str, delta: int) -> None:
+        """Tell every instrument that observes consumers."""
+        self._call("consumers", queue, delta)
+
+    def published(self, exchange: str, outcome: str, seconds: float) -> None:
+        """Tell every instrument that observes publishes."""
+        self._call("published", exchange, outcome, seconds)
+
+    def called(self, procedure: str, outcome: str, seconds: float) -> None:
+        """Tell every instrument that observes RPC calls."""
+        self._call("called", procedure, outcome, seconds)
+
+    def recovered(self, role: str) -> None:
+        """Tell every instrument that observes connection recoveries."""
+        self._call("recovered", role)
+
+    @contextlib.contextmanager
+    def tracing_publish(
+        self, exchange: str, routing_key: str, properties: Properties
+    ) -> Iterator[None]:
+        """Every instrument's publish wrapper, the first outermost."""
+        with contextlib.ExitStack() as stack:
+            for hook in self._by_hook["tracing_publish"]:
+                stack.enter_context(hook(exchange, routing_key, properties))
+            yield
+
+    @contextlib.contextmanager
+    def tracing_delivery(
+        self, queue: str, handler: str, exchange: str, routing_key: str, properties: Properties
+    ) -> Iterator[None]:
+        """Every instrument's delivery wrapper, the first outermost."""
+        with contextlib.ExitStack() as stack:
+            for hook in self._by_hook["tracing_delivery"]:
+                stack.enter_context(hook(queue, handler, exchange, routing_key, properties))
+            yield
+
+
+def compose_instruments(instruments: Sequence[Instrument]) -> Hooks | None:
+    """One :class:`Hooks` for ``instruments``, or ``None`` when there are none.
+
+    Raises:
+        ConfigurationError: an item is not an :class:`Instrument`.
+    """
+    candidate: object = instruments
+    if isinstance(candidate, str | bytes) or not isinstance(candidate, Sequence):
+        raise ConfigurationError(
+            f"instrumentation= takes a list of instruments, got {type(instruments).__name__}"
+        )
+    for item in instruments:
+        if not isinstance(item, Instrument):
+            raise ConfigurationError(
+                "instrumentation= takes burrowmq instruments (Prometheus(), "
+                f"OpenTelemetry(), or an Instrument subclass), got {item!r}"
+            )
+    return Hooks(instruments) if instruments else None
