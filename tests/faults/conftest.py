@@ -75,3 +75,36 @@ async def amqp(node_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
 def project_root() -> str:
     """The repository root (child processes run from it, to import ``tests.faults``)."""
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+CONSUMER_TIMEOUT_MS = 3000
+"""The ``consumer_timeout`` of :func:`consumer_timeout_node`."""
+
+
+@pytest.fixture(scope="session")
+def consumer_timeout_node() -> Iterator[RabbitNode]:
+    """A second private node whose channels time out unacked deliveries after 3 s.
+
+    RabbitMQ checks ``consumer_timeout`` on each channel's tick, every
+    ``channel_tick_interval`` ms (60,000 by default on 3.10, so a 3 s timeout would
+    strike up to a minute late); the tick is set to 1 s here in ``advanced.config``,
+    for which ``rabbitmq.conf`` has no key.
+    """
+    reason = can_run_nodes()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"fault tests cannot start a RabbitMQ node: {reason}")
+        pytest.skip(reason)
+    rabbit = RabbitNode(
+        conf=[f"consumer_timeout = {CONSUMER_TIMEOUT_MS}"],
+        advanced_config="[{rabbit, [{channel_tick_interval, 1000}]}].",
+    )
+    try:
+        seconds = rabbit.start()
+        print(
+            f"\n[faults] private node {rabbit.name} (consumer_timeout {CONSUMER_TIMEOUT_MS} ms, "
+            f"tick 1 s) on port {rabbit.port} up in {seconds:.1f}s"
+        )
+        yield rabbit
+    finally:
+        rabbit.remove()

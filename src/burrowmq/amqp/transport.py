@@ -431,8 +431,8 @@ class AmqpTransport:
             blocked = self._publishing.blocked
             if blocked is not None and "did not confirm" in str(exc):
                 raise PublishError(
-                    f"{exc}: the broker blocks publishing on this connection ({blocked}): a "
-                    "memory or disk alarm; publishing resumes when it clears",
+                    f"{exc}: the broker has blocked publishing on this connection ({blocked}): "
+                    "a memory or disk alarm; publishing resumes when it clears",
                     exchange=exchange,
                     routing_key=routing_key,
                 ) from exc

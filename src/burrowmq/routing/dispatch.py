@@ -189,6 +189,8 @@ class Dispatcher:
                 await self._solo_done.wait()
             if self.stopping:  # (a property: mypy would take the flag for still False)
                 return  # stopped while waiting: the delivery goes back to the queue
+            if _gone(delivery):
+                continue  # its channel went while it waited: the broker has it back
             await self._run(delivery)
 
     async def _run(self, delivery: Delivery) -> None:
@@ -224,7 +226,17 @@ class Dispatcher:
                     self._drained = asyncio.Event()
                     await self._drained.wait()
                 self._drained = None
+                if delivery.stale:
+                    # Its channel went while it waited (a consumer_timeout, say): the broker
+                    # has put it back, and running it now would only make a duplicate.
+                    _log.debug("stale_delivery_skipped", delivery_tag=delivery.delivery_tag)
+                    return
                 await self._run(delivery)
             finally:
                 self._solo = False
                 self._solo_done.set()
+
+
+def _gone(delivery: Delivery) -> bool:
+    """Whether the channel of ``delivery`` is gone (asked again after a wait)."""
+    return delivery.stale
