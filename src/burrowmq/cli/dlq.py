@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from burrowmq.app import App
+from burrowmq.cli.connection import connection_options, tls_of
 from burrowmq.exceptions import BurrowError, ConfigurationError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.transport import Delivery, Transport
@@ -152,7 +153,7 @@ async def _cmd_list(args: argparse.Namespace) -> int:
     queue = dead_letter_queue(args.queue)
     rows: list[dict[str, Any]] = []
     async with (
-        App(url=args.url, name="burrowmq-cli dlq") as app,
+        App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app,
         _Reader(app.transport, queue, args.limit) as reader,
     ):
         while len(rows) < reader.expected and (delivery := await reader.next()) is not None:
@@ -178,7 +179,7 @@ async def _cmd_list(args: argparse.Namespace) -> int:
 async def _cmd_show(args: argparse.Namespace) -> int:
     queue = dead_letter_queue(args.queue)
     async with (
-        App(url=args.url, name="burrowmq-cli dlq") as app,
+        App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app,
         _Reader(app.transport, queue, 1_000_000) as reader,
     ):
         found = None
@@ -217,7 +218,7 @@ async def _cmd_replay(args: argparse.Namespace) -> int:
     where = _where_filter(args.where)
     builder = MessageBuilder(app_id="burrowmq-cli")
     replayed = skipped = failed = 0
-    async with App(url=args.url, name="burrowmq-cli dlq") as app:
+    async with App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app:
         transport = app.transport
         async with _Reader(transport, queue, 10_000_000) as reader:
             seen = 0
@@ -270,7 +271,7 @@ async def _cmd_purge(args: argparse.Namespace) -> int:
     queue = dead_letter_queue(args.queue)
     if not args.yes:
         raise ConfigurationError(f"purging {queue} deletes its dead letters for good: add --yes")
-    async with App(url=args.url, name="burrowmq-cli dlq") as app:
+    async with App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app:
         if await app.transport.message_count(queue) is None:
             raise ConfigurationError(f"there is no dead-letter queue {queue!r}")
         removed = await app.transport.purge_queue(queue)
@@ -299,10 +300,9 @@ def add_dlq_commands(
 
     def sub(name: str, help: str) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = group.add_parser(
-            name, help=help, description=help, parents=list(parents)
+            name, help=help, description=help, parents=[*parents, connection_options()]
         )
         parser.add_argument("queue", help="the work queue (its dead letters are in QUEUE.dlq)")
-        parser.add_argument("--url", action="append", help="broker URL (repeat for nodes)")
         parser.add_argument("--json", action="store_true", help="print JSON lines")
         return parser
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from burrowmq.app import App
+from burrowmq.cli.connection import connection_options, tls_of
 from burrowmq.exceptions import ConfigurationError
 
 __all__ = ["add_publish_command", "read_body"]
@@ -83,7 +84,7 @@ def add_publish_command(
         help="publish one message, confirmed, and print its id",
         description="Publish one message to EXCHANGE ('' is the default exchange) and wait "
         "for the broker's confirm; print its message id.",
-        parents=list(parents),
+        parents=[*parents, connection_options()],
     )
     publish.add_argument("exchange", help="the exchange ('' for the default exchange)")
     publish.add_argument("body", nargs="?", help="JSON text, @file, or - for stdin (default)")
@@ -99,7 +100,6 @@ def add_publish_command(
         help="do not fail when no queue takes the message",
     )
     publish.add_argument("--transient", action="store_true", help="delivery mode 1")
-    publish.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
     publish.add_argument("--json", action="store_true", help="print a JSON line")
     publish.set_defaults(handler=_cmd_publish)
     return publish  # type: ignore[no-any-return]
@@ -107,7 +107,7 @@ def add_publish_command(
 
 async def _cmd_publish(args: argparse.Namespace) -> int:
     body = read_body(args.body, raw=args.raw)
-    async with App(url=args.url, name="burrowmq-cli") as app:
+    async with App(url=args.url, name="burrowmq-cli", tls=tls_of(args)) as app:
         message_id = await app.publish(
             args.exchange,
             body,

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from burrowmq.cli.connection import connection_options, tls_of
 from burrowmq.exceptions import ConfigurationError, RemoteError
 
 __all__ = ["add_rpc_commands"]
@@ -39,12 +40,11 @@ def add_rpc_commands(
         help="call a procedure and print its reply as JSON",
         description="Call SERVICE.METHOD with a JSON payload; print the reply as JSON, "
         "or the remote error (exit status 1).",
-        parents=list(parents),
+        parents=[*parents, connection_options()],
     )
     call.add_argument("procedure", help="the procedure, service.method")
     call.add_argument("payload", nargs="?", default="null", help="the request as JSON")
     call.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    call.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
     call.add_argument("--name", default="burrowmq-cli", help="the connection name")
     call.set_defaults(handler=_cmd_call)
     return rpc  # type: ignore[no-any-return]
@@ -59,7 +59,7 @@ async def _cmd_call(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"the payload is not valid JSON: {exc}") from None
     if args.timeout <= 0:
         raise ConfigurationError(f"--timeout must be positive, got {args.timeout:g}")
-    app = App(url=args.url, name=args.name)
+    app = App(url=args.url, name=args.name, tls=tls_of(args))
     async with app:
         try:
             reply = await app.call(args.procedure, payload, timeout=args.timeout)

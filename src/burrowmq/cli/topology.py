@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from burrowmq.cli.connection import add_tls_options, tls_of
 from burrowmq.exceptions import ConfigurationError, TopologyError, TopologyProblem
 from burrowmq.framework.matching import (
     DEFAULT_RULES,
@@ -29,6 +30,7 @@ from burrowmq.framework.matching import (
     route,
     rules_for,
 )
+from burrowmq.framework.tls import tls_context
 from burrowmq.framework.urls import default_urls
 from burrowmq.topology.export import export_topology
 from burrowmq.topology.graph import render_graph
@@ -108,7 +110,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from burrowmq.topology.management import ManagementClient
 
-    return ManagementClient(_url(args), management_url=args.management_url)
+    return ManagementClient(_url(args), management_url=args.management_url, tls=tls_of(args))
 
 
 async def _cmd_plan(args: argparse.Namespace) -> int:
@@ -128,7 +130,12 @@ async def _cmd_apply(args: argparse.Namespace) -> int:
     source = _load(args.target, args.vhost)
     _warn(source)
     client = None if args.no_management else _client(args)
-    transport = AmqpTransport([_url(args)], connection_name="burrowmq topology apply")
+    tls = tls_of(args)
+    transport = AmqpTransport(
+        [_url(args)],
+        connection_name="burrowmq topology apply",
+        ssl_context=tls_context(tls),
+    )
     await transport.connect()
     try:
         report = await apply_topology(source.topology, transport, client=client)
@@ -271,8 +278,9 @@ def _broker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--management-url",
         help="management API, http(s)://[user:password@]host:port "
-        "(default: the broker's host, port 15672)",
+        "(default: $BURROWMQ_MANAGEMENT_URL, else the broker's host, port 15672)",
     )
+    add_tls_options(parser)
 
 
 def add_topology_commands(

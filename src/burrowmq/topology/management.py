@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from burrowmq.exceptions import ConfigurationError, TransportError
+from burrowmq.framework.tls import TLS, tls_context
 from burrowmq.framework.urls import mask_url
 
 __all__ = ["DEFAULT_MANAGEMENT_PORT", "MANAGEMENT_URL_ENV", "ManagementClient"]
@@ -88,6 +90,8 @@ class ManagementClient:
         management_url: ``http(s)://[user:password@]host:port``, when the API is not on
             the broker's host at port 15672 (15671 for ``amqps``); default
             ``$BURROWMQ_MANAGEMENT_URL``, then that.
+        tls: the TLS settings of the broker (:class:`~burrowmq.TLS` or an
+            ``ssl.SSLContext``), for an ``https`` management API signed by the same CA.
         timeout: seconds allowed for each request.
 
     Raises:
@@ -95,8 +99,14 @@ class ManagementClient:
     """
 
     def __init__(
-        self, amqp_url: str, *, management_url: str | None = None, timeout: float = 10.0
+        self,
+        amqp_url: str,
+        *,
+        management_url: str | None = None,
+        timeout: float = 10.0,
+        tls: TLS | ssl.SSLContext | None = None,
     ) -> None:
+        self._context = tls_context(tls)
         target = _target(amqp_url, management_url or os.environ.get(MANAGEMENT_URL_ENV) or None)
         self._target = target
         self._timeout = timeout
@@ -126,7 +136,9 @@ class ManagementClient:
             request.add_header("Content-Type", "application/json")
         where = f"{method} {self._target.base}{unquote(path)}"
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self._timeout, context=self._context
+            ) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc, where) from None

@@ -1,0 +1,147 @@
+"""Instrumentation overhead: burrowmq with Prometheus and OpenTelemetry on, then off.
+
+Usage: ``python -m bench.instrumented [--reps 5]``. In one run, alternating which goes
+first: draining 20,000 messages (client CPU per message) and 2,000 RPC calls one at a time
+(p50 latency) and 64 at a time (calls/s), with ``App(instrumentation=[Prometheus(),
+OpenTelemetry()])`` (a real SDK tracer provider with a batch processor exporting to
+nothing) and without. The ratio instrumented/plain is per repetition, its median printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from typing import Any
+
+from bench._common import URL, Order, Timer, delete_queues, prefill, unique
+
+COUNT = 20_000
+CALLS = 2_000
+
+
+def _instruments() -> list[Any]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from prometheus_client import CollectorRegistry
+
+    from burrowmq.instrumentation import OpenTelemetry, Prometheus
+
+    class Nowhere(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
+    return [Prometheus(CollectorRegistry()), OpenTelemetry(tracer_provider=provider)]
+
+
+async def consume(instrumented: bool) -> float:
+    """CPU µs per message draining a prefilled queue."""
+    from burrowmq import App, Router
+
+    queue = unique("instr.consume")
+    await prefill(queue, COUNT)
+    done = asyncio.Event()
+    seen = 0
+    router = Router()
+
+    @router.consume(queue, prefetch=256, dead_letter=False)
+    async def handle(order: Order) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == COUNT:
+            done.set()
+
+    app = App(
+        [router], url=URL, name="bench", instrumentation=_instruments() if instrumented else []
+    )
+    try:
+        with Timer() as timer:
+            await app.start()
+            await done.wait()
+        await app.stop()
+    finally:
+        await delete_queues(queue)
+    return timer.cpu / COUNT * 1e6
+
+
+async def rpc(instrumented: bool) -> tuple[float, float]:
+    """p50 latency (ms) one call at a time, calls/s at 64 in flight."""
+    from burrowmq import App, Router
+
+    service = f"instr{uuid.uuid4().hex[:8]}"
+    router = Router()
+
+    @router.rpc(f"{service}.echo", concurrency=64, prefetch=128)
+    async def echo(order: Order) -> Order:
+        return order
+
+    instruments = _instruments() if instrumented else []
+    server = App([router], url=URL, name="bench-server", instrumentation=instruments)
+    client = App(url=URL, name="bench-client", instrumentation=instruments)
+    order = Order(order_id="o", customer="c", total=1.0, items=["a"])
+    async with server, client:
+        for _ in range(100):
+            await client.call(f"{service}.echo", order, returns=Order, timeout=10)
+        latencies = []
+        for _ in range(CALLS // 4):
+            started = time.perf_counter()
+            await client.call(f"{service}.echo", order, returns=Order, timeout=10)
+            latencies.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                client.call(f"{service}.echo", order, returns=Order, timeout=30)
+                for _ in range(CALLS)
+            )
+        )
+        rate = CALLS / (time.perf_counter() - started)
+    await delete_queues(f"rpc.{service}")
+    return statistics.median(latencies) * 1000, rate
+
+
+async def main(reps: int) -> None:
+    ratios: dict[str, list[float]] = {"consume CPU": [], "rpc p50": [], "rpc c=64": []}
+    figures: dict[str, list[tuple[float, float]]] = {key: [] for key in ratios}
+    for rep in range(reps):
+        order = [True, False] if rep % 2 else [False, True]
+        cpu: dict[bool, float] = {}
+        lat: dict[bool, tuple[float, float]] = {}
+        for instrumented in order:
+            cpu[instrumented] = await consume(instrumented)
+        for instrumented in order:
+            lat[instrumented] = await rpc(instrumented)
+        ratios["consume CPU"].append(cpu[True] / cpu[False])
+        ratios["rpc p50"].append(lat[True][0] / lat[False][0])
+        ratios["rpc c=64"].append(lat[True][1] / lat[False][1])
+        figures["consume CPU"].append((cpu[True], cpu[False]))
+        figures["rpc p50"].append((lat[True][0], lat[False][0]))
+        figures["rpc c=64"].append((lat[True][1], lat[False][1]))
+        print(
+            f"rep {rep + 1}/{reps}: consume CPU {cpu[True]:.0f} vs {cpu[False]:.0f} µs/msg; "
+            f"rpc p50 {lat[True][0]:.2f} vs {lat[False][0]:.2f} ms; "
+            f"c=64 {lat[True][1]:.0f} vs {lat[False][1]:.0f} calls/s",
+            file=sys.stderr,
+        )
+    print("metric          instrumented   plain   ratio (median, min-max)")
+    for key, values in ratios.items():
+        on = statistics.median(f[0] for f in figures[key])
+        off = statistics.median(f[1] for f in figures[key])
+        print(
+            f"{key:15} {on:12.2f} {off:7.2f}   {statistics.median(values):.3f} "
+            f"({min(values):.3f}-{max(values):.3f})"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.instrumented", description=__doc__)
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    from burrowmq.framework.log import configure
+
+    configure("warning")
+    asyncio.run(main(args.reps))

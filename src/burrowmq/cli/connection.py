@@ -1,0 +1,63 @@
+"""The options of every command that connects to a broker: ``--url`` and TLS.
+
+``--tls-ca``, ``--tls-cert``, ``--tls-key``, ``--tls-server-name`` and ``--tls-no-verify``
+make a :class:`~burrowmq.TLS`; the key's password comes from ``$BURROWMQ_TLS_KEY_PASSWORD``
+(never a flag: command lines are visible to every user of the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from burrowmq.framework.tls import TLS
+
+__all__ = ["KEY_PASSWORD_ENV", "add_tls_options", "connection_options", "tls_of"]
+
+KEY_PASSWORD_ENV = "BURROWMQ_TLS_KEY_PASSWORD"
+
+
+def connection_options(*, url: bool = True) -> argparse.ArgumentParser:
+    """A parent parser with ``--url`` (unless ``url=False``) and the TLS options."""
+    parser = argparse.ArgumentParser(add_help=False)
+    if url:
+        parser.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
+    add_tls_options(parser)
+    return parser
+
+
+def add_tls_options(parser: argparse.ArgumentParser) -> None:
+    """Add the TLS options to ``parser``, in a group of their own."""
+    tls = parser.add_argument_group("TLS (amqps:// URLs)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="the CA that signed the broker's certificate")
+    tls.add_argument("--tls-cert", metavar="FILE", help="this client's certificate (mutual TLS)")
+    tls.add_argument("--tls-key", metavar="FILE", help=f"its key (password in ${KEY_PASSWORD_ENV})")
+    tls.add_argument("--tls-server-name", metavar="NAME", help="the name the certificate carries")
+    tls.add_argument(
+        "--tls-no-verify", action="store_true", help="do not verify the broker (debugging only)"
+    )
+
+
+def tls_of(args: argparse.Namespace) -> TLS | None:
+    """The TLS settings the options give, or ``None`` when none was given.
+
+    Raises:
+        ConfigurationError: a file is missing, or a key without a certificate.
+    """
+    given = (
+        args.tls_ca,
+        args.tls_cert,
+        args.tls_key,
+        args.tls_server_name,
+        args.tls_no_verify,
+    )
+    if not any(given):
+        return None
+    return TLS(
+        ca_file=args.tls_ca,
+        cert_file=args.tls_cert,
+        key_file=args.tls_key,
+        key_password=os.environ.get(KEY_PASSWORD_ENV) or None,
+        verify=not args.tls_no_verify,
+        server_hostname=args.tls_server_name,
+    )
