@@ -121,24 +121,29 @@ class Hooks:
         """Tell every instrument that observes connection recoveries."""
         self._call("recovered", role)
 
-    @contextlib.contextmanager
     def tracing_publish(
         self, exchange: str, routing_key: str, properties: Properties
-    ) -> Iterator[None]:
+    ) -> contextlib.AbstractContextManager[Any]:
         """Every instrument's publish wrapper, the first outermost."""
-        with contextlib.ExitStack() as stack:
-            for hook in self._by_hook["tracing_publish"]:
-                stack.enter_context(hook(exchange, routing_key, properties))
-            yield
+        hooks = self._by_hook["tracing_publish"]
+        if len(hooks) == 1:  # the usual case: no stack to build per message
+            return hooks[0](exchange, routing_key, properties)  # type: ignore[no-any-return]
+        return self._nested("tracing_publish", exchange, routing_key, properties)
 
-    @contextlib.contextmanager
     def tracing_delivery(
         self, queue: str, handler: str, exchange: str, routing_key: str, properties: Properties
-    ) -> Iterator[None]:
+    ) -> contextlib.AbstractContextManager[Any]:
         """Every instrument's delivery wrapper, the first outermost."""
+        hooks = self._by_hook["tracing_delivery"]
+        if len(hooks) == 1:
+            return hooks[0](queue, handler, exchange, routing_key, properties)  # type: ignore[no-any-return]
+        return self._nested("tracing_delivery", queue, handler, exchange, routing_key, properties)
+
+    @contextlib.contextmanager
+    def _nested(self, name: str, *args: Any) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
-            for hook in self._by_hook["tracing_delivery"]:
-                stack.enter_context(hook(queue, handler, exchange, routing_key, properties))
+            for hook in self._by_hook[name]:
+                stack.enter_context(hook(*args))
             yield
 
 

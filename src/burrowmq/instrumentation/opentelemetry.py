@@ -50,6 +50,8 @@ class OpenTelemetry(Instrument):
         self._trace = trace
         self._propagate = propagate
         self._tracer = trace.get_tracer("burrowmq", _version(), tracer_provider=tracer_provider)
+        self._consumer = trace.SpanKind.CONSUMER
+        self._producer = trace.SpanKind.PRODUCER
 
     @contextlib.contextmanager
     def tracing_publish(
@@ -67,9 +69,7 @@ class OpenTelemetry(Instrument):
         if properties.correlation_id:
             attributes["messaging.message.conversation_id"] = properties.correlation_id
         with self._tracer.start_as_current_span(
-            f"publish {destination}",
-            kind=self._trace.SpanKind.PRODUCER,
-            attributes=attributes,
+            f"publish {destination}", kind=self._producer, attributes=attributes
         ) as span:
             self._propagate.inject(properties.headers)
             yield span
@@ -78,45 +78,43 @@ class OpenTelemetry(Instrument):
     def tracing_delivery(
         self, queue: str, handler: str, exchange: str, routing_key: str, properties: Properties
     ) -> Iterator[Any]:
-        parent = self._propagate.extract(_Carrier(properties.headers))
+        headers = properties.headers
+        parent = self._propagate.extract(_Carrier(headers)) if "traceparent" in headers else None
         attributes = {
             "messaging.system": _SYSTEM,
             "messaging.operation.type": "process",
             "messaging.destination.name": queue,
             "messaging.rabbitmq.destination.routing_key": routing_key,
-            "messaging.consumer.group.name": queue,
-            "code.function": handler,
         }
-        if exchange:
-            attributes["messaging.source.name"] = exchange
         if properties.message_id:
             attributes["messaging.message.id"] = properties.message_id
         if properties.correlation_id:
             attributes["messaging.message.conversation_id"] = properties.correlation_id
-        with self._tracer.start_as_current_span(
-            f"process {queue}",
-            context=parent,
-            kind=self._trace.SpanKind.CONSUMER,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        span = self._tracer.start_span(
+            f"process {queue}", context=parent, kind=self._consumer, attributes=attributes
+        )
+        with self._trace.use_span(span, end_on_exit=True, record_exception=False,
+                                  set_status_on_exception=False):  # fmt: skip
             try:
                 yield span
             except BaseException as exc:
-                # The SDK would record the text as it is; credentials never leave.
-                span.record_exception(
-                    exc,
-                    attributes={
-                        "exception.message": redact(str(exc)),
-                        "exception.stacktrace": redact("".join(traceback.format_exception(exc))),
-                    },
-                )
-                span.set_status(
-                    self._trace.Status(
-                        self._trace.StatusCode.ERROR, f"{type(exc).__name__}: {redact(str(exc))}"
+                if span.is_recording():
+                    # The SDK would record the text as it is; credentials never leave.
+                    span.record_exception(
+                        exc,
+                        attributes={
+                            "exception.message": redact(str(exc)),
+                            "exception.stacktrace": redact(
+                                "".join(traceback.format_exception(exc))
+                            ),
+                        },
                     )
-                )
+                    span.set_status(
+                        self._trace.Status(
+                            self._trace.StatusCode.ERROR,
+                            f"{type(exc).__name__}: {redact(str(exc))}",
+                        )
+                    )
                 raise
 
 
