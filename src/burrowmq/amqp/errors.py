@@ -178,10 +178,15 @@ def _unreachable(reason: str) -> Callable[[BaseException, Context], BurrowError]
 
 def _socket_failure(exc: BaseException, context: Context) -> BurrowError:
     # aiormq wraps a TLS failure in its own error: the ssl one is further down the chain.
+    # The chain can loop (aiormq re-raises a stored exception while handling itself).
     found: BaseException | None = exc
-    while found is not None and not isinstance(found, ssl.SSLError):
+    seen: set[int] = set()
+    while found is not None and not isinstance(found, ssl.SSLError) and id(found) not in seen:
+        seen.add(id(found))
         found = found.__cause__ or found.__context__
-    return BrokerUnreachable(f"{context.what}: {_os_text(found or exc)}", targets=(context.what,))
+    if not isinstance(found, ssl.SSLError):
+        found = exc
+    return BrokerUnreachable(f"{context.what}: {_os_text(found)}", targets=(context.what,))
 
 
 _TLS_REASONS = {

@@ -162,6 +162,17 @@ class TestTable:
         assert str(error) == f"{target}: {words}"
         assert error.targets == (target,)
 
+    def test_a_looping_cause_chain_ends(self) -> None:
+        """An error whose causes lead back to itself (aiormq re-raising a stored reset while
+        it handles it) still becomes one reason, the outermost one's."""
+        outer = amqp_errors.AMQPConnectionError("Server connection reset")
+        inner = ConnectionResetError(104, "Connection reset by peer")
+        outer.__cause__ = inner
+        inner.__context__ = outer
+        error = translate(outer, Context(CONNECT, "rabbit:5672"))
+        assert isinstance(error, BrokerUnreachable)
+        assert str(error).startswith("rabbit:5672: ")
+
     def test_masks_passwords_in_library_text(self) -> None:
         """A URL with a password in a library's message is masked."""
         exc = OSError("cannot reach amqp://svc:hunter2@rabbit:5672/")
