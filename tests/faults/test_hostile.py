@@ -16,7 +16,7 @@ import math
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -278,67 +278,30 @@ class TestUndecodableProperties:
 
 
 class TestReconnectStorm:
-    @pytest.mark.timeout(150)
-    async def test_forced_disconnects_five_times_in_five_seconds_are_no_storm(
-        self, make_app, names, node: RabbitNode
-    ) -> None:
-        """Five close_all_connections in about 5 s cost at most 15 connection attempts per connection in 10 s, and the app serves again."""
-        traffic = Traffic()
-        router = Router()
-        service(router, names, traffic)
-        with structlog.testing.capture_logs() as logs:
-            async with make_app(router, name="storm") as app:
-                async with traffic.running(app):
-                    await traffic.advance(3)
-                mark = len(logs)
-                started = time.monotonic()
-                for i in range(5):
-                    await asyncio.to_thread(node.close_all_connections)
-                    pause = started + i + 1 - time.monotonic()
-                    if pause > 0:
-                        await asyncio.sleep(pause)  # paces the faults: about one a second
-                storm = time.monotonic() - started
-                if time.monotonic() < started + 10:
-                    await asyncio.sleep(started + 10 - time.monotonic())  # the 10 s window
-                window = logs[mark:]
-                back = await wait_for(lambda: app.transport.is_connected, 60, "reconnection")
-                async with traffic.running(app):
-                    await traffic.advance(5, timeout=30)
-        attempts = Counter(e.get("role", "?") for e in events(window, *RECOVERY_EVENTS))
-        losses = Counter(e.get("role", "?") for e in events(window, "connection_lost"))
-        print(
-            f"\n[storm] 5 forced closes in {storm:.1f}s: in the 10 s window connections lost "
-            f"{dict(losses)}, connection attempts {dict(attempts)} (total "
-            f"{sum(attempts.values())}); connected again {back:.1f}s after it; "
-            f"{traffic.summary()}"
-        )
-        assert losses, "no connection was lost: the fault did not happen"
-        for role, count in attempts.items():
-            assert count <= 15, f"{count} attempts of the {role} connection in 10 s"
-        traffic.check()
+    """A burst of closed connections costs few connection attempts and the app serves again.
 
-    @pytest.mark.timeout(150)
-    async def test_connections_closed_as_soon_as_they_open_cost_few_attempts(
-        self, make_app, names, node: RabbitNode
+    Both tests run :meth:`storm`: traffic first, then ``fault`` against the node, then the
+    rest of a 10 s window, then traffic again; the window's log decides.
+    """
+
+    async def storm(
+        self,
+        make_app: Any,
+        names: Names,
+        name: str,
+        fault: Callable[[], Awaitable[None]],
+        what: str,
     ) -> None:
-        """For 5 s the node closes every connection as soon as it opens: at most 15 connection attempts per connection in 10 s, and the app serves again."""
         traffic = Traffic()
         router = Router()
         service(router, names, traffic)
-        # One rabbitmqctl eval: every 50 ms for 5 s, close each client connection of the node.
-        storm = (
-            "Close = fun Close(0) -> ok; Close(N) -> "
-            '[rabbit_networking:close_connection(P, "storm") '
-            "|| P <- rabbit_networking:connections_local()], "
-            "timer:sleep(50), Close(N - 1) end, Close(100)."
-        )
         with structlog.testing.capture_logs() as logs:
-            async with make_app(router, name="storm-loop") as app:
+            async with make_app(router, name=name.replace(" ", "-")) as app:
                 async with traffic.running(app):
                     await traffic.advance(3)
                 mark = len(logs)
                 started = time.monotonic()
-                await asyncio.to_thread(node.eval, storm)
+                await fault()
                 lasted = time.monotonic() - started
                 if time.monotonic() < started + 10:
                     await asyncio.sleep(started + 10 - time.monotonic())  # the 10 s window
@@ -349,15 +312,55 @@ class TestReconnectStorm:
         attempts = Counter(e.get("role", "?") for e in events(window, *RECOVERY_EVENTS))
         losses = Counter(e.get("role", "?") for e in events(window, "connection_lost"))
         print(
-            f"\n[storm loop] every connection closed as it opened for {lasted:.1f}s: in the 10 s "
-            f"window connections lost {dict(losses)}, connection attempts {dict(attempts)} "
-            f"(total {sum(attempts.values())}); connected again {back:.1f}s after it; "
+            f"\n[{name}] {what} for {lasted:.1f}s: in the 10 s window connections lost "
+            f"{dict(losses)}, connection attempts {dict(attempts)} (total "
+            f"{sum(attempts.values())}); connected again {back:.1f}s after it; "
             f"{traffic.summary()}"
         )
         assert losses, "no connection was lost: the fault did not happen"
         for role, count in attempts.items():
             assert count <= 15, f"{count} attempts of the {role} connection in 10 s"
         traffic.check()
+
+    @pytest.mark.timeout(150)
+    async def test_forced_disconnects_five_times_in_five_seconds_are_no_storm(
+        self, make_app, names, node: RabbitNode
+    ) -> None:
+        """Five close_all_connections in about 5 s cost at most 15 connection attempts per connection in 10 s, and the app serves again."""
+
+        async def five_closes() -> None:
+            started = time.monotonic()
+            for i in range(5):
+                await asyncio.to_thread(node.close_all_connections)
+                pause = started + i + 1 - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # paces the faults: about one a second
+
+        await self.storm(make_app, names, "storm", five_closes, "5 forced closes")
+
+    @pytest.mark.timeout(150)
+    async def test_connections_closed_as_soon_as_they_open_cost_few_attempts(
+        self, make_app, names, node: RabbitNode
+    ) -> None:
+        """For 5 s the node closes every connection as soon as it opens: at most 15 connection attempts per connection in 10 s, and the app serves again."""
+        # One rabbitmqctl eval: every 50 ms for 5 s, close each client connection of the node.
+        loop = (
+            "Close = fun Close(0) -> ok; Close(N) -> "
+            '[rabbit_networking:close_connection(P, "storm") '
+            "|| P <- rabbit_networking:connections_local()], "
+            "timer:sleep(50), Close(N - 1) end, Close(100)."
+        )
+
+        async def close_as_they_open() -> None:
+            await asyncio.to_thread(node.eval, loop)
+
+        await self.storm(
+            make_app,
+            names,
+            "storm loop",
+            close_as_they_open,
+            "every connection closed as it opened",
+        )
 
 
 def consumers(node: RabbitNode, queue: str) -> set[str]:
