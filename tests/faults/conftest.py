@@ -1,9 +1,14 @@
 """Fixtures for fault tests: one private RabbitMQ node per session, never the shared broker.
 
-The node boots once (about 5-10 s) and serves every fault test; the restart test stops
+The node boots once (about 5-15 s) and serves every fault test; the restart test stops
 and starts that same node, which keeps its data. Each test gets unique queue names,
 deleted afterwards. Where ``CI=true``, a machine that cannot start nodes fails the tests
 instead of skipping them.
+
+``BURROWMQ_TEST_NODES=rabbitmq4`` makes every private node (these fixtures' and the ones
+tests build with ``RabbitNode()``) a RabbitMQ 4.0.5 node in the chroot of
+``scripts/rabbitmq4``, built first when missing; by default they are the host's 3.10. The
+session's first line says which.
 """
 
 from __future__ import annotations
@@ -11,27 +16,74 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import aio_pika
 import pytest
 
 from burrowmq import App
 from tests.conftest import IN_CI, Names, app_factory, raw_channel
-from tests.faults.node import RabbitNode, can_run_nodes
+from tests.faults.node import (
+    RABBITMQ4,
+    RABBITMQ4_ROOT,
+    RabbitNode,
+    can_run_nodes,
+    nodes_flavour,
+    nodes_version,
+)
+
+Say = Callable[[str], None]
 
 
 @pytest.fixture(scope="session")
-def node() -> Iterator[RabbitNode]:
-    """A private RabbitMQ node on free loopback ports, removed at the end of the session."""
-    reason = can_run_nodes()
+def say(request: pytest.FixtureRequest) -> Say:
+    """Print a line on the terminal at once, past pytest's output capture (progress lines)."""
+    capture: Any = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(line, flush=True)
+
+    return say
+
+
+def require_nodes(say: Say, flavour: str | None = None) -> None:
+    """Skip (fail under ``CI=true``) unless private nodes of ``flavour`` can run here.
+
+    A missing RabbitMQ 4 chroot is built first (its progress is printed).
+    """
+    reason = can_run_nodes(flavour, progress=say)
     if reason is not None:
         if IN_CI:
             pytest.fail(f"fault tests cannot start a RabbitMQ node: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_flavour(say: Say) -> str:
+    """Which RabbitMQ the session's private nodes run, said in its first line."""
+    flavour = nodes_flavour()
+    if flavour == RABBITMQ4:
+        with contextlib.suppress(pytest.skip.Exception):  # each node fixture skips on its own
+            require_nodes(say, flavour)
+        where = f"BURROWMQ_TEST_NODES=rabbitmq4: the Debian trixie chroot {RABBITMQ4_ROOT}"
+    else:
+        where = "the host's rabbitmq-server; BURROWMQ_TEST_NODES=rabbitmq4 for RabbitMQ 4"
+    say(f"\n[faults] private nodes run RabbitMQ {nodes_version(flavour)} ({where})")
+    return flavour
+
+
+@pytest.fixture(scope="session")
+def node(say: Say) -> Iterator[RabbitNode]:
+    """A private RabbitMQ node on free loopback ports, removed at the end of the session."""
+    require_nodes(say)
     rabbit = RabbitNode()
     try:
         seconds = rabbit.start()
-        print(f"\n[faults] private node {rabbit.name} on port {rabbit.port} up in {seconds:.1f}s")
+        say(
+            f"\n[faults] private node {rabbit.name} (RabbitMQ {rabbit.version()}) "
+            f"on port {rabbit.port} up in {seconds:.1f}s"
+        )
         yield rabbit
     finally:
         rabbit.remove()
@@ -82,7 +134,7 @@ CONSUMER_TIMEOUT_MS = 3000
 
 
 @pytest.fixture(scope="session")
-def consumer_timeout_node() -> Iterator[RabbitNode]:
+def consumer_timeout_node(say: Say) -> Iterator[RabbitNode]:
     """A second private node whose channels time out unacked deliveries after 3 s.
 
     RabbitMQ checks ``consumer_timeout`` on each channel's tick, every
@@ -90,20 +142,16 @@ def consumer_timeout_node() -> Iterator[RabbitNode]:
     strike up to a minute late); the tick is set to 1 s here in ``advanced.config``,
     for which ``rabbitmq.conf`` has no key.
     """
-    reason = can_run_nodes()
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"fault tests cannot start a RabbitMQ node: {reason}")
-        pytest.skip(reason)
+    require_nodes(say)
     rabbit = RabbitNode(
         conf=[f"consumer_timeout = {CONSUMER_TIMEOUT_MS}"],
         advanced_config="[{rabbit, [{channel_tick_interval, 1000}]}].",
     )
     try:
         seconds = rabbit.start()
-        print(
-            f"\n[faults] private node {rabbit.name} (consumer_timeout {CONSUMER_TIMEOUT_MS} ms, "
-            f"tick 1 s) on port {rabbit.port} up in {seconds:.1f}s"
+        say(
+            f"\n[faults] private node {rabbit.name} (RabbitMQ {rabbit.version()}, consumer_timeout "
+            f"{CONSUMER_TIMEOUT_MS} ms, tick 1 s) on port {rabbit.port} up in {seconds:.1f}s"
         )
         yield rabbit
     finally:

@@ -221,7 +221,10 @@ class TestDlqReplayKilled:
         assert set(work_ids) | set(dlq_ids) == expected
         assert max(work_ids.values()) == 1 and max(dlq_ids.values()) == 1
         assert not unexplained, f"duplicates not in flight at the kill: {sorted(unexplained)}"
-        assert len(duplicates) <= 2, f"{len(duplicates)} duplicates: more than the in-flight"
+        # Acks are coalesced (one multiple-ack for what queued while the last was written),
+        # so the kill can take the acks of the last few replayed messages with it: at most
+        # the reported tail (5) and the one being sent.
+        assert len(duplicates) <= 6, f"{len(duplicates)} duplicates: more than the in-flight"
         await _wait_depth(amqp, dlq, len(dlq_ids), 30)  # the peeked messages are back
         await _wait_depth(amqp, queue, len(work_ids), 30)
 

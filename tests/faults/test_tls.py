@@ -184,7 +184,13 @@ class TestTls:
         with pytest.raises(BrokerUnreachable) as caught:
             await app.start()
         text = str(caught.value)
-        assert "client certificate" in text or "certificate required" in text.lower(), text
+        # Under TLS 1.3 the broker's "certificate required" alert follows the handshake and
+        # can be overtaken by the connection reset; either way the error names the cause.
+        assert (
+            "client certificate" in text
+            or "certificate required" in text.lower()
+            or "sends no certificate" in text
+        ), text
 
     def test_wrong_key_password_and_plain_url_are_configuration_errors(
         self, tls_node: tuple[RabbitNode, Pki, int]
