@@ -285,7 +285,12 @@ class RemoteError(RpcError):
     """The remote handler raised; carries the remote exception's type name and message.
 
     Attributes:
-        type: the remote exception's type name (``"ValueError"``).
+        type: the remote exception's plain class name (``"OutOfStock"``, never a
+            qualname such as ``"reserve.<locals>.OutOfStock"``), or one of the server's
+            own: ``"ValidationError"``, ``"UnknownProcedure"``, ``"ReplyInvalid"``.
+        module: the module defining the remote exception class (``"shop.stock"``,
+            ``"builtins"``); ``None`` for the server's own types and for replies of
+            servers that predate the field.
         remote_message: the remote exception's message.
         details: structured details (validation errors, for instance), or ``None``.
         traceback: the remote traceback, only when the server chose to send it.
@@ -297,6 +302,7 @@ class RemoteError(RpcError):
         *,
         type: str,
         remote_message: str,
+        module: str | None = None,
         procedure: str = "",
         correlation_id: str | None = None,
         details: Any = None,
@@ -304,6 +310,7 @@ class RemoteError(RpcError):
     ) -> None:
         super().__init__(message, procedure=procedure, correlation_id=correlation_id)
         self.type = type
+        self.module = module
         self.remote_message = remote_message
         self.details = details
         self.traceback = traceback

@@ -67,6 +67,26 @@ class TestCalls:
         with pytest.raises(RemoteError) as caught:
             await app.call(f"{name}.div", Sum(a=1, b=0), timeout=10)
         assert caught.value.type == "ZeroDivisionError"
+        assert caught.value.module == "builtins"
+
+    async def test_remote_error_type_is_the_plain_class_name(self, backend: Backend) -> None:
+        """An exception class defined in a function comes back by its plain name and module."""
+        name = service(backend)
+        router = Router()
+
+        class OutOfStock(Exception):
+            pass
+
+        @router.rpc(f"{name}.reserve")
+        async def reserve(sku: str) -> None:
+            raise OutOfStock(f"no {sku} left")
+
+        app = backend.app(router)
+        await app.start()
+        with pytest.raises(RemoteError) as caught:
+            await app.call(f"{name}.reserve", "tea", timeout=10)
+        assert (caught.value.type, caught.value.module) == ("OutOfStock", __name__)
+        assert caught.value.remote_message == "no tea left"
 
     async def test_no_server_is_no_route(self, backend: Backend) -> None:
         """Calling a service nobody serves raises NoRoute at once, not a timeout."""
