@@ -20,6 +20,7 @@ users raw::
     ├── DecodeError               a payload did not decode or validate
     ├── EncodeError               a value could not be encoded for the wire
     ├── TooManyRedeliveries       a message kept coming back unsettled: it was dead-lettered
+    ├── HandlerTimeout            a handler ran past its route's timeout and was cancelled
     └── RpcError                  an RPC call failed
         ├── RpcTimeout            no reply came within the timeout
         └── RemoteError           the remote handler raised; carries its type and message
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
+    "HandlerTimeout",
     "NoRoute",
     "NoServer",
     "PublishBatchError",
@@ -244,6 +246,25 @@ class TooManyRedeliveries(BurrowError):
             "delivery crashed or hung the consumer, or its connection dropped"
         )
         super().__init__(self.reason)
+
+
+class HandlerTimeout(BurrowError):
+    """A handler ran past its route's ``timeout=`` and was cancelled.
+
+    The attempt counts as failed: it is retried under the route's retry policy, then
+    dead-lettered with ``x-exception-type: HandlerTimeout`` (an RPC caller receives a
+    :class:`RemoteError` of that type). Handlers do not catch it: it is raised in
+    their place once they were cancelled.
+
+    Attributes:
+        handler: the handler's ``module.qualname``.
+        timeout: the route's timeout, in seconds.
+    """
+
+    def __init__(self, message: str, *, handler: str = "", timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.handler = handler
+        self.timeout = timeout
 
 
 class RpcError(BurrowError):

@@ -88,6 +88,23 @@ class TestCalls:
         assert (caught.value.type, caught.value.module) == ("OutOfStock", __name__)
         assert caught.value.remote_message == "no tea left"
 
+    async def test_handler_timeout_is_a_remote_error(self, backend: Backend) -> None:
+        """An RPC handler past its timeout= is cancelled; the caller gets HandlerTimeout."""
+        name = service(backend)
+        router = Router()
+
+        @router.rpc(f"{name}.stall", timeout=0.2)
+        async def stall(n: int) -> int:
+            await asyncio.sleep(30)
+            return n
+
+        app = backend.app(router)
+        await app.start()
+        with pytest.raises(RemoteError) as caught:
+            await app.call(f"{name}.stall", 1, timeout=10)
+        assert (caught.value.type, caught.value.module) == ("HandlerTimeout", "burrowmq.exceptions")
+        assert "timeout of 0.2s" in caught.value.remote_message
+
     async def test_no_server_is_no_route(self, backend: Backend) -> None:
         """Calling a service nobody serves raises NoRoute at once, not a timeout."""
         app = backend.app()

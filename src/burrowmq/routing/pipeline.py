@@ -17,13 +17,13 @@ import dataclasses
 import functools
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
-from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries
+from burrowmq.exceptions import BurrowError, DecodeError, HandlerTimeout, TooManyRedeliveries
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
@@ -155,9 +155,13 @@ class Pipeline:
             ``None`` turns the check off.
         context: log context bound for each delivery (what the worker did not bind).
         hooks: the App's instruments (``None``: none, and no work is done for them).
+        timeout: seconds one attempt of the handler may take before it is cancelled
+            and fails with :class:`~burrowmq.HandlerTimeout` (``None``: no limit, and
+            no work is done for it).
     """
 
     __slots__ = (
+        "_call",
         "_chain",
         "_context",
         "_hooks",
@@ -180,8 +184,11 @@ class Pipeline:
         max_redeliveries: int | None = None,
         context: Mapping[str, Any] | None = None,
         hooks: Hooks | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._spec = handler
+        # The handler call, with the route's timeout around it when it has one.
+        self._call = handler.call if timeout is None else _timed(handler, timeout)
         self._hooks = hooks
         self._queue = queue
         self._retry = retry
@@ -269,7 +276,7 @@ class Pipeline:
             inbound.message = inbound.to_message()
         retry = self._retry
         chain = self._chain
-        call = spec.call
+        call = self._call
         while True:
             message = inbound.message
             try:
@@ -331,22 +338,50 @@ class Pipeline:
     async def _observed(self, inbound: Inbound, value: Any, hooks: Hooks) -> Any:
         """One handler attempt under the instruments: timed, and traced if they trace."""
         spec = self._spec
+        call = self._call
         message = inbound.message
         chain = self._chain
         started = time.perf_counter()
         try:
             if not hooks.traces:
                 if chain is None:
-                    return await spec.call(value, message)
-                return await chain(message, functools.partial(spec.call, value, message))
+                    return await call(value, message)
+                return await chain(message, functools.partial(call, value, message))
             with hooks.tracing_delivery(
                 self._queue, spec.name, inbound.exchange, inbound.routing_key, inbound.properties
             ):
                 if chain is None:
-                    return await spec.call(value, message)
-                return await chain(message, functools.partial(spec.call, value, message))
+                    return await call(value, message)
+                return await chain(message, functools.partial(call, value, message))
         finally:
             inbound.seconds = time.perf_counter() - started
+
+
+def _timed(handler: Handler, seconds: float) -> Callable[[Any, Message], Awaitable[Any]]:
+    """``handler.call``, cancelled after ``seconds`` and then raising HandlerTimeout.
+
+    Only the handler is timed, inside the middleware, so that a middleware sees the
+    timeout as the handler's failure. A ``TimeoutError`` the handler raises itself
+    (before the limit) stays what it is.
+    """
+    call = handler.call
+    name = handler.name
+
+    async def timed(value: Any, message: Message) -> Any:
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await call(value, message)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise HandlerTimeout(
+                f"handler {name} ran past its timeout of {seconds:g}s and was cancelled",
+                handler=name,
+                timeout=seconds,
+            ) from None
+
+    return timed
 
 
 def _undecodable(raw: Mapping[str, Any]) -> DecodeError:

@@ -47,6 +47,10 @@ class Route:
         procedure: the RPC procedure name, for RPC routes.
         reply_queues: an RPC route also answers requests whose ``reply_to`` names a
             plain queue (not only direct reply-to addresses).
+        timeout: seconds one attempt of the handler may take; past it the handler is
+            cancelled and the attempt fails with :class:`~burrowmq.HandlerTimeout`
+            (retried, then dead-lettered; an RPC caller gets a ``RemoteError``).
+            ``None``: no limit.
     """
 
     handler: HandlerFunc
@@ -60,6 +64,7 @@ class Route:
     dead_letter: str | bool | None = None
     procedure: str | None = None
     reply_queues: bool = False
+    timeout: float | None = None
     spec: Handler = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +77,17 @@ class Route:
                 raise ConfigurationError(
                     f"route {self.spec.name}: {name} must be a positive int, got {value!r}"
                 )
+        timeout = self.timeout
+        if timeout is not None:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not 0 < timeout < float("inf")
+            ):
+                raise ConfigurationError(
+                    f"route {self.spec.name}: timeout= takes positive seconds, got {timeout!r}"
+                )
+            object.__setattr__(self, "timeout", float(timeout))
         if self.queue is None and self.exchange is None:
             raise ConfigurationError(
                 f"route {self.spec.name}: a route without a queue needs an exchange"

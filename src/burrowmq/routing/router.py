@@ -114,6 +114,11 @@ def _keys(value: str | Sequence[str], what: str) -> tuple[str, ...]:
 class Router:
     """An ordered collection of routes.
 
+    Every decorator takes, keyword-only, ``retry=``, ``prefetch=``, ``concurrency=`` and
+    ``timeout=`` (seconds one attempt of the handler may take: past it the handler is
+    cancelled and the attempt fails with :class:`~burrowmq.HandlerTimeout`, retried
+    and then dead-lettered like any failure); see :class:`~burrowmq.Route`.
+
     Its settings apply to every route added to it (by a decorator, :meth:`add_route` or
     :meth:`include_router`) that does not set its own.
 
@@ -209,6 +214,7 @@ class Router:
         prefetch: int | None,
         concurrency: int | None,
         dead_letter: str | bool | None,
+        timeout: float | None,
     ) -> None:
         self.add_route(
             Route(
@@ -221,6 +227,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
         )
 
@@ -233,6 +240,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -256,6 +264,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -269,6 +278,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -296,6 +306,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -310,6 +321,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -333,6 +345,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -348,6 +361,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -378,6 +392,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -390,6 +405,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         queue_options: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]:
@@ -424,6 +440,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -437,6 +454,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         reply_queues: bool = False,
     ) -> Callable[[F], F]:
         """Serve the remote procedure ``procedure`` (``"<service>.<method>"``).
@@ -453,6 +471,8 @@ class Router:
         error as :class:`~burrowmq.RemoteError`. Nothing is dead-lettered: an expired
         request is dropped, a failed one answered with an error reply. ``prefetch`` and
         ``concurrency`` apply to the whole service queue (the largest given wins).
+        ``timeout=`` bounds each attempt of the handler: past it the handler is
+        cancelled and the caller receives a ``RemoteError`` of type ``HandlerTimeout``.
 
         Replies go only to direct reply-to addresses (``amq.rabbitmq.reply-to.*``), and
         only to well-formed ones; a request asking for its reply in a plain queue is
@@ -486,6 +506,7 @@ class Router:
                     dead_letter=False,
                     procedure=proc.name,
                     reply_queues=reply_queues,
+                    timeout=timeout,
                 )
             )
             return func

@@ -305,6 +305,7 @@ class RpcServer:
                 max_redeliveries=settings.max_redeliveries,
                 context={"handler": route.name, "procedure": procedure},
                 hooks=settings.hooks,
+                timeout=route.timeout,
             )
         prefetches = [r.prefetch for r in routes if r.prefetch is not None]
         concurrencies = [r.concurrency for r in routes if r.concurrency is not None]
