@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from burrowmq import Message, Router, TopologyError, Unroutable
 from tests.contract.conftest import Backend
@@ -112,6 +113,33 @@ class TestExchangeTypes:
         for n, headers in enumerate(samples):
             await app.publish(exchange, n, headers=headers)
         assert sorted(await seen.wait(3)) == [("all", 0), ("any", 0), ("any", 1)]
+
+
+class TestLocalModels:
+    """Under ``from __future__ import annotations`` (this module), a model defined inside
+    the decorating function resolves, as pydantic resolves it."""
+
+    async def test_model_defined_in_the_test_validates_payloads(self, backend: Backend) -> None:
+        """The local model decodes a good payload; a bad one is dead-lettered naming the field."""
+        exchange, queue = backend.names.exchange(), backend.names.queue()
+        router, seen = Router(), Seen()
+
+        class Shipment(BaseModel):
+            order_id: str
+            boxes: int
+
+        @router.direct(exchange, "ship", queue=queue)
+        async def ship(item: Shipment) -> None:
+            seen.add(item)
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, {"order_id": "o1", "boxes": 2}, routing_key="ship")
+        await app.publish(exchange, {"order_id": "o2", "boxes": "many"}, routing_key="ship")
+        assert await seen.wait(1) == [Shipment(order_id="o1", boxes=2)]
+        [dead] = await backend.take(f"{queue}.dlq", 1)
+        assert dead.properties.headers["x-exception-type"] == "DecodeError"
+        assert "boxes" in dead.properties.headers["x-exception-message"]
 
 
 class TestPublishing:

@@ -105,6 +105,27 @@ class TestCalls:
         assert (caught.value.type, caught.value.module) == ("HandlerTimeout", "burrowmq.exceptions")
         assert "timeout of 0.2s" in caught.value.remote_message
 
+    async def test_local_request_and_reply_models(self, backend: Backend) -> None:
+        """Request and return models defined in the test resolve and shape the reply."""
+        name = service(backend)
+        router = Router()
+
+        class Ask(BaseModel):
+            sku: str
+
+        class Price(BaseModel):
+            sku: str
+            cents: int
+
+        @router.rpc(f"{name}.price")
+        async def price(req: Ask) -> Price:
+            return Price(sku=req.sku, cents=250)
+
+        app = backend.app(router)
+        await app.start()
+        reply = await app.call(f"{name}.price", Ask(sku="tea"), returns=Price, timeout=10)
+        assert reply == Price(sku="tea", cents=250)
+
     async def test_no_server_is_no_route(self, backend: Backend) -> None:
         """Calling a service nobody serves raises NoRoute at once, not a timeout."""
         app = backend.app()

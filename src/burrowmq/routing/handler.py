@@ -3,14 +3,20 @@
 The first parameter's annotation decides how the body is decoded; a parameter
 annotated :class:`~burrowmq.Message` receives the delivery's metadata. All of this is
 inspected once, when the route is made, never per message.
+
+Annotations resolve as pydantic resolves them: in the handler's module, and also, under
+``from __future__ import annotations``, among the local names of the function that
+decorated the handler (a model defined inside a function, or a test).
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from burrowmq.exceptions import ConfigurationError
@@ -55,12 +61,7 @@ class Handler:
         name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)!s}"
         if not inspect.iscoroutinefunction(func):
             raise ConfigurationError(f"handler {name} must be an async function (async def)")
-        try:
-            hints = typing.get_type_hints(func)
-        except Exception as exc:  # annotations that do not resolve
-            raise ConfigurationError(
-                f"cannot resolve the annotations of handler {name}: {exc}"
-            ) from None
+        hints = _hints(func, name)
         params = list(inspect.signature(func).parameters.values())
         payload_name: str | None = None
         payload_type: Any = Any
@@ -86,6 +87,47 @@ class Handler:
             decode = decoder_for(None if payload_type is Any else payload_type)
         call = _caller(func, params, payload_name, message_names)
         return cls(func, name, payload_type, decode, returns, bool(message_names), call)
+
+
+def _hints(func: HandlerFunc, name: str) -> dict[str, Any]:
+    """``func``'s annotations, resolved in its module, else also where it was decorated.
+
+    Raises:
+        ConfigurationError: an annotation names something neither place defines.
+    """
+    try:
+        return typing.get_type_hints(func)
+    except NameError as exc:
+        # A name the module lacks may be local to the function that decorated the
+        # handler, where pydantic would find it too (looked up on this failure only).
+        localns = _decorating_namespace()
+        if localns is None:
+            raise _unresolved(name, exc) from None
+        try:
+            return typing.get_type_hints(func, localns=localns)
+        except Exception as again:  # still not resolvable
+            raise _unresolved(name, again) from None
+    except Exception as exc:  # annotations that do not evaluate
+        raise _unresolved(name, exc) from None
+
+
+def _unresolved(name: str, exc: Exception) -> ConfigurationError:
+    return ConfigurationError(f"cannot resolve the annotations of handler {name}: {exc}")
+
+
+def _decorating_namespace() -> dict[str, Any] | None:
+    """The local names of the first caller outside burrowmq: where the handler was
+    decorated (or its Route made)."""
+    frame: FrameType | None = sys._getframe(1)
+    try:
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module != "burrowmq" and not module.startswith("burrowmq."):
+                return dict(frame.f_locals)
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # frames hold their locals alive
 
 
 def _caller(

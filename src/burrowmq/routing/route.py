@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.routing.handler import Handler, HandlerFunc
@@ -65,10 +65,14 @@ class Route:
     procedure: str | None = None
     reply_queues: bool = False
     timeout: float | None = None
-    spec: Handler = field(init=False, repr=False, compare=False)
+    # The handler, inspected. An init field only so that dataclasses.replace carries it
+    # over: a copy (with_prefix, with_defaults) is not inspected again, since the local
+    # names of the frame that decorated the handler may be gone by then.
+    spec: Handler = field(default=cast(Handler, None), repr=False, compare=False, kw_only=True)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spec", Handler.inspect(self.handler))
+        if self.spec is None or self.spec.func is not self.handler:
+            object.__setattr__(self, "spec", Handler.inspect(self.handler))
         for name in ("prefetch", "concurrency"):
             value = getattr(self, name)
             if value is not None and (

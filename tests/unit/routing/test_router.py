@@ -461,6 +461,32 @@ class TestPrefix:
         assert dlx == "svc.billing.charge.dlx"
 
 
+class TestLocalAnnotations:
+    """Handlers annotated with models local to the decorating function."""
+
+    def test_including_later_elsewhere_keeps_the_resolved_handler(self) -> None:
+        """A router with a local model, included with a prefix after its function returned,
+        keeps the handler resolved at decoration (copies are not inspected again)."""
+
+        def build() -> Router:
+            class LocalEvent(BaseModel):
+                n: int
+
+            router = Router()
+
+            @router.direct("billing", "charge", queue="local.q")
+            async def handle(event: LocalEvent) -> None: ...
+
+            return router
+
+        outer = Router(retry=Retry(attempts=2))
+        outer.include_router(build(), prefix="svc.")
+        route = only_route(outer)
+        assert route.queue is not None and route.queue.name == "svc.local.q"
+        assert route.spec.payload_type.__name__ == "LocalEvent"
+        assert route.spec.decode(b'{"n": 3}').n == 3
+
+
 class TestIncludeRouterDefaults:
     """``include_router`` carries the defaults of both routers, innermost first."""
 
