@@ -74,6 +74,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         max_redeliveries=settings.max_redeliveries,
         hooks=settings.hooks,
         timeout=route.timeout,
+        parameters=route.parameters,
     )
     return Dispatcher(
         queue,

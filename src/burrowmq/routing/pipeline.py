@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from burrowmq.exceptions import BurrowError, DecodeError, HandlerTimeout, TooManyRedeliveries
+from burrowmq.exceptions import (
+    BurrowError,
+    ConfigurationError,
+    DecodeError,
+    HandlerTimeout,
+    TooManyRedeliveries,
+)
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
@@ -37,6 +43,7 @@ from burrowmq.routing.dead_letter import (
     retry_count,
 )
 from burrowmq.routing.handler import Handler
+from burrowmq.routing.key_pattern import KeyParameters
 from burrowmq.routing.redelivery import delivery_count
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.signals import Reject
@@ -158,6 +165,9 @@ class Pipeline:
         timeout: seconds one attempt of the handler may take before it is cancelled
             and fails with :class:`~burrowmq.HandlerTimeout` (``None``: no limit, and
             no work is done for it).
+        parameters: the route's routing-key parameters (``None``: none, and no work
+            is done for them); a routing key that does not fit them settles the
+            delivery as invalid.
     """
 
     __slots__ = (
@@ -165,7 +175,9 @@ class Pipeline:
         "_chain",
         "_context",
         "_hooks",
+        "_keyed",
         "_max",
+        "_parameters",
         "_queue",
         "_retry",
         "_settle",
@@ -185,10 +197,23 @@ class Pipeline:
         context: Mapping[str, Any] | None = None,
         hooks: Hooks | None = None,
         timeout: float | None = None,
+        parameters: KeyParameters | None = None,
     ) -> None:
         self._spec = handler
         # The handler call, with the route's timeout around it when it has one.
-        self._call = handler.call if timeout is None else _timed(handler, timeout)
+        self._call: Callable[..., Awaitable[Any]] = handler.call
+        self._keyed: Callable[..., Awaitable[Any]] = handler.call  # (used with parameters)
+        self._parameters = parameters
+        if parameters is not None:
+            if handler.keyed is None:
+                raise ConfigurationError(
+                    f"handler {handler.name} was not inspected for routing-key parameters"
+                )
+            self._keyed = (
+                handler.keyed if timeout is None else _timed(handler.keyed, handler.name, timeout)
+            )
+        elif timeout is not None:
+            self._call = _timed(handler.call, handler.name, timeout)
         self._hooks = hooks
         self._queue = queue
         self._retry = retry
@@ -259,8 +284,12 @@ class Pipeline:
             # It may be the message that crashed the last consumer: the acks of what
             # finished before it go out first, so they cannot die with it again.
             await delivery.settle_pending()
+        call = self._call
         try:
             value = spec.decode(delivery.body)
+            if self._parameters is not None:
+                words = self._parameters.extract(inbound.routing_key)
+                call = functools.partial(self._keyed, words)
         except DecodeError as exc:
             _log.warning(
                 "payload_invalid",
@@ -276,12 +305,11 @@ class Pipeline:
             inbound.message = inbound.to_message()
         retry = self._retry
         chain = self._chain
-        call = self._call
         while True:
             message = inbound.message
             try:
                 if hooks is not None:
-                    result = await self._observed(inbound, value, hooks)
+                    result = await self._observed(inbound, call, value, hooks)
                 elif chain is None:
                     result = await call(value, message)
                 else:
@@ -335,10 +363,15 @@ class Pipeline:
                 hooks.delivery_settled(self._queue, spec.name, "acked", inbound.seconds)
             return
 
-    async def _observed(self, inbound: Inbound, value: Any, hooks: Hooks) -> Any:
+    async def _observed(
+        self,
+        inbound: Inbound,
+        call: Callable[[Any, Message], Awaitable[Any]],
+        value: Any,
+        hooks: Hooks,
+    ) -> Any:
         """One handler attempt under the instruments: timed, and traced if they trace."""
         spec = self._spec
-        call = self._call
         message = inbound.message
         chain = self._chain
         started = time.perf_counter()
@@ -357,21 +390,22 @@ class Pipeline:
             inbound.seconds = time.perf_counter() - started
 
 
-def _timed(handler: Handler, seconds: float) -> Callable[[Any, Message], Awaitable[Any]]:
-    """``handler.call``, cancelled after ``seconds`` and then raising HandlerTimeout.
+def _timed(
+    call: Callable[..., Awaitable[Any]], name: str, seconds: float
+) -> Callable[..., Awaitable[Any]]:
+    """``call`` (the handler ``name``'s), cancelled after ``seconds``, then raising
+    HandlerTimeout.
 
     Only the handler is timed, inside the middleware, so that a middleware sees the
     timeout as the handler's failure. A ``TimeoutError`` the handler raises itself
     (before the limit) stays what it is.
     """
-    call = handler.call
-    name = handler.name
 
-    async def timed(value: Any, message: Message) -> Any:
+    async def timed(*args: Any) -> Any:
         scope = asyncio.timeout(seconds)
         try:
             async with scope:
-                return await call(value, message)
+                return await call(*args)
         except TimeoutError:
             if not scope.expired():
                 raise

@@ -306,6 +306,7 @@ class RpcServer:
                 context={"handler": route.name, "procedure": procedure},
                 hooks=settings.hooks,
                 timeout=route.timeout,
+                parameters=route.parameters,
             )
         prefetches = [r.prefetch for r in routes if r.prefetch is not None]
         concurrencies = [r.concurrency for r in routes if r.concurrency is not None]
