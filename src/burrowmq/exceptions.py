@@ -21,6 +21,7 @@ users raw::
     ├── EncodeError               a value could not be encoded for the wire
     ├── TooManyRedeliveries       a message kept coming back unsettled: it was dead-lettered
     ├── HandlerTimeout            a handler ran past its route's timeout and was cancelled
+    ├── LifespanError             the App's lifespan failed to start or to stop
     └── RpcError                  an RPC call failed
         ├── RpcTimeout            no reply came within the timeout
         └── RemoteError           the remote handler raised; carries its type and message
@@ -43,6 +44,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "HandlerTimeout",
+    "LifespanError",
     "NoRoute",
     "NoServer",
     "PublishBatchError",
@@ -265,6 +267,19 @@ class HandlerTimeout(BurrowError):
         super().__init__(message)
         self.handler = handler
         self.timeout = timeout
+
+
+class LifespanError(BurrowError):
+    """The App's ``lifespan=`` raised while it was entered (the App does not start) or
+    exited (the App still closed); the lifespan's own exception is the ``__cause__``.
+
+    Attributes:
+        lifespan: the lifespan factory's ``module.qualname``.
+    """
+
+    def __init__(self, message: str, *, lifespan: str = "") -> None:
+        super().__init__(message)
+        self.lifespan = lifespan
 
 
 class RpcError(BurrowError):
