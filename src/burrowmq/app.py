@@ -15,16 +15,18 @@ import signal
 import ssl
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from burrowmq.config import AppConfig, Setting, make_transport
-from burrowmq.exceptions import ConfigurationError, StateError
+from burrowmq.exceptions import ConfigurationError, LifespanError, StateError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.instrument import Hooks, Instrument, compose_instruments
+from burrowmq.framework.lifespan import Lifespan
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import Middleware, check_middleware, compose
 from burrowmq.framework.publisher import Publisher
@@ -108,6 +110,12 @@ class App:
         instrumentation: instruments that observe the app, e.g.
             ``[Prometheus(), OpenTelemetry()]`` from :mod:`burrowmq.instrumentation`;
             with none, nothing is measured and nothing costs.
+        lifespan: an async context manager factory taking the App, as Starlette's
+            (an ``@asynccontextmanager`` function): entered when the app starts,
+            before it connects and consumes; exited after the drain when it stops, or
+            at once when the start fails after it was entered (exited once either
+            way). What it yields is :attr:`lifespan_state`. An error on entry fails
+            the start with :class:`~burrowmq.LifespanError` naming the lifespan.
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -148,6 +156,7 @@ class App:
         instrumentation: Sequence[Instrument] = (),
         tls: TLS | ssl.SSLContext | None = None,
         declare: bool = True,
+        lifespan: Callable[[App], AbstractAsyncContextManager[Any]] | None = None,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -174,6 +183,7 @@ class App:
                 instrumentation=tuple(instrumentation),
                 tls=tls,
                 declare=declare,
+                lifespan=lifespan,
                 transport=transport,
             )
         )
@@ -192,6 +202,7 @@ class App:
         self._stop_requested: asyncio.Event | None = None
         self._draining = False
         self._hooks: Hooks | None = None
+        self._lifespan: Lifespan | None = None
 
     # -- configuration ---------------------------------------------------------------
 
@@ -213,6 +224,27 @@ class App:
     def state(self) -> AppState:
         """The lifecycle state."""
         return self._state
+
+    @property
+    def lifespan_state(self) -> Any:
+        """What the app's lifespan yielded, from its entry until its exit.
+
+        (``state`` is the lifecycle state; this is the lifespan's.) Handlers reach it
+        through the running app: with the test client, ``client.app``.
+
+        Raises:
+            StateError: the app has no lifespan, or it is not entered (the app has not
+                started, or has stopped).
+        """
+        lifespan = self._lifespan
+        if lifespan is None or not lifespan.entered:
+            if self.config.lifespan is None:
+                raise StateError("the app has no lifespan (App(lifespan=...))")
+            raise StateError(
+                f"the lifespan state exists while the lifespan is entered; the app is "
+                f"{self._state.value}"
+            )
+        return lifespan.state
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -291,6 +323,7 @@ class App:
             StateError: the app is not new.
             TopologyError: the topology is invalid or conflicts with the broker.
             BrokerUnreachable: no broker URL answered.
+            LifespanError: the lifespan raised on entry.
         """
         if self._state is not AppState.NEW:
             raise StateError(f"cannot start an app that is {self._state.value}")
@@ -299,6 +332,9 @@ class App:
             self._routes = routes = self.routes
             self._topology = topology = self.topology()
             external = undeclared_queues(routes, topology, self.instance_id)
+            if self.config.lifespan is not None:
+                self._lifespan = Lifespan(self.config.lifespan, self)
+                await self._lifespan.enter()
             transport = self._transport = make_transport(self.config)
             hooks = self._hooks = compose_instruments(self.config.instrumentation)
             connections = 0
@@ -335,14 +371,22 @@ class App:
             for consumer in consumers:
                 await consumer.start()
                 self._consumers.append(consumer)
-        except BaseException:
-            await self._shutdown(timeout=0)
+        except BaseException as exc:
+            try:
+                await self._shutdown(timeout=0, error=exc)
+            except LifespanError as late:  # the start's own failure is what to raise
+                _log.error("lifespan_exit_failed", app=self.name, error=str(late))
             raise
         self._state = AppState.RUNNING
         _log.info("app_started", app=self.name, broker=transport.description, routes=len(routes))
 
     async def stop(self) -> None:
-        """Stop consuming, let in-flight handlers finish (bounded), close. Idempotent."""
+        """Stop consuming, let in-flight handlers finish (bounded), exit the lifespan,
+        close. Idempotent.
+
+        Raises:
+            LifespanError: the lifespan raised on exit (the app is closed all the same).
+        """
         if self._state in (AppState.CLOSED, AppState.STOPPING):
             return
         if self._state is AppState.NEW:
@@ -350,7 +394,7 @@ class App:
             return
         await self._shutdown(timeout=self.config.shutdown_timeout)
 
-    async def _shutdown(self, *, timeout: float) -> None:
+    async def _shutdown(self, *, timeout: float, error: BaseException | None = None) -> None:
         self._state = AppState.STOPPING
         consumers, self._consumers = self._consumers, []
         try:
@@ -360,10 +404,14 @@ class App:
             if consumers:
                 await asyncio.gather(*(c.stop(timeout) for c in consumers))
         finally:
-            if self._transport is not None:
-                await self._transport.close()
-            self._state = AppState.CLOSED
-            _log.info("app_stopped", app=self.name)
+            try:
+                if self._lifespan is not None:  # after the drain: handlers may use it
+                    await self._lifespan.exit(error)
+            finally:
+                if self._transport is not None:
+                    await self._transport.close()
+                self._state = AppState.CLOSED
+                _log.info("app_stopped", app=self.name)
 
     def request_stop(self) -> None:
         """Ask :meth:`serve` to shut down (safe to call from a signal handler).

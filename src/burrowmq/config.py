@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.instrument import Instrument, compose_instruments
+from burrowmq.framework.lifespan import LifespanFactory, check_lifespan
 from burrowmq.framework.middleware import Middleware, check_middleware
 from burrowmq.framework.tls import TLS, tls_context
 from burrowmq.framework.transport import Transport
@@ -59,6 +60,7 @@ class AppConfig:
     instrumentation: tuple[Instrument, ...] = ()
     tls: TLS | ssl.SSLContext | None = None
     declare: bool = True
+    lifespan: LifespanFactory | None = None
     transport: Transport | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -67,6 +69,7 @@ class AppConfig:
         check_max_redeliveries(self.max_redeliveries)
         check_middleware(self.middleware)
         compose_instruments(self.instrumentation)
+        check_lifespan(self.lifespan)
         wait = self.recovery_wait
         if isinstance(wait, bool) or not isinstance(wait, int | float):
             raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")

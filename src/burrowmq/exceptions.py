@@ -20,6 +20,8 @@ users raw::
     ├── DecodeError               a payload did not decode or validate
     ├── EncodeError               a value could not be encoded for the wire
     ├── TooManyRedeliveries       a message kept coming back unsettled: it was dead-lettered
+    ├── HandlerTimeout            a handler ran past its route's timeout and was cancelled
+    ├── LifespanError             the App's lifespan failed to start or to stop
     └── RpcError                  an RPC call failed
         ├── RpcTimeout            no reply came within the timeout
         └── RemoteError           the remote handler raised; carries its type and message
@@ -41,6 +43,8 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
+    "HandlerTimeout",
+    "LifespanError",
     "NoRoute",
     "NoServer",
     "PublishBatchError",
@@ -246,6 +250,38 @@ class TooManyRedeliveries(BurrowError):
         super().__init__(self.reason)
 
 
+class HandlerTimeout(BurrowError):
+    """A handler ran past its route's ``timeout=`` and was cancelled.
+
+    The attempt counts as failed: it is retried under the route's retry policy, then
+    dead-lettered with ``x-exception-type: HandlerTimeout`` (an RPC caller receives a
+    :class:`RemoteError` of that type). Handlers do not catch it: it is raised in
+    their place once they were cancelled.
+
+    Attributes:
+        handler: the handler's ``module.qualname``.
+        timeout: the route's timeout, in seconds.
+    """
+
+    def __init__(self, message: str, *, handler: str = "", timeout: float = 0.0) -> None:
+        super().__init__(message)
+        self.handler = handler
+        self.timeout = timeout
+
+
+class LifespanError(BurrowError):
+    """The App's ``lifespan=`` raised while it was entered (the App does not start) or
+    exited (the App still closed); the lifespan's own exception is the ``__cause__``.
+
+    Attributes:
+        lifespan: the lifespan factory's ``module.qualname``.
+    """
+
+    def __init__(self, message: str, *, lifespan: str = "") -> None:
+        super().__init__(message)
+        self.lifespan = lifespan
+
+
 class RpcError(BurrowError):
     """An RPC call failed.
 
@@ -285,7 +321,12 @@ class RemoteError(RpcError):
     """The remote handler raised; carries the remote exception's type name and message.
 
     Attributes:
-        type: the remote exception's type name (``"ValueError"``).
+        type: the remote exception's plain class name (``"OutOfStock"``, never a
+            qualname such as ``"reserve.<locals>.OutOfStock"``), or one of the server's
+            own: ``"ValidationError"``, ``"UnknownProcedure"``, ``"ReplyInvalid"``.
+        module: the module defining the remote exception class (``"shop.stock"``,
+            ``"builtins"``); ``None`` for the server's own types and for replies of
+            servers that predate the field.
         remote_message: the remote exception's message.
         details: structured details (validation errors, for instance), or ``None``.
         traceback: the remote traceback, only when the server chose to send it.
@@ -297,6 +338,7 @@ class RemoteError(RpcError):
         *,
         type: str,
         remote_message: str,
+        module: str | None = None,
         procedure: str = "",
         correlation_id: str | None = None,
         details: Any = None,
@@ -304,6 +346,7 @@ class RemoteError(RpcError):
     ) -> None:
         super().__init__(message, procedure=procedure, correlation_id=correlation_id)
         self.type = type
+        self.module = module
         self.remote_message = remote_message
         self.details = details
         self.traceback = traceback

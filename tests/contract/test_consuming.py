@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from burrowmq import Message, Reject, Retry, Router
+from burrowmq import HandlerTimeout, Message, Reject, Retry, Router
 from tests.contract.conftest import Backend
 from tests.contract.test_routing import Seen
 
@@ -91,6 +91,71 @@ class TestRetriesAndDeadLetters:
         await app.start()
         await app.publish(exchange, "m", routing_key="k")
         assert await seen.wait(2) == [(1, "k", None), (2, "k", 1)]
+
+
+class TestHandlerTimeout:
+    """A handler past its route's timeout is cancelled; the attempt counts as failed."""
+
+    async def test_timed_out_attempts_are_retried_then_dead_lettered(
+        self, backend: Backend
+    ) -> None:
+        """Each attempt past timeout= is cancelled; the last is dead-lettered as HandlerTimeout."""
+        exchange, queue = backend.names.exchange(), backend.names.queue()
+        router, started, cancelled = Router(), Seen(), Seen()
+
+        @router.direct(exchange, "k", queue=queue, retry=Retry(attempts=2), timeout=0.2)
+        async def stuck(body: str, message: Message) -> None:
+            started.add(message.attempt)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.add(message.attempt)
+                raise
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, "m", routing_key="k")
+        [dead] = await backend.take(f"{queue}.dlq", 1)
+        headers = dead.properties.headers
+        assert headers["x-exception-type"] == HandlerTimeout.__name__
+        assert "timeout of 0.2s" in headers["x-exception-message"]
+        assert f"{__name__}." in headers["x-exception-message"]  # names the handler
+        assert headers["x-retry-count"] == 1
+        assert started.items == [1, 2]
+        assert cancelled.items == [1, 2]
+
+    async def test_a_timed_out_attempt_may_succeed_on_retry(self, backend: Backend) -> None:
+        """A retry that finishes within the timeout is acked; nothing is dead-lettered."""
+        exchange, queue = backend.names.exchange(), backend.names.queue()
+        router, seen = Router(), Seen()
+
+        @router.direct(exchange, "k", queue=queue, retry=Retry(attempts=2), timeout=0.2)
+        async def slow_once(body: str, message: Message) -> None:
+            if message.attempt == 1:
+                await asyncio.sleep(5)
+            seen.add(message.attempt)
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, "m", routing_key="k")
+        assert await seen.wait(1) == [2]
+        await app.stop()
+        assert await backend.transport.message_count(f"{queue}.dlq") == 0
+
+    async def test_own_timeout_error_is_not_a_handler_timeout(self, backend: Backend) -> None:
+        """A TimeoutError the handler raises within its limit is dead-lettered as itself."""
+        exchange, queue = backend.names.exchange(), backend.names.queue()
+        router = Router()
+
+        @router.topic(exchange, "k", queue=queue, retry=Retry(attempts=1), timeout=30)
+        async def gives_up(body: str) -> None:
+            raise TimeoutError("upstream too slow")
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, "m", routing_key="k")
+        [dead] = await backend.take(f"{queue}.dlq", 1)
+        assert dead.properties.headers["x-exception-type"] == "TimeoutError"
 
 
 class TestAcknowledgement:

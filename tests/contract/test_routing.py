@@ -6,11 +6,13 @@ Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import enum
+from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel
 
-from burrowmq import Message, Router, TopologyError, Unroutable
+from burrowmq import Message, Retry, Router, TopologyError, Unroutable
 from tests.contract.conftest import Backend
 
 pytestmark = pytest.mark.contract
@@ -112,6 +114,133 @@ class TestExchangeTypes:
         for n, headers in enumerate(samples):
             await app.publish(exchange, n, headers=headers)
         assert sorted(await seen.wait(3)) == [("all", 0), ("any", 0), ("any", 1)]
+
+
+class Level(str, enum.Enum):
+    INFO = "info"
+    ERROR = "error"
+
+
+class TestRoutingKeyParameters:
+    """``{name}`` words of a route's key reach the handler's parameters of those names."""
+
+    async def test_topic_parameters_are_passed_and_validated(self, backend: Backend) -> None:
+        """``logs.{level}.{shard}.#`` binds ``logs.*.*.#`` and passes an Enum and an int."""
+        exchange, queue = backend.names.exchange("logs"), backend.names.queue("audit")
+        router, seen = Router(), Seen()
+
+        @router.topic(exchange, "logs.{level}.{shard}.#", queue=queue)
+        async def audit(line: str, level: Level, shard: int) -> None:
+            seen.add((line, level, shard))
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, "disk full", routing_key="logs.error.3.db.primary")
+        await app.publish(exchange, "started", routing_key="logs.info.12")
+        await app.publish(exchange, "ignored", routing_key="metrics.cpu.1")
+        assert await seen.wait(2) == [("disk full", Level.ERROR, 3), ("started", Level.INFO, 12)]
+
+    async def test_invalid_word_is_dead_lettered_naming_the_parameter(
+        self, backend: Backend
+    ) -> None:
+        """A word that fails validation is dead-lettered at once, like an invalid payload."""
+        exchange, queue = backend.names.exchange("logs"), backend.names.queue("audit")
+        router, seen = Router(), Seen()
+
+        @router.topic(exchange, "logs.{level}.#", queue=queue, retry=Retry(attempts=3))
+        async def audit(line: str, level: Level, message: Message) -> None:
+            seen.add(message.attempt)
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, "x", routing_key="logs.verbose.db")
+        [dead] = await backend.take(f"{queue}.dlq", 1)
+        headers = dead.properties.headers
+        assert headers["x-exception-type"] == "DecodeError"
+        assert "routing key parameter 'level'" in headers["x-exception-message"]
+        assert "'verbose'" in headers["x-exception-message"]
+        assert headers["x-original-routing-key"] == "logs.verbose.db"
+        assert seen.items == []
+
+    async def test_direct_parameter_binds_each_value(self, backend: Backend) -> None:
+        """A direct key's Literal parameter is bound once per value and passed its word."""
+        exchange, queue = backend.names.exchange("orders"), backend.names.queue("regional")
+        router, seen = Router(), Seen()
+
+        @router.direct(exchange, "order.{region}", queue=queue)
+        async def regional(body: int, region: Literal["eu", "us"]) -> None:
+            seen.add((body, region))
+
+        app = backend.app(router)
+        await app.start()
+        for n, key in enumerate(["order.eu", "order.apac", "order.us"]):
+            await app.publish(exchange, n, routing_key=key)
+        assert await seen.wait(2) == [(0, "eu"), (2, "us")]
+
+    async def test_parameters_survive_a_retry_through_the_broker(self, backend: Backend) -> None:
+        """A retry parked in a delay queue comes back with its original key's words."""
+        exchange, queue = backend.names.exchange("logs"), backend.names.queue("audit")
+        backend.names.add_queue(f"{queue}.retry.200")
+        router, seen = Router(), Seen()
+        retry = Retry(attempts=2, wait=0.2, broker_delay_threshold=0.1)
+
+        @router.topic(exchange, "logs.{level}", queue=queue, retry=retry)
+        async def audit(line: str, level: str, message: Message) -> None:
+            seen.add((message.attempt, level))
+            if message.attempt == 1:
+                raise ConnectionError("later")
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, "x", routing_key="logs.warn")
+        assert await seen.wait(2) == [(1, "warn"), (2, "warn")]
+
+    async def test_consume_with_a_routing_key_pattern(self, backend: Backend) -> None:
+        """``consume(queue, routing_key=...)`` passes words; a key that does not fit is
+        dead-lettered with the reason."""
+        exchange, queue = backend.names.exchange("reports"), backend.names.queue("reports")
+        router, seen = Router(), Seen()
+
+        @router.consume(queue, queue_options={}, routing_key="report.{kind}")
+        async def report(body: str, kind: str) -> None:
+            seen.add((body, kind))
+
+        app = backend.app(router)
+        await app.start()
+        await backend.transport.declare_exchange(exchange, "topic")
+        await backend.transport.bind_queue(queue, exchange, "#")
+        await app.publish(exchange, "q3", routing_key="report.quarterly")
+        await app.publish(exchange, "odd", routing_key="something.else.entirely")
+        assert await seen.wait(1) == [("q3", "quarterly")]
+        [dead] = await backend.take(f"{queue}.dlq", 1)
+        assert "does not match 'report.{kind}'" in dead.properties.headers["x-exception-message"]
+
+
+class TestLocalModels:
+    """Under ``from __future__ import annotations`` (this module), a model defined inside
+    the decorating function resolves, as pydantic resolves it."""
+
+    async def test_model_defined_in_the_test_validates_payloads(self, backend: Backend) -> None:
+        """The local model decodes a good payload; a bad one is dead-lettered naming the field."""
+        exchange, queue = backend.names.exchange(), backend.names.queue()
+        router, seen = Router(), Seen()
+
+        class Shipment(BaseModel):
+            order_id: str
+            boxes: int
+
+        @router.direct(exchange, "ship", queue=queue)
+        async def ship(item: Shipment) -> None:
+            seen.add(item)
+
+        app = backend.app(router)
+        await app.start()
+        await app.publish(exchange, {"order_id": "o1", "boxes": 2}, routing_key="ship")
+        await app.publish(exchange, {"order_id": "o2", "boxes": "many"}, routing_key="ship")
+        assert await seen.wait(1) == [Shipment(order_id="o1", boxes=2)]
+        [dead] = await backend.take(f"{queue}.dlq", 1)
+        assert dead.properties.headers["x-exception-type"] == "DecodeError"
+        assert "boxes" in dead.properties.headers["x-exception-message"]
 
 
 class TestPublishing:

@@ -67,6 +67,64 @@ class TestCalls:
         with pytest.raises(RemoteError) as caught:
             await app.call(f"{name}.div", Sum(a=1, b=0), timeout=10)
         assert caught.value.type == "ZeroDivisionError"
+        assert caught.value.module == "builtins"
+
+    async def test_remote_error_type_is_the_plain_class_name(self, backend: Backend) -> None:
+        """An exception class defined in a function comes back by its plain name and module."""
+        name = service(backend)
+        router = Router()
+
+        class OutOfStock(Exception):
+            pass
+
+        @router.rpc(f"{name}.reserve")
+        async def reserve(sku: str) -> None:
+            raise OutOfStock(f"no {sku} left")
+
+        app = backend.app(router)
+        await app.start()
+        with pytest.raises(RemoteError) as caught:
+            await app.call(f"{name}.reserve", "tea", timeout=10)
+        assert (caught.value.type, caught.value.module) == ("OutOfStock", __name__)
+        assert caught.value.remote_message == "no tea left"
+
+    async def test_handler_timeout_is_a_remote_error(self, backend: Backend) -> None:
+        """An RPC handler past its timeout= is cancelled; the caller gets HandlerTimeout."""
+        name = service(backend)
+        router = Router()
+
+        @router.rpc(f"{name}.stall", timeout=0.2)
+        async def stall(n: int) -> int:
+            await asyncio.sleep(30)
+            return n
+
+        app = backend.app(router)
+        await app.start()
+        with pytest.raises(RemoteError) as caught:
+            await app.call(f"{name}.stall", 1, timeout=10)
+        assert (caught.value.type, caught.value.module) == ("HandlerTimeout", "burrowmq.exceptions")
+        assert "timeout of 0.2s" in caught.value.remote_message
+
+    async def test_local_request_and_reply_models(self, backend: Backend) -> None:
+        """Request and return models defined in the test resolve and shape the reply."""
+        name = service(backend)
+        router = Router()
+
+        class Ask(BaseModel):
+            sku: str
+
+        class Price(BaseModel):
+            sku: str
+            cents: int
+
+        @router.rpc(f"{name}.price")
+        async def price(req: Ask) -> Price:
+            return Price(sku=req.sku, cents=250)
+
+        app = backend.app(router)
+        await app.start()
+        reply = await app.call(f"{name}.price", Ask(sku="tea"), returns=Price, timeout=10)
+        assert reply == Price(sku="tea", cents=250)
 
     async def test_no_server_is_no_route(self, backend: Backend) -> None:
         """Calling a service nobody serves raises NoRoute at once, not a timeout."""

@@ -92,6 +92,27 @@ class TestOptions:
         with pytest.raises(ConfigurationError, match="redis"):
             App()
 
+    def test_lifespan_must_be_callable(self) -> None:
+        """A lifespan that is not callable is refused when the app is made."""
+        with pytest.raises(ConfigurationError, match="lifespan"):
+            make_app(lifespan=object())
+
+    async def test_lifespan_must_return_an_async_context_manager(self) -> None:
+        """A lifespan returning something else fails the start with a clear error."""
+
+        def lifespan(app: App) -> Any:
+            return "not a context manager"
+
+        app = App(url="memory://", lifespan=lifespan)
+        with pytest.raises(ConfigurationError, match="not an async context manager"):
+            await app.start()
+        assert app.state.value == "closed"
+
+    def test_lifespan_state_without_a_lifespan(self) -> None:
+        """Reading lifespan_state of an app without a lifespan says it has none."""
+        with pytest.raises(StateError, match="has no lifespan"):
+            _ = make_app().lifespan_state
+
     def test_instance_ids_differ(self) -> None:
         """Each app gets its own instance id."""
         assert make_app().instance_id != make_app().instance_id

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -96,6 +98,32 @@ class TestTestClient:
             assert reader.broker is writer.broker
 
 
+class TestLifespan:
+    """The client's copy of the app runs the app's lifespan, with itself as the app."""
+
+    async def test_lifespan_runs_around_the_client(self) -> None:
+        """The lifespan gets the running copy; its state is the copy's lifespan_state."""
+        router, entered, seen = Router(), list[App](), list[str]()
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: App) -> AsyncIterator[dict[str, str]]:
+            entered.append(app)
+            yield {"db": "test-db"}
+            seen.append("exit")
+
+        @router.direct("in", "go", queue="q")
+        async def handle(body: str) -> None:
+            seen.append(entered[0].lifespan_state["db"])
+
+        app = App([router], lifespan=lifespan)
+        async with TestClient(app) as client:
+            assert entered == [client.app]
+            await client.publish_and_wait("in", "x", routing_key="go")
+            assert client.app.lifespan_state == {"db": "test-db"}
+        assert seen == ["test-db", "exit"]
+        assert app.state.value == "new"
+
+
 class TestWaitIdle:
     """Idleness: nothing unacked, nothing ready for a consumer, no TTL pending."""
 
@@ -138,6 +166,7 @@ class TestSettingsSurvive:
             instrumentation=[Instrument()],
             tls=TLS(verify=False),
             declare=False,
+            lifespan=_lifespan,
         )
 
     async def test_every_setting_survives(self) -> None:
@@ -171,3 +200,9 @@ class TestSettingsSurvive:
 
 async def _noop(body: Any) -> None:
     """A handler that does nothing."""
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: App) -> AsyncIterator[None]:
+    """A lifespan that yields nothing."""
+    yield

@@ -1,6 +1,7 @@
 """Framework: the transport contract and the values every layer shares (Message,
-codecs, the message builder, middleware, idempotency, URLs, log, matching, RabbitMQ's
-vocabulary). No I/O library; everything else in burrowmq may import it.
+codecs, the message builder, middleware, idempotency, the lifespan, URLs, log,
+matching, RabbitMQ's vocabulary). No I/O library; everything else in burrowmq may
+import it.
 """
 
 from __future__ import annotations

@@ -73,6 +73,8 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         chain=settings.chain,
         max_redeliveries=settings.max_redeliveries,
         hooks=settings.hooks,
+        timeout=route.timeout,
+        parameters=route.parameters,
     )
     return Dispatcher(
         queue,

@@ -1,16 +1,24 @@
 """Handler: what a handler function asks for, worked out once per route.
 
 The first parameter's annotation decides how the body is decoded; a parameter
-annotated :class:`~burrowmq.Message` receives the delivery's metadata. All of this is
+annotated :class:`~burrowmq.Message` receives the delivery's metadata; a parameter named
+by a ``{name}`` word of the route's key receives that word
+(:mod:`burrowmq.routing.key_pattern`). All of this is
 inspected once, when the route is made, never per message.
+
+Annotations resolve as pydantic resolves them: in the handler's module, and also, under
+``from __future__ import annotations``, among the local names of the function that
+decorated the handler (a model defined inside a function, or a test).
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from burrowmq.exceptions import ConfigurationError
@@ -20,6 +28,7 @@ from burrowmq.framework.message import Message
 __all__ = ["Handler", "HandlerFunc"]
 
 HandlerFunc = Callable[..., Awaitable[Any]]
+KeyedCall = Callable[[Mapping[str, Any], Any, Message], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +42,11 @@ class Handler:
         decode: turns a body into the payload value.
         returns: the return annotation (``None`` when absent), for RPC replies.
         wants_message: whether a parameter is annotated ``Message``.
-        call: ``call(value, message)`` awaits the function with the right arguments.
+        call: ``call(value, message)`` awaits the function with the right arguments
+            (for a handler without routing-key parameters).
+        key_types: the annotation of each routing-key parameter (``str`` when absent).
+        keyed: ``keyed(words, value, message)``, for a handler with routing-key
+            parameters (``None`` without).
     """
 
     func: HandlerFunc
@@ -43,33 +56,38 @@ class Handler:
     returns: Any
     wants_message: bool
     call: Callable[[Any, Message], Awaitable[Any]]
+    key_types: Mapping[str, Any] = field(default_factory=dict)
+    keyed: KeyedCall | None = None
 
     @classmethod
-    def inspect(cls, func: HandlerFunc) -> Handler:
+    def inspect(cls, func: HandlerFunc, *, key_params: tuple[str, ...] = ()) -> Handler:
         """Resolve ``func``'s parameters and annotations.
 
+        Args:
+            func: the handler.
+            key_params: the ``{name}`` parameters of the route's routing key, passed to
+                the handler's parameters of those names.
+
         Raises:
-            ConfigurationError: ``func`` is not an async function, or has parameters
-                burrowmq cannot fill.
+            ConfigurationError: ``func`` is not an async function, has parameters
+                burrowmq cannot fill, or lacks a parameter the routing key names.
         """
         name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)!s}"
         if not inspect.iscoroutinefunction(func):
             raise ConfigurationError(f"handler {name} must be an async function (async def)")
-        try:
-            hints = typing.get_type_hints(func)
-        except Exception as exc:  # annotations that do not resolve
-            raise ConfigurationError(
-                f"cannot resolve the annotations of handler {name}: {exc}"
-            ) from None
+        hints = _hints(func, name)
         params = list(inspect.signature(func).parameters.values())
         payload_name: str | None = None
         payload_type: Any = Any
         message_names: list[str] = []
+        key_types: dict[str, Any] = {}
         for index, param in enumerate(params):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
             annotation = hints.get(param.name, inspect.Parameter.empty)
-            if annotation is Message:
+            if param.name in key_params:
+                key_types[param.name] = str if annotation is inspect.Parameter.empty else annotation
+            elif annotation is Message:
                 message_names.append(param.name)
             elif index == 0 and payload_name is None:
                 payload_name = param.name
@@ -77,15 +95,69 @@ class Handler:
             elif param.default is inspect.Parameter.empty:
                 raise ConfigurationError(
                     f"handler {name} has parameter {param.name!r} that burrowmq cannot fill: "
-                    "only the payload (first) and parameters annotated Message are passed"
+                    "only the payload (first), parameters annotated Message and the "
+                    "{name} words of the route's routing key are passed"
+                    + (f" (the key names {', '.join(key_params)})" if key_params else "")
+                )
+        for key_param in key_params:
+            if key_param not in key_types:
+                raise ConfigurationError(
+                    f"handler {name}: the routing key names parameter {{{key_param}}}, "
+                    f"but the handler has no parameter {key_param!r} to pass it to"
                 )
         returns = hints.get("return")
         if payload_name is None:  # only Message parameters: the body is not decoded
             payload_type, decode = bytes, decoder_for(bytes)
         else:
             decode = decoder_for(None if payload_type is Any else payload_type)
+        wants = bool(message_names)
+        if key_types:
+            keyed = _keyed_caller(func, params, payload_name, message_names, key_types)
+            call = _needs_words(name)
+            return cls(func, name, payload_type, decode, returns, wants, call, key_types, keyed)
         call = _caller(func, params, payload_name, message_names)
-        return cls(func, name, payload_type, decode, returns, bool(message_names), call)
+        return cls(func, name, payload_type, decode, returns, wants, call)
+
+
+def _hints(func: HandlerFunc, name: str) -> dict[str, Any]:
+    """``func``'s annotations, resolved in its module, else also where it was decorated.
+
+    Raises:
+        ConfigurationError: an annotation names something neither place defines.
+    """
+    try:
+        return typing.get_type_hints(func)
+    except NameError as exc:
+        # A name the module lacks may be local to the function that decorated the
+        # handler, where pydantic would find it too (looked up on this failure only).
+        localns = _decorating_namespace()
+        if localns is None:
+            raise _unresolved(name, exc) from None
+        try:
+            return typing.get_type_hints(func, localns=localns)
+        except Exception as again:  # still not resolvable
+            raise _unresolved(name, again) from None
+    except Exception as exc:  # annotations that do not evaluate
+        raise _unresolved(name, exc) from None
+
+
+def _unresolved(name: str, exc: Exception) -> ConfigurationError:
+    return ConfigurationError(f"cannot resolve the annotations of handler {name}: {exc}")
+
+
+def _decorating_namespace() -> dict[str, Any] | None:
+    """The local names of the first caller outside burrowmq: where the handler was
+    decorated (or its Route made)."""
+    frame: FrameType | None = sys._getframe(1)
+    try:
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            if module != "burrowmq" and not module.startswith("burrowmq."):
+                return dict(frame.f_locals)
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # frames hold their locals alive
 
 
 def _caller(
@@ -138,3 +210,47 @@ def _caller(
         return func(*args, **kwargs)
 
     return call
+
+
+def _needs_words(name: str) -> Callable[[Any, Message], Awaitable[Any]]:
+    def call(value: Any, message: Message) -> Awaitable[Any]:
+        raise ConfigurationError(
+            f"handler {name} takes routing-key parameters: it is called through keyed()"
+        )
+
+    return call
+
+
+def _keyed_caller(
+    func: HandlerFunc,
+    params: list[inspect.Parameter],
+    payload_name: str | None,
+    message_names: list[str],
+    key_names: Collection[str],
+) -> KeyedCall:
+    """``keyed(words, value, message)``: the general shape, with the key's words."""
+    positional: list[str] = []
+    keywords: list[tuple[str, str]] = []
+    for param in params:
+        if param.name == payload_name:
+            source = ":payload"
+        elif param.name in message_names:
+            source = ":message"
+        elif param.name in key_names:
+            source = param.name
+        else:
+            continue  # has a default (or collects *args / **kwargs)
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(source)
+        else:
+            keywords.append((param.name, source))
+    plan_positional = tuple(positional)
+    plan_keywords = tuple(keywords)
+
+    def keyed(words: Mapping[str, Any], value: Any, message: Message) -> Awaitable[Any]:
+        pick = {**words, ":payload": value, ":message": message}
+        args = [pick[source] for source in plan_positional]
+        kwargs = {name: pick[source] for name, source in plan_keywords}
+        return func(*args, **kwargs)
+
+    return keyed

@@ -17,13 +17,19 @@ import dataclasses
 import functools
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
-from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries
+from burrowmq.exceptions import (
+    BurrowError,
+    ConfigurationError,
+    DecodeError,
+    HandlerTimeout,
+    TooManyRedeliveries,
+)
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
@@ -37,6 +43,7 @@ from burrowmq.routing.dead_letter import (
     retry_count,
 )
 from burrowmq.routing.handler import Handler
+from burrowmq.routing.key_pattern import KeyParameters
 from burrowmq.routing.redelivery import delivery_count
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.signals import Reject
@@ -155,13 +162,22 @@ class Pipeline:
             ``None`` turns the check off.
         context: log context bound for each delivery (what the worker did not bind).
         hooks: the App's instruments (``None``: none, and no work is done for them).
+        timeout: seconds one attempt of the handler may take before it is cancelled
+            and fails with :class:`~burrowmq.HandlerTimeout` (``None``: no limit, and
+            no work is done for it).
+        parameters: the route's routing-key parameters (``None``: none, and no work
+            is done for them); a routing key that does not fit them settles the
+            delivery as invalid.
     """
 
     __slots__ = (
+        "_call",
         "_chain",
         "_context",
         "_hooks",
+        "_keyed",
         "_max",
+        "_parameters",
         "_queue",
         "_retry",
         "_settle",
@@ -180,8 +196,24 @@ class Pipeline:
         max_redeliveries: int | None = None,
         context: Mapping[str, Any] | None = None,
         hooks: Hooks | None = None,
+        timeout: float | None = None,
+        parameters: KeyParameters | None = None,
     ) -> None:
         self._spec = handler
+        # The handler call, with the route's timeout around it when it has one.
+        self._call: Callable[..., Awaitable[Any]] = handler.call
+        self._keyed: Callable[..., Awaitable[Any]] = handler.call  # (used with parameters)
+        self._parameters = parameters
+        if parameters is not None:
+            if handler.keyed is None:
+                raise ConfigurationError(
+                    f"handler {handler.name} was not inspected for routing-key parameters"
+                )
+            self._keyed = (
+                handler.keyed if timeout is None else _timed(handler.keyed, handler.name, timeout)
+            )
+        elif timeout is not None:
+            self._call = _timed(handler.call, handler.name, timeout)
         self._hooks = hooks
         self._queue = queue
         self._retry = retry
@@ -252,8 +284,12 @@ class Pipeline:
             # It may be the message that crashed the last consumer: the acks of what
             # finished before it go out first, so they cannot die with it again.
             await delivery.settle_pending()
+        call = self._call
         try:
             value = spec.decode(delivery.body)
+            if self._parameters is not None:
+                words = self._parameters.extract(inbound.routing_key)
+                call = functools.partial(self._keyed, words)
         except DecodeError as exc:
             _log.warning(
                 "payload_invalid",
@@ -269,12 +305,11 @@ class Pipeline:
             inbound.message = inbound.to_message()
         retry = self._retry
         chain = self._chain
-        call = spec.call
         while True:
             message = inbound.message
             try:
                 if hooks is not None:
-                    result = await self._observed(inbound, value, hooks)
+                    result = await self._observed(inbound, call, value, hooks)
                 elif chain is None:
                     result = await call(value, message)
                 else:
@@ -328,7 +363,13 @@ class Pipeline:
                 hooks.delivery_settled(self._queue, spec.name, "acked", inbound.seconds)
             return
 
-    async def _observed(self, inbound: Inbound, value: Any, hooks: Hooks) -> Any:
+    async def _observed(
+        self,
+        inbound: Inbound,
+        call: Callable[[Any, Message], Awaitable[Any]],
+        value: Any,
+        hooks: Hooks,
+    ) -> Any:
         """One handler attempt under the instruments: timed, and traced if they trace."""
         spec = self._spec
         message = inbound.message
@@ -337,16 +378,44 @@ class Pipeline:
         try:
             if not hooks.traces:
                 if chain is None:
-                    return await spec.call(value, message)
-                return await chain(message, functools.partial(spec.call, value, message))
+                    return await call(value, message)
+                return await chain(message, functools.partial(call, value, message))
             with hooks.tracing_delivery(
                 self._queue, spec.name, inbound.exchange, inbound.routing_key, inbound.properties
             ):
                 if chain is None:
-                    return await spec.call(value, message)
-                return await chain(message, functools.partial(spec.call, value, message))
+                    return await call(value, message)
+                return await chain(message, functools.partial(call, value, message))
         finally:
             inbound.seconds = time.perf_counter() - started
+
+
+def _timed(
+    call: Callable[..., Awaitable[Any]], name: str, seconds: float
+) -> Callable[..., Awaitable[Any]]:
+    """``call`` (the handler ``name``'s), cancelled after ``seconds``, then raising
+    HandlerTimeout.
+
+    Only the handler is timed, inside the middleware, so that a middleware sees the
+    timeout as the handler's failure. A ``TimeoutError`` the handler raises itself
+    (before the limit) stays what it is.
+    """
+
+    async def timed(*args: Any) -> Any:
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await call(*args)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise HandlerTimeout(
+                f"handler {name} ran past its timeout of {seconds:g}s and was cancelled",
+                handler=name,
+                timeout=seconds,
+            ) from None
+
+    return timed
 
 
 def _undecodable(raw: Mapping[str, Any]) -> DecodeError:

@@ -7,12 +7,16 @@ and dead-letter path); the App merges every route's needs with the YAML topology
 
 from __future__ import annotations
 
+import enum
+import itertools
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.routing.handler import Handler, HandlerFunc
+from burrowmq.routing.key_pattern import KeyParameters, KeyPattern
 from burrowmq.routing.retry import Retry
 from burrowmq.topology.model import Binding, Exchange, Queue, Topology
 
@@ -47,6 +51,17 @@ class Route:
         procedure: the RPC procedure name, for RPC routes.
         reply_queues: an RPC route also answers requests whose ``reply_to`` names a
             plain queue (not only direct reply-to addresses).
+        timeout: seconds one attempt of the handler may take; past it the handler is
+            cancelled and the attempt fails with :class:`~burrowmq.HandlerTimeout`
+            (retried, then dead-lettered; an RPC caller gets a ``RemoteError``).
+            ``None``: no limit.
+        key_patterns: routing keys with ``{name}`` words whose values the handler's
+            parameters of those names receive (see
+            :mod:`burrowmq.routing.key_pattern`). On a topic exchange the bindings
+            carry ``*`` in their place; on a direct exchange, which matches keys
+            exactly, each parameter must be annotated with a finite set of values (a
+            ``Literal``, an ``Enum`` or ``bool``) and the queue is bound once per
+            combination; without an exchange (``consume``) they only name the words.
     """
 
     handler: HandlerFunc
@@ -60,10 +75,24 @@ class Route:
     dead_letter: str | bool | None = None
     procedure: str | None = None
     reply_queues: bool = False
-    spec: Handler = field(init=False, repr=False, compare=False)
+    timeout: float | None = None
+    key_patterns: tuple[KeyPattern, ...] = ()
+    # The handler, inspected. An init field only so that dataclasses.replace carries it
+    # over: a copy (with_prefix, with_defaults) is not inspected again, since the local
+    # names of the frame that decorated the handler may be gone by then.
+    spec: Handler = field(default=cast(Handler, None), repr=False, compare=False, kw_only=True)
+
+    parameters: KeyParameters | None = field(init=False, repr=False, compare=False)
+    """The plan that captures and validates the routing-key parameters (``None``: none)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "spec", Handler.inspect(self.handler))
+        names = self.key_patterns[0].names if self.key_patterns else ()
+        if self.spec is None or self.spec.func is not self.handler:
+            object.__setattr__(self, "spec", Handler.inspect(self.handler, key_params=names))
+        plan = KeyParameters(self.key_patterns, self.spec.key_types) if names else None
+        object.__setattr__(self, "parameters", plan)
+        if plan is not None and self.exchange is not None and self.exchange.type == "direct":
+            object.__setattr__(self, "bindings", self._direct_bindings())
         for name in ("prefetch", "concurrency"):
             value = getattr(self, name)
             if value is not None and (
@@ -72,6 +101,17 @@ class Route:
                 raise ConfigurationError(
                     f"route {self.spec.name}: {name} must be a positive int, got {value!r}"
                 )
+        timeout = self.timeout
+        if timeout is not None:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not 0 < timeout < float("inf")
+            ):
+                raise ConfigurationError(
+                    f"route {self.spec.name}: timeout= takes positive seconds, got {timeout!r}"
+                )
+            object.__setattr__(self, "timeout", float(timeout))
         if self.queue is None and self.exchange is None:
             raise ConfigurationError(
                 f"route {self.spec.name}: a route without a queue needs an exchange"
@@ -80,6 +120,28 @@ class Route:
             raise ConfigurationError(
                 f"route {self.spec.name}: retry= takes a burrowmq.Retry, got {self.retry!r}"
             )
+
+    def _direct_bindings(self) -> tuple[BindingKey, ...]:
+        """The bindings plus one per combination of the parameters' possible values."""
+        bindings = list(self.bindings)
+        types = self.spec.key_types
+        for pattern in self.key_patterns:
+            choices = [_words_of(self.name, name, types[name]) for name in pattern.names]
+            combinations = list(itertools.islice(itertools.product(*choices), _MAX_BINDINGS + 1))
+            if len(combinations) > _MAX_BINDINGS:
+                raise ConfigurationError(
+                    f"route {self.name}: direct key {pattern.source!r} would need more than "
+                    f"{_MAX_BINDINGS} bindings; use a topic exchange"
+                )
+            for combination in combinations:
+                values = dict(zip(pattern.names, combination, strict=True))
+                key = ".".join(
+                    values[word[1:-1]] if word[1:-1] in values and word.startswith("{") else word
+                    for word in pattern.source.split(".")
+                )
+                if all(b.routing_key != key or b.arguments for b in bindings):
+                    bindings.append(BindingKey(key))
+        return tuple(bindings)
 
     @property
     def name(self) -> str:
@@ -192,3 +254,29 @@ class Route:
                     origin=origin,
                 )
         return topo
+
+
+_MAX_BINDINGS = 256
+
+
+def _words_of(route: str, name: str, kind: Any) -> list[str]:
+    """The words a direct key's parameter can be: its annotation's finite values."""
+    if typing.get_origin(kind) is typing.Literal:
+        values: list[Any] = list(typing.get_args(kind))
+    elif isinstance(kind, type) and issubclass(kind, enum.Enum):
+        values = [member.value for member in kind]
+    elif kind is bool:
+        values = ["true", "false"]
+    else:
+        raise ConfigurationError(
+            f"route {route}: a direct exchange matches routing keys exactly, so parameter "
+            f"{{{name}}} needs a finite set of values (annotate it with a Literal, an Enum "
+            "or bool; the queue is bound once per value), or use router.topic(...)"
+        )
+    words = [str(value) for value in values]
+    for word in words:
+        if "." in word or not word:
+            raise ConfigurationError(
+                f"route {route}: parameter {{{name}}} value {word!r} is not one routing-key word"
+            )
+    return words

@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.vocabulary import (
     RESERVED_PREFIX,
-    STANDARD_EXCHANGES,
     X_MATCH_MODES,
     HeadersMatch,
     name_problem,
 )
 from burrowmq.routing.handler import HandlerFunc
+from burrowmq.routing.key_pattern import KeyPattern, parse_keys
+from burrowmq.routing.options import exchange_of, keys_of, queue_of
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
@@ -28,91 +29,15 @@ from burrowmq.topology.model import Exchange, Queue
 __all__ = ["Router"]
 
 F = TypeVar("F", bound=HandlerFunc)
-_QUEUE_FIELDS = {"durable", "auto_delete", "arguments", "type"}
-_EXCHANGE_FIELDS = {"durable", "auto_delete", "internal", "arguments"}
-
-
-def _options(kind: str, options: Mapping[str, Any] | None, allowed: set[str]) -> dict[str, Any]:
-    options = dict(options or {})
-    unknown = set(options) - allowed
-    if unknown:
-        raise ConfigurationError(
-            f"{kind}_options got unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
-        )
-    return options
-
-
-def _exchange(name: str | Exchange, type: str, options: Mapping[str, Any] | None) -> Exchange:
-    if isinstance(name, Exchange):
-        if name.type != type:
-            raise ConfigurationError(
-                f"exchange {name.name!r} has type {name.type!r} but is used with a {type} decorator"
-            )
-        if options:
-            raise ConfigurationError("exchange_options= cannot be combined with an Exchange")
-        return name
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(
-            f"a {type} route needs an exchange name, got {name!r} "
-            "(the default exchange cannot be bound: use router.consume(queue) instead)"
-        )
-    if (problem := name_problem(name, "exchange")) is not None:
-        raise ConfigurationError(problem)
-    if name.startswith(RESERVED_PREFIX) and STANDARD_EXCHANGES.get(name) != type:
-        raise ConfigurationError(f"exchange names starting with 'amq.' are reserved: {name!r}")
-    return Exchange(name=name, type=type, **_options("exchange", options, _EXCHANGE_FIELDS))
-
-
-def _queue(
-    queue: str | Queue | None,
-    default_name: str | None,
-    options: Mapping[str, Any] | None,
-    dead_letter: str | bool | None,
-) -> Queue | None:
-    if isinstance(queue, Queue):
-        if options:
-            raise ConfigurationError("queue_options= cannot be combined with a Queue")
-        return queue
-    name = queue if queue is not None else default_name
-    if name is None:
-        return None
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"queue= takes a non-empty name or a Queue, got {queue!r}")
-    if (problem := name_problem(name, "queue")) is not None:
-        raise ConfigurationError(problem)
-    if name.startswith(RESERVED_PREFIX):
-        raise ConfigurationError(f"queue names starting with 'amq.' are reserved: {name!r}")
-    settings = _options("queue", options, _QUEUE_FIELDS)
-    arguments = dict(settings.pop("arguments", {}))
-    queue_type = settings.pop("type", None)
-    # Work queues are quorum queues unless the caller says otherwise (RabbitMQ 4 safe).
-    arguments.setdefault("x-queue-type", queue_type or "quorum")
-    if dead_letter is not False:
-        base = dead_letter if isinstance(dead_letter, str) else name
-        arguments.setdefault("x-dead-letter-exchange", f"{base}.dlx")
-    if settings.get("durable") is False:
-        raise ConfigurationError(
-            f"queue {name!r}: a named queue must be durable (RabbitMQ 4 refuses "
-            "non-durable non-exclusive queues); omit queue= on a fanout route for a "
-            "per-instance queue"
-        )
-    return Queue(name=name, arguments=arguments, **settings)
-
-
-def _keys(value: str | Sequence[str], what: str) -> tuple[str, ...]:
-    keys = (value,) if isinstance(value, str) else tuple(value)
-    if not keys:
-        raise ConfigurationError(f"{what} needs at least one key")
-    for key in keys:
-        if not isinstance(key, str):
-            raise ConfigurationError(f"{what} keys must be strings, got {key!r}")
-        if len(key.encode()) > 255:
-            raise ConfigurationError(f"{what} key longer than 255 bytes: {key[:40]!r}...")
-    return keys
 
 
 class Router:
     """An ordered collection of routes.
+
+    Every decorator takes, keyword-only, ``retry=``, ``prefetch=``, ``concurrency=`` and
+    ``timeout=`` (seconds one attempt of the handler may take: past it the handler is
+    cancelled and the attempt fails with :class:`~burrowmq.HandlerTimeout`, retried
+    and then dead-lettered like any failure); see :class:`~burrowmq.Route`.
 
     Its settings apply to every route added to it (by a decorator, :meth:`add_route` or
     :meth:`include_router`) that does not set its own.
@@ -209,6 +134,8 @@ class Router:
         prefetch: int | None,
         concurrency: int | None,
         dead_letter: str | bool | None,
+        timeout: float | None,
+        key_patterns: tuple[KeyPattern, ...] = (),
     ) -> None:
         self.add_route(
             Route(
@@ -221,6 +148,8 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
+                key_patterns=key_patterns,
             )
         )
 
@@ -233,6 +162,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -241,21 +171,31 @@ class Router:
 
         Without ``queue=``, the queue is named ``<exchange>.<function name>``; instances
         of the service share it (the work is split between them).
+
+        A ``{name}`` word (``"order.{region}"``) passes that word of the routing key to
+        the handler's parameter ``name``. A direct exchange matches keys exactly, so
+        the parameter must be annotated with a finite set of values (a ``Literal``, an
+        ``Enum`` or ``bool``): the queue is bound once per value (``order.eu``,
+        ``order.us``). See :meth:`topic` for the limits.
         """
-        ex = _exchange(exchange, "direct", exchange_options)
-        keys = _keys(routing_key, "direct routing_key")
+        ex = exchange_of(exchange, "direct", exchange_options)
+        keys = keys_of(routing_key, "direct routing_key")
+        patterns = parse_keys(keys, what="direct routing_key")
+        keyed = patterns[0].has_parameters
 
         def decorator(func: F) -> F:
-            q = _queue(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
+            q = queue_of(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
             self._register(
                 func,
                 queue=q,
                 exchange=ex,
-                bindings=tuple(BindingKey(k) for k in keys),
+                bindings=() if keyed else tuple(BindingKey(k) for k in keys),
+                key_patterns=patterns if keyed else (),
                 retry=retry,
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -269,6 +209,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -279,10 +220,10 @@ class Router:
         every instance sees every message (broadcast); with ``queue=`` instances share
         one durable queue (the work is split).
         """
-        ex = _exchange(exchange, "fanout", exchange_options)
+        ex = exchange_of(exchange, "fanout", exchange_options)
 
         def decorator(func: F) -> F:
-            q = _queue(queue, None, queue_options, dead_letter)
+            q = queue_of(queue, None, queue_options, dead_letter)
             if q is None and queue_options:
                 raise ConfigurationError(
                     "queue_options= needs queue=: per-instance fanout queues are exclusive"
@@ -296,6 +237,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -310,6 +252,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -318,21 +261,34 @@ class Router:
 
         ``*`` matches exactly one dot-separated word, ``#`` zero or more. Without
         ``queue=``, the queue is named ``<exchange>.<function name>``.
+
+        A ``{name}`` word is a ``*`` whose word is passed to the handler's parameter
+        ``name``, validated by its annotation (``str``, ``int``, an ``Enum``, any type
+        pydantic validates): ``"logs.{level}.#"`` binds ``logs.*.#``. A word that does
+        not validate dead-letters the message at once, like an invalid payload, with
+        a reason naming the parameter. Limits: one word per parameter; ``{name}`` is a
+        whole word between dots; not between two ``#``; every pattern of the route
+        names the same parameters. A parameter the key names and the handler lacks, or
+        a handler parameter without default that nothing fills, is a
+        :class:`~burrowmq.ConfigurationError` when the handler is decorated.
         """
-        ex = _exchange(exchange, "topic", exchange_options)
-        keys = _keys(patterns, "topic pattern")
+        ex = exchange_of(exchange, "topic", exchange_options)
+        keys = keys_of(patterns, "topic pattern")
+        parsed = parse_keys(keys, what="topic pattern")
 
         def decorator(func: F) -> F:
-            q = _queue(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
+            q = queue_of(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
             self._register(
                 func,
                 queue=q,
                 exchange=ex,
-                bindings=tuple(BindingKey(k) for k in keys),
+                bindings=tuple(BindingKey(p.binding) for p in parsed),
+                key_patterns=parsed if parsed[0].has_parameters else (),
                 retry=retry,
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -348,6 +304,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -356,7 +313,7 @@ class Router:
 
         ``all-with-x``/``any-with-x`` also compare headers starting with ``x-``.
         """
-        ex = _exchange(exchange, "headers", exchange_options)
+        ex = exchange_of(exchange, "headers", exchange_options)
         if match not in X_MATCH_MODES:
             raise ConfigurationError(
                 f"headers match= must be one of {X_MATCH_MODES}, got {match!r}"
@@ -368,7 +325,7 @@ class Router:
         arguments = {"x-match": match, **headers}
 
         def decorator(func: F) -> F:
-            q = _queue(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
+            q = queue_of(queue, f"{ex.name}.{func.__name__}", queue_options, dead_letter)
             self._register(
                 func,
                 queue=q,
@@ -378,6 +335,7 @@ class Router:
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -387,9 +345,11 @@ class Router:
         self,
         queue: str | Queue,
         *,
+        routing_key: str | Sequence[str] | None = None,
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         dead_letter: str | bool | None = None,
         queue_options: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]:
@@ -398,13 +358,27 @@ class Router:
         A queue given by name is declared elsewhere (in the YAML topology, or by another
         service) and must exist when the App starts, unless ``queue_options=`` is given;
         a :class:`Queue` is declared as it is.
+
+        ``routing_key=`` (a pattern, or several, as :meth:`topic` takes them) binds
+        nothing: its ``{name}`` words pass those words of each delivery's routing key to
+        the handler's parameters, as :meth:`topic` does. A delivery whose key does not
+        match is dead-lettered at once with the reason.
         """
+        key_patterns: tuple[KeyPattern, ...] = ()
+        if routing_key is not None:
+            keys = keys_of(routing_key, "consume routing_key")
+            key_patterns = parse_keys(keys, what="consume routing_key")
+            if not key_patterns[0].has_parameters:
+                raise ConfigurationError(
+                    "consume(routing_key=...) binds nothing: it only names {name} "
+                    f"parameters, and {key_patterns[0].source!r} has none"
+                )
         declare = isinstance(queue, Queue) or queue_options is not None
         q: Queue | None
         if isinstance(queue, Queue):
             q = queue
         elif declare:
-            q = _queue(queue, None, queue_options, dead_letter)
+            q = queue_of(queue, None, queue_options, dead_letter)
         else:
             if not isinstance(queue, str) or not queue:
                 raise ConfigurationError(f"consume() takes a queue name or Queue, got {queue!r}")
@@ -419,11 +393,13 @@ class Router:
                 queue=q,
                 exchange=None,
                 bindings=(),
+                key_patterns=key_patterns,
                 declare_queue=declare,
                 retry=retry,
                 prefetch=prefetch,
                 concurrency=concurrency,
                 dead_letter=dead_letter,
+                timeout=timeout,
             )
             return func
 
@@ -437,6 +413,7 @@ class Router:
         retry: Retry | None = None,
         prefetch: int | None = None,
         concurrency: int | None = None,
+        timeout: float | None = None,
         reply_queues: bool = False,
     ) -> Callable[[F], F]:
         """Serve the remote procedure ``procedure`` (``"<service>.<method>"``).
@@ -453,6 +430,8 @@ class Router:
         error as :class:`~burrowmq.RemoteError`. Nothing is dead-lettered: an expired
         request is dropped, a failed one answered with an error reply. ``prefetch`` and
         ``concurrency`` apply to the whole service queue (the largest given wins).
+        ``timeout=`` bounds each attempt of the handler: past it the handler is
+        cancelled and the caller receives a ``RemoteError`` of type ``HandlerTimeout``.
 
         Replies go only to direct reply-to addresses (``amq.rabbitmq.reply-to.*``), and
         only to well-formed ones; a request asking for its reply in a plain queue is
@@ -486,6 +465,7 @@ class Router:
                     dead_letter=False,
                     procedure=proc.name,
                     reply_queues=reply_queues,
+                    timeout=timeout,
                 )
             )
             return func

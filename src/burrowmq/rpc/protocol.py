@@ -20,10 +20,16 @@ A reply is published to the default exchange with ``routing_key`` = the request'
 - ``burrowmq.rpc.reply``: the body is the handler's result, shaped by its return
   annotation and encoded as above (``content_type`` says how).
 - ``burrowmq.rpc.error``: the body is a JSON :class:`ErrorEnvelope`:
-  ``{"type": "ValueError", "message": "...", "details": ..., "traceback": ...}``.
-  ``details`` is structured data or ``null`` (for instance pydantic's field errors when
-  the request failed validation); ``traceback`` is ``null`` unless the server enables it.
-  Never a pickle.
+  ``{"type": "OutOfStock", "module": "shop.stock", "message": "...", "details": ...,
+  "traceback": ...}``. ``type`` is the exception class's plain name (never a qualname
+  such as ``reserve.<locals>.OutOfStock``); ``module`` is the module that defines it, or
+  ``null`` for the server's own error types. ``details`` is structured data or ``null``
+  (for instance pydantic's field errors when the request failed validation);
+  ``traceback`` is ``null`` unless the server enables it. Never a pickle.
+
+  Compatibility: ``module`` was added later. Older clients ignore it (unknown keys are
+  ignored); replies of older servers lack it, and their ``type`` may be a qualname,
+  which a newer client cuts to the plain name (the last dotted part).
 
 Error types the server itself produces (besides the handler's own exception names):
 :data:`VALIDATION_ERROR` (the request did not validate; the message names the fields),
@@ -74,14 +80,17 @@ class ErrorEnvelope(BaseModel):
     """The body of an error reply.
 
     Attributes:
-        type: the remote exception's type name (``"ValueError"``), or one of the
+        type: the remote exception's plain class name (``"ValueError"``), or one of the
             server's own: ``ValidationError``, ``UnknownProcedure``, ``ReplyInvalid``.
+        module: the module defining the exception class (``"builtins"``), ``None`` for
+            the server's own types and in replies of servers older than this field.
         message: the exception's message.
         details: structured details (JSON data), or ``None``.
         traceback: the remote traceback, only when the server enables it.
     """
 
     type: str
+    module: str | None = None
     message: str
     details: Any = None
     traceback: str | None = None
@@ -106,15 +115,28 @@ def deadline_passed(headers: dict[str, Any], now: int | None = None) -> bool:
 
 
 def encode_error(
-    type: str, message: str, *, details: Any = None, traceback: str | None = None
+    type: str,
+    message: str,
+    *,
+    module: str | None = None,
+    details: Any = None,
+    traceback: str | None = None,
 ) -> bytes:
     """Encode an error reply's body.
 
     ``details`` that cannot be sent as JSON are replaced by their ``repr``; long
     messages and tracebacks are cut.
+
+    Args:
+        type: the exception's plain class name, or one of the server's own types.
+        message: the exception's message.
+        module: the module defining the exception class (``None`` for the server's own).
+        details: structured details (JSON data).
+        traceback: the handler's traceback, when the server sends them.
     """
     envelope: dict[str, Any] = {
         "type": type,
+        "module": module,
         "message": message[:_MAX_MESSAGE],
         "details": details,
         "traceback": traceback[-_MAX_TRACEBACK:] if traceback else None,
@@ -130,7 +152,8 @@ def decode_error(body: bytes, *, procedure: str, correlation_id: str | None) -> 
     """Turn an error reply's body into the :class:`RemoteError` the caller raises.
 
     A body that is not an envelope still gives a ``RemoteError`` (type
-    ``"InvalidErrorReply"``) rather than a decoding crash.
+    ``"InvalidErrorReply"``) rather than a decoding crash. A qualname sent by an older
+    server (``reserve.<locals>.OutOfStock``) is cut to the plain class name.
     """
     try:
         envelope = ErrorEnvelope.model_validate_json(body)
@@ -139,9 +162,11 @@ def decode_error(body: bytes, *, procedure: str, correlation_id: str | None) -> 
             type="InvalidErrorReply",
             message=f"the server sent an error reply that is not an envelope: {body[:200]!r}",
         )
+    name = envelope.type.rpartition(".")[2] or envelope.type
     return RemoteError(
-        f"{procedure} failed remotely: {envelope.type}: {envelope.message}",
-        type=envelope.type,
+        f"{procedure} failed remotely: {name}: {envelope.message}",
+        type=name,
+        module=envelope.module,
         remote_message=envelope.message,
         procedure=procedure,
         correlation_id=correlation_id,

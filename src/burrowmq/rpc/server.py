@@ -162,11 +162,12 @@ class Replies:
         type: str,
         message: str,
         *,
+        module: str | None = None,
         details: Any = None,
         trace: str | None = None,
     ) -> None:
         """Answer ``delivery`` with an error envelope."""
-        body = encode_error(type, message, details=details, traceback=trace)
+        body = encode_error(type, message, module=module, details=details, traceback=trace)
         await self.send(delivery, body, JSON, ERROR_TYPE)
 
 
@@ -236,16 +237,21 @@ class ReplySettle:
         )
 
     async def rejected(self, inbound: Inbound, signal: Reject) -> None:
-        await self._replies.error(inbound.delivery, type(signal).__name__, redact(signal.reason))
+        kind = type(signal)
+        await self._replies.error(
+            inbound.delivery, kind.__name__, redact(signal.reason), module=kind.__module__
+        )
 
     async def failed(self, inbound: Inbound, error: BaseException) -> None:
         trace = None
         if self._replies.tracebacks:
             trace = redact("".join(traceback.format_exception(error)))
+        kind = type(error)
         await self._replies.error(
             inbound.delivery,
-            type(error).__qualname__,
+            kind.__name__,  # the plain name: a qualname shows where it was defined
             redact(str(error)),
+            module=kind.__module__,
             details=getattr(error, "details", None),
             trace=trace,
         )
@@ -299,6 +305,8 @@ class RpcServer:
                 max_redeliveries=settings.max_redeliveries,
                 context={"handler": route.name, "procedure": procedure},
                 hooks=settings.hooks,
+                timeout=route.timeout,
+                parameters=route.parameters,
             )
         prefetches = [r.prefetch for r in routes if r.prefetch is not None]
         concurrencies = [r.concurrency for r in routes if r.concurrency is not None]

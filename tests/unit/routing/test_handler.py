@@ -210,6 +210,55 @@ class TestInspectRefuses:
             Handler.inspect(handle)
 
 
+class TestLocalAnnotations:
+    """Annotations resolve among the decorating function's locals, as pydantic's do."""
+
+    def test_model_defined_in_the_function(self) -> None:
+        """A model defined in the function inspecting the handler resolves and decodes."""
+
+        class LocalOrder(BaseModel):
+            order_id: str
+
+        async def handle(event: LocalOrder) -> None: ...
+
+        spec = Handler.inspect(handle)
+        assert spec.payload_type is LocalOrder
+        assert spec.decode(b'{"order_id": "7"}') == LocalOrder(order_id="7")
+
+    def test_local_return_annotation(self) -> None:
+        """A local model as the return annotation resolves too (RPC replies use it)."""
+
+        class LocalQuote(BaseModel):
+            price: float
+
+        async def quote(sku: str) -> LocalQuote:
+            return LocalQuote(price=1.0)
+
+        assert Handler.inspect(quote).returns is LocalQuote
+
+    def test_module_names_still_win_lookup_order(self) -> None:
+        """Module-level names resolve without looking at any frame."""
+
+        async def handle(event: OrderPlaced, message: Message) -> None: ...
+
+        assert Handler.inspect(handle).payload_type is OrderPlaced
+
+    def test_name_local_to_neither_is_refused(self) -> None:
+        """A name neither the module nor the decorating frame defines names the handler."""
+
+        def make() -> Any:
+            class Hidden(BaseModel):
+                x: int
+
+            async def handle(event: Hidden) -> None: ...
+
+            return handle
+
+        handle = make()  # Hidden was local to make(), which has returned
+        with pytest.raises(ConfigurationError, match=r"handler .*handle: name 'Hidden'"):
+            Handler.inspect(handle)
+
+
 class TestCall:
     """``call(value, message)`` passes the arguments each shape asks for."""
 

@@ -79,11 +79,17 @@ class TestRouteValue:
             {"concurrency": "4"},
             {"retry": 3},
             {"retry": "Retry(attempts=3)"},
+            {"timeout": 0},
+            {"timeout": -1.0},
+            {"timeout": True},
+            {"timeout": "5"},
+            {"timeout": float("inf")},
+            {"timeout": float("nan")},
         ],
         ids=repr,
     )
     def test_bad_options(self, changes: dict[str, Any]) -> None:
-        """Prefetch and concurrency must be positive ints and retry a Retry."""
+        """Prefetch and concurrency must be positive ints, retry a Retry, timeout seconds."""
         with pytest.raises(ConfigurationError):
             named_route(**changes)
 
@@ -92,6 +98,12 @@ class TestRouteValue:
         retry = Retry(attempts=2)
         route = named_route(prefetch=1, concurrency=8, retry=retry)
         assert (route.prefetch, route.concurrency, route.retry) == (1, 8, retry)
+
+    def test_timeout_is_float_seconds(self) -> None:
+        """``timeout=`` takes int or float seconds and keeps them as a float."""
+        assert named_route().timeout is None
+        assert named_route(timeout=2).timeout == 2.0
+        assert isinstance(named_route(timeout=2).timeout, float)
 
     def test_no_queue_and_no_exchange(self) -> None:
         """A route with neither a queue nor an exchange has nothing to consume."""

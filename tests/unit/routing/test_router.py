@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pydantic import BaseModel
@@ -459,6 +459,126 @@ class TestPrefix:
         dlx = route.queue.arguments["x-dead-letter-exchange"]
         assert route.topology("i").exchange(dlx) is not None
         assert dlx == "svc.billing.charge.dlx"
+
+
+class TestLocalAnnotations:
+    """Handlers annotated with models local to the decorating function."""
+
+    def test_including_later_elsewhere_keeps_the_resolved_handler(self) -> None:
+        """A router with a local model, included with a prefix after its function returned,
+        keeps the handler resolved at decoration (copies are not inspected again)."""
+
+        def build() -> Router:
+            class LocalEvent(BaseModel):
+                n: int
+
+            router = Router()
+
+            @router.direct("billing", "charge", queue="local.q")
+            async def handle(event: LocalEvent) -> None: ...
+
+            return router
+
+        outer = Router(retry=Retry(attempts=2))
+        outer.include_router(build(), prefix="svc.")
+        route = only_route(outer)
+        assert route.queue is not None and route.queue.name == "svc.local.q"
+        assert route.spec.payload_type.__name__ == "LocalEvent"
+        assert route.spec.decode(b'{"n": 3}').n == 3
+
+
+class TestRoutingKeyParameters:
+    """``{name}`` words in routing keys: bindings, the plan, and errors at decoration."""
+
+    def test_topic_binds_a_star_and_plans_the_parameter(self) -> None:
+        """``logs.{level}.#`` binds ``logs.*.#``; the route's plan names ``level``."""
+        router = Router()
+
+        @router.topic("logs", "logs.{level}.#", queue="audit.logs")
+        async def audit(line: str, level: str) -> None: ...
+
+        route = only_route(router)
+        assert route.bindings == (BindingKey("logs.*.#"),)
+        assert route.parameters is not None and route.parameters.names == ("level",)
+        assert route.parameters.extract("logs.warn.x") == {"level": "warn"}
+
+    def test_routes_without_parameters_have_no_plan(self) -> None:
+        """A plain pattern has no plan: its deliveries do no parameter work."""
+        router = Router()
+        router.topic("orders", "order.*.placed")(charge)
+        assert only_route(router).parameters is None
+
+    def test_parameter_the_handler_lacks(self) -> None:
+        """A key naming a parameter the handler lacks is refused, naming both."""
+        router = Router()
+        with pytest.raises(ConfigurationError) as caught:
+
+            @router.topic("logs", "logs.{level}.#")
+            async def audit(line: str) -> None: ...
+
+        assert "audit" in str(caught.value) and "'level'" in str(caught.value)
+
+    def test_handler_parameter_nothing_fills(self) -> None:
+        """A handler parameter without default that the key does not name is refused."""
+        router = Router()
+        with pytest.raises(ConfigurationError) as caught:
+
+            @router.topic("logs", "logs.{level}.#")
+            async def audit(line: str, level: str, region: str) -> None: ...
+
+        assert "audit" in str(caught.value) and "'region'" in str(caught.value)
+        assert "the key names level" in str(caught.value)
+
+    def test_direct_key_binds_once_per_literal_value(self) -> None:
+        """On a direct exchange a Literal parameter expands to one binding per value."""
+        router = Router()
+
+        @router.direct("orders", "order.{region}", queue="orders.regional")
+        async def regional(body: str, region: Literal["eu", "us"]) -> None: ...
+
+        route = only_route(router)
+        assert route.bindings == (BindingKey("order.eu"), BindingKey("order.us"))
+        assert route.parameters is not None
+        assert route.parameters.extract("order.us") == {"region": "us"}
+
+    def test_direct_key_with_an_open_type_is_refused(self) -> None:
+        """A direct key cannot capture any word: a str parameter there is refused."""
+        router = Router()
+        with pytest.raises(ConfigurationError, match="finite set of values"):
+
+            @router.direct("orders", "order.{region}")
+            async def regional(body: str, region: str) -> None: ...
+
+    def test_prefix_keeps_the_expanded_bindings(self) -> None:
+        """Copying a direct route with parameters (a prefix) does not bind twice."""
+        inner, outer = Router(), Router()
+
+        @inner.direct("orders", "order.{region}", queue="q")
+        async def regional(body: str, region: Literal["eu", "us"]) -> None: ...
+
+        outer.include_router(inner, prefix="svc.")
+        assert [b.routing_key for b in only_route(outer).bindings] == ["order.eu", "order.us"]
+
+    def test_consume_routing_key_binds_nothing(self) -> None:
+        """``consume(routing_key=...)`` only names the words of each delivery's key."""
+        router = Router()
+
+        @router.consume("reports", routing_key="report.{kind}")
+        async def report(body: bytes, kind: str) -> None: ...
+
+        route = only_route(router)
+        assert route.bindings == ()
+        assert route.parameters is not None and route.parameters.names == ("kind",)
+
+    def test_consume_routing_key_without_parameters_is_refused(self) -> None:
+        """A consume routing key naming no parameter would do nothing, so it is refused."""
+        with pytest.raises(ConfigurationError, match="binds nothing"):
+            Router().consume("reports", routing_key="report.daily")
+
+    def test_malformed_parameter_is_refused(self) -> None:
+        """``{name}`` glued to other text is refused when the decorator is made."""
+        with pytest.raises(ConfigurationError, match="whole word"):
+            Router().topic("logs", "logs.x{level}")
 
 
 class TestIncludeRouterDefaults:

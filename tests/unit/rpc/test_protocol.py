@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from burrowmq.exceptions import ConfigurationError, RemoteError
 from burrowmq.routing.procedure import Procedure, service_queue
@@ -35,10 +37,11 @@ class TestErrorEnvelope:
         assert "svc.m failed remotely: ValueError: bad" in str(error)
 
     def test_body_is_plain_json(self) -> None:
-        """The envelope is a JSON object with exactly four keys."""
-        envelope = json.loads(encode_error("KeyError", "'k'"))
+        """The envelope is a JSON object with exactly five keys."""
+        envelope = json.loads(encode_error("KeyError", "'k'", module="builtins"))
         assert envelope == {
             "type": "KeyError",
+            "module": "builtins",
             "message": "'k'",
             "details": None,
             "traceback": None,
@@ -58,6 +61,34 @@ class TestErrorEnvelope:
         """A huge exception message is truncated to a bounded size."""
         envelope = ErrorEnvelope.model_validate_json(encode_error("E", "x" * 100_000))
         assert len(envelope.message) == 4000
+
+    def test_module_travels_beside_the_plain_type(self) -> None:
+        """The defining module reaches RemoteError.module; the type stays the plain name."""
+        body = encode_error("OutOfStock", "none left", module="shop.stock")
+        error = decode_error(body, procedure="svc.m", correlation_id=None)
+        assert (error.type, error.module) == ("OutOfStock", "shop.stock")
+        assert "svc.m failed remotely: OutOfStock: none left" in str(error)
+
+    def test_reply_of_an_older_server_is_read(self) -> None:
+        """An envelope without module, its type a qualname, gives the plain name and no module."""
+        body = json.dumps(
+            {"type": "reserve.<locals>.OutOfStock", "message": "m", "details": None,
+             "traceback": None}
+        ).encode()  # fmt: skip
+        error = decode_error(body, procedure="svc.m", correlation_id=None)
+        assert (error.type, error.module, error.remote_message) == ("OutOfStock", None, "m")
+
+    def test_older_clients_read_the_new_envelope(self) -> None:
+        """The envelope before module existed still validates a new reply (the key is ignored)."""
+
+        class OldEnvelope(BaseModel):
+            type: str
+            message: str
+            details: Any = None
+            traceback: str | None = None
+
+        old = OldEnvelope.model_validate_json(encode_error("OutOfStock", "m", module="shop"))
+        assert (old.type, old.message) == ("OutOfStock", "m")
 
     def test_garbage_body_still_gives_a_remote_error(self) -> None:
         """An error reply that is not an envelope becomes an InvalidErrorReply RemoteError."""
