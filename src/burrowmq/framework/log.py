@@ -21,12 +21,14 @@ def get_logger(**initial: Any) -> Any:
     return structlog.get_logger("burrowmq", **initial)
 
 
-def configure(level: str = "info", *, json: bool = False) -> None:
+def configure(level: str = "info", *, json: bool = False, libraries: str | None = None) -> None:
     """Configure structlog for a process run by the CLI (libraries never call this).
 
     Args:
         level: the lowest level shown (``debug``, ``info``, ``warning``, ``error``).
         json: render JSON lines instead of coloured console lines.
+        libraries: the lowest level of aio-pika's and aiormq's own log lines shown on
+            stderr; ``None`` (the default) shows none, whatever ``level`` is.
     """
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: Any = (
@@ -48,7 +50,20 @@ def configure(level: str = "info", *, json: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     # burrowmq reports connection and channel failures itself, in its own words; the
-    # libraries underneath would print them a second time, raw (shown at debug level).
-    quiet = logging.DEBUG if numeric <= logging.DEBUG else logging.CRITICAL
+    # libraries underneath would print them a second time, raw, and at debug level they
+    # print every frame. Only an explicit `libraries` level lets their lines through.
     for name in ("aiormq", "aio_pika"):
-        logging.getLogger(name).setLevel(quiet)
+        library = logging.getLogger(name)
+        if (installed := _library_handlers.pop(name, None)) is not None:
+            library.removeHandler(installed)
+        library.propagate = libraries is None
+        if libraries is None:
+            library.setLevel(logging.CRITICAL)
+            continue
+        library.setLevel(logging.getLevelNamesMapping()[libraries.upper()])
+        handler = _library_handlers[name] = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        library.addHandler(handler)
+
+
+_library_handlers: dict[str, logging.Handler] = {}
