@@ -353,6 +353,7 @@ class App:
         await self._shutdown(timeout=self.config.shutdown_timeout)
 
     async def _shutdown(self, *, timeout: float) -> None:
+        started = self._state is AppState.RUNNING  # a failed start raises; nothing stopped
         self._state = AppState.STOPPING
         consumers, self._consumers = self._consumers, []
         self._draining_consumers = consumers
@@ -367,7 +368,8 @@ class App:
                 await self._transport.close()
             self._draining_consumers = []
             self._state = AppState.CLOSED
-            _log.info("app_stopped", app=self.name)
+            if started:
+                _log.info("app_stopped", app=self.name)
 
     def request_stop(self) -> None:
         """Ask :meth:`serve` to shut down (safe to call from a signal handler).

@@ -79,11 +79,16 @@ class BrokerUnreachable(TransportError):
 
     Attributes:
         targets: the masked addresses that were tried (``host:port`` as ``user``).
+        answered: a broker answered and refused (the login, the vhost, TLS), as opposed
+            to no broker listening or answering in time.
     """
 
-    def __init__(self, message: str, *, targets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, targets: tuple[str, ...] = (), answered: bool = False
+    ) -> None:
         super().__init__(message)
         self.targets = targets
+        self.answered = answered
 
 
 class ConnectionLost(TransportError):

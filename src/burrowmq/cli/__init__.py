@@ -105,10 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result or 0)
     except BrokerUnreachable as exc:
         print(f"burrowmq: {exc}", file=sys.stderr)
-        print(
-            "burrowmq: is RabbitMQ running? Start it, or pass --url / set BURROWMQ_URL.",
-            file=sys.stderr,
-        )
+        if not exc.answered:  # a broker that refused the login is running
+            print(
+                "burrowmq: is RabbitMQ running? Start it, or pass --url / set BURROWMQ_URL.",
+                file=sys.stderr,
+            )
         return EXIT_FAILURE
     except ConfigurationError as exc:
         print(f"burrowmq: {exc}", file=sys.stderr)
