@@ -341,6 +341,9 @@ class App:
             await self._shutdown(timeout=0)
             raise
         self._state = AppState.RUNNING
+        for router, _ in self.config.routers:
+            # A route added to it from now on would never be consumed: refused instead.
+            router._serving(+1)
         _log.info("app_started", app=self.name, broker=transport.description, routes=len(routes))
 
     async def stop(self) -> None:
@@ -354,6 +357,9 @@ class App:
 
     async def _shutdown(self, *, timeout: float) -> None:
         started = self._state is AppState.RUNNING  # a failed start raises; nothing stopped
+        if started:
+            for router, _ in self.config.routers:
+                router._serving(-1)
         self._state = AppState.STOPPING
         consumers, self._consumers = self._consumers, []
         self._draining_consumers = consumers

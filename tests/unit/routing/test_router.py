@@ -425,6 +425,16 @@ class TestPrefix:
         route = only_route(inner)
         assert route.queue is not None and route.queue.name == "billing.charge"
 
+    def test_route_added_after_inclusion_is_refused(self) -> None:
+        """include_router() copies the routes it finds: adding to the included router later is an error naming the route."""
+        inner = Router()
+        inner.direct("billing", "charge")(charge)
+        outer = Router()
+        outer.include_router(inner)
+        with pytest.raises(ConfigurationError, match=r"audit.*include_router"):
+            inner.fanout("cache")(audit)
+        assert len(outer.routes) == 1 and len(inner.routes) == 1
+
     def test_prefixes_compose(self) -> None:
         """An including router's prefix goes before the include prefix and the inner one."""
         inner = Router(prefix="c.")
