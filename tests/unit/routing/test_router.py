@@ -675,6 +675,22 @@ class TestInvalid:
         with pytest.raises(ConfigurationError, match=option):
             Router().direct("billing", "key", **{option: value})(charge)
 
+    def test_queue_argument_typo_is_refused(self) -> None:
+        """A misspelt queue argument in queue_options is refused with the likely name."""
+        with pytest.raises(
+            ConfigurationError, match=r"'x-max-lenght'.*did you mean x-max-length\?"
+        ):
+            Router().direct("billing", "key", queue_options={"arguments": {"x-max-lenght": 10}})(
+                charge
+            )
+
+    def test_unknown_plugin_argument_is_kept(self) -> None:
+        """An argument unlike any known name (a plugin's) is accepted as given."""
+        router = Router()
+        router.direct("billing", "key", queue_options={"arguments": {"x-my-plugin": 1}})(charge)
+        queue = only_route(router).queue
+        assert queue is not None and queue.arguments["x-my-plugin"] == 1
+
     def test_bad_retry(self) -> None:
         """``retry=`` must be a Retry."""
         with pytest.raises(ConfigurationError, match="Retry"):
