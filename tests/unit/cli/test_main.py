@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from burrowmq.cli import main
+from burrowmq import App
+from burrowmq.cli import build_parser, main
 
 pytestmark = pytest.mark.unit
 
@@ -90,3 +91,14 @@ class TestLibraryLogs:
         capsys.readouterr()
         logging.getLogger("aiormq.connection").debug("frame sent")
         assert "aiormq.connection DEBUG frame sent" in capsys.readouterr().err
+
+
+class TestRpcCall:
+    """`burrowmq rpc call` waits as long as App.call does by default."""
+
+    def test_default_timeout_is_the_apps(self) -> None:
+        """Without --timeout the call uses App(rpc_timeout=...)'s default, 30 s."""
+        args = build_parser().parse_args(["rpc", "call", "pricing.quote", "{}"])
+        assert args.timeout is None  # App.call(timeout=None): the App's rpc_timeout
+        assert App(url="memory://").rpc_timeout == 30.0
+        assert build_parser().parse_args(["rpc", "call", "a.b", "--timeout", "2"]).timeout == 2
