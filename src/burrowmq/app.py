@@ -197,10 +197,12 @@ class App:
         self._publisher: Publisher | None = None
         self._builder = MessageBuilder(app_id=config.name)
         self._consumers: list[Dispatcher] = []
+        self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
         self._rpc_client: RpcClient | None = None
         self._stop_requested: asyncio.Event | None = None
         self._draining = False
+        self._stop_signal: signal.Signals | None = None
         self._hooks: Hooks | None = None
         self._lifespan: Lifespan | None = None
 
@@ -378,6 +380,9 @@ class App:
                 _log.error("lifespan_exit_failed", app=self.name, error=str(late))
             raise
         self._state = AppState.RUNNING
+        for router, _ in self.config.routers:
+            # A route added to it from now on would never be consumed: refused instead.
+            router._serving(+1)
         _log.info("app_started", app=self.name, broker=transport.description, routes=len(routes))
 
     async def stop(self) -> None:
@@ -395,8 +400,13 @@ class App:
         await self._shutdown(timeout=self.config.shutdown_timeout)
 
     async def _shutdown(self, *, timeout: float, error: BaseException | None = None) -> None:
+        started = self._state is AppState.RUNNING  # a failed start raises; nothing stopped
+        if started:
+            for router, _ in self.config.routers:
+                router._serving(-1)
         self._state = AppState.STOPPING
         consumers, self._consumers = self._consumers, []
+        self._draining_consumers = consumers
         try:
             rpc_client, self._rpc_client = self._rpc_client, None
             if rpc_client is not None:
@@ -410,8 +420,10 @@ class App:
             finally:
                 if self._transport is not None:
                     await self._transport.close()
+                self._draining_consumers = []
                 self._state = AppState.CLOSED
-                _log.info("app_stopped", app=self.name)
+                if started:
+                    _log.info("app_stopped", app=self.name)
 
     def request_stop(self) -> None:
         """Ask :meth:`serve` to shut down (safe to call from a signal handler).
@@ -422,6 +434,26 @@ class App:
         self._draining = True
         if self._stop_requested is not None:
             self._stop_requested.set()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        """SIGINT or SIGTERM: the first drains; a second SIGINT (Ctrl-C) while draining
+        abandons the drain (a second SIGTERM does not: an orchestrator sends one, then
+        waits its grace period before SIGKILL)."""
+        if self._stop_signal is None:
+            self._stop_signal = sig
+            self.request_stop()
+        elif sig is signal.SIGINT and self._state is AppState.STOPPING:
+            self._abandon_drain()
+
+    def _abandon_drain(self) -> None:
+        in_flight = {c.queue: n for c in self._draining_consumers if (n := c.abandon())}
+        _log.warning(
+            "shutdown_forced",
+            app=self.name,
+            in_flight=in_flight,
+            note="the drain was abandoned; messages in flight were not acked, "
+            "so the broker redelivers them",
+        )
 
     def health(self) -> Health:
         """Whether the app lives and is ready, and the state of each consumer."""
@@ -463,18 +495,31 @@ class App:
         )
 
     async def serve(self) -> None:
-        """Run until SIGINT/SIGTERM or :meth:`request_stop`, then shut down gracefully."""
+        """Run until SIGINT/SIGTERM or :meth:`request_stop`, then shut down gracefully.
+
+        The drain lasts up to ``shutdown_timeout``; a second SIGINT (Ctrl-C) during it
+        stops at once, leaving the messages in flight unacked for the broker to
+        redeliver.
+        """
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.request_stop)
+                loop.add_signal_handler(sig, self._on_signal, sig)
                 installed.append(sig)
         try:
             async with self:
                 await self._stop_requested.wait()
-                _log.info("shutdown_requested", app=self.name)
+                hint = {}
+                if self._stop_signal is signal.SIGINT:
+                    hint = {"hint": "press Ctrl-C again to stop at once"}
+                _log.info(
+                    "shutdown_requested",
+                    app=self.name,
+                    timeout=self.config.shutdown_timeout,
+                    **hint,
+                )
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)

@@ -83,11 +83,16 @@ class BrokerUnreachable(TransportError):
 
     Attributes:
         targets: the masked addresses that were tried (``host:port`` as ``user``).
+        answered: a broker answered and refused (the login, the vhost, TLS), as opposed
+            to no broker listening or answering in time.
     """
 
-    def __init__(self, message: str, *, targets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, targets: tuple[str, ...] = (), answered: bool = False
+    ) -> None:
         super().__init__(message)
         self.targets = targets
+        self.answered = answered
 
 
 class ConnectionLost(TransportError):
@@ -156,7 +161,8 @@ class TopologyProblem:
 
     Attributes:
         file: the file, as it was named.
-        line: the 1-based line of the offending key or item.
+        line: the 1-based line of the offending key or item (0: the file itself, e.g.
+            one that does not exist).
         path: the key path, e.g. ``"queues[3].arguments.x-max-length"`` (``""`` for the
             file as a whole).
         message: what is wrong, e.g. ``"must be an integer"``.
@@ -168,7 +174,7 @@ class TopologyProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 

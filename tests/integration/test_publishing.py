@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
 import pytest
+import structlog.testing
 
 from burrowmq import (
     App,
@@ -19,6 +26,28 @@ from burrowmq import (
 from .conftest import drain
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+BURROWMQ = str(Path(sys.executable).with_name("burrowmq"))
+
+
+def _with(url: str, *, password: str | None = None, vhost: str | None = None) -> str:
+    """``url`` with another password or vhost."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if password is not None:
+        user = (parts.username or "guest").split(":")[0]
+        netloc = f"{user}:{password}@{parts.hostname}:{parts.port or 5672}"
+    path = parts.path if vhost is None else f"/{vhost}"
+    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+
+
+async def _cli(*args: str) -> tuple[int, str]:
+    """Run `burrowmq ARGS`; its exit status and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        BURROWMQ, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode or 0, err.decode()
 
 
 class TestPublish:
@@ -120,6 +149,38 @@ class TestLifecycle:
         assert "s3cret" not in text
         assert app.state == "closed"
 
+    async def test_wrong_vhost_says_so(self, broker_url) -> None:
+        """A vhost that does not exist is named as such, not as aiormq's unexpected frame."""
+        app = App(url=_with(broker_url, vhost="no-such-vhost-17"), connect_timeout=5)
+        with structlog.testing.capture_logs() as logs, pytest.raises(BrokerUnreachable) as caught:
+            await app.start()
+        text = str(caught.value)
+        assert "vhost 'no-such-vhost-17' does not exist or access to it is refused" in text
+        assert "OpenOk" not in text and "object at" not in text
+        assert caught.value.answered
+        assert "app_stopped" not in [e["event"] for e in logs], "it never started"
+        assert app.state == "closed"
+
+    async def test_wrong_password_is_not_called_a_broker_down(self, broker_url) -> None:
+        """A refused login names the credentials, and the CLI does not ask whether RabbitMQ runs."""
+        url = _with(broker_url, password="not-the-password-17")
+        app = App(url=url, connect_timeout=5)
+        with pytest.raises(BrokerUnreachable) as caught:
+            await app.start()
+        assert "access refused (check user/password)" in str(caught.value)
+        assert "not-the-password-17" not in str(caught.value)
+        assert caught.value.answered
+        code, err = await _cli("rpc", "call", "svc.method", "{}", "--url", url)
+        assert code == 1
+        assert "access refused" in err
+        assert "is RabbitMQ running?" not in err
+        assert "not-the-password-17" not in err
+        code, err = await _cli("rpc", "call", "svc.method", "{}", "--url", _with(url, vhost="x"))
+        assert "is RabbitMQ running?" not in err
+        code, err = await _cli("rpc", "call", "svc.method", "{}", "--url", "amqp://127.0.0.1:1/")
+        assert code == 1
+        assert "is RabbitMQ running?" in err, "a refused TCP connection still gets the hint"
+
     async def test_cluster_urls_are_tried_in_turn(self, make_app, broker_url) -> None:
         """With a list of URLs, a dead first node is skipped and the next one is used."""
         app = make_app(Router(), url=["amqp://guest:guest@127.0.0.1:1/", broker_url])
@@ -153,6 +214,27 @@ class TestBrokerConflicts:
         assert error.argument == "x-max-length"
         assert queue in str(error)
         assert "x-max-length=20" in str(error)
+
+    async def test_string_argument_conflict_has_no_type_tags(self, make_app, names, amqp) -> None:
+        """A queue declared without a dead-letter exchange reads "without", with no pamqp type tag."""
+        # A short name: RabbitMQ cuts its reply text at 255 bytes, both values included.
+        queue = names.add_queue(f"t.{uuid.uuid4().hex[:8]}")
+        names.add_queue(f"{queue}.dlq")
+        names.exchanges.add(f"{queue}.dlx")
+        classic = {"x-queue-type": "classic"}  # (quorum queues let a DLX argument differ)
+        await amqp.declare_queue(queue, durable=True, arguments=classic)
+        router = Router()
+
+        @router.consume(queue, queue_options={"arguments": classic})
+        async def handle(body: bytes) -> None: ...
+
+        app = make_app(router)
+        with pytest.raises(TopologyError) as caught:
+            await app.start()
+        text = str(caught.value)
+        assert "(longstr)" not in text and "longstr" not in text
+        assert "exists on the broker without x-dead-letter-exchange" in text
+        assert f"asks for x-dead-letter-exchange={queue}.dlx;" in text
 
 
 class TestPublishMany:

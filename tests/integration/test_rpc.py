@@ -240,9 +240,18 @@ class TestErrors:
         async def reserve(req: Quote) -> None:
             raise OutOfStockError(f"only 0 of {req.sku} left")
 
-        async with apps(router), apps() as client:
-            with pytest.raises(RemoteError) as caught:
-                await client.call(f"{service}.reserve", {"sku": "Z9", "quantity": 2}, timeout=10)
+        with capture_logs() as logs:
+            async with apps(router), apps() as client:
+                with pytest.raises(RemoteError) as caught:
+                    await client.call(
+                        f"{service}.reserve", {"sku": "Z9", "quantity": 2}, timeout=10
+                    )
+        # An ordinary business error, answered to the caller: a warning, no traceback.
+        [raised] = [e for e in logs if e["event"] == "rpc_handler_raised"]
+        assert raised["log_level"] == "warning"
+        assert raised["error"] == "OutOfStockError: only 0 of Z9 left"
+        assert "exception" not in raised and "exc_info" not in raised
+        assert not [e for e in logs if e["log_level"] == "error"], logs
         error = caught.value
         assert error.type == "OutOfStockError"
         assert error.remote_message == "only 0 of Z9 left"

@@ -151,6 +151,25 @@ class TestRouters:
         (route,) = app.routes
         assert route.queue is not None and route.queue.name == "svc.billing.handle_a"
 
+    def test_routes_added_after_the_app_was_made_are_served(self) -> None:
+        """The app reads its routers' routes when it starts, so later decorators count."""
+        router = Router()
+        app = make_app(router)
+        router.direct("billing", "charge")(handle_a)
+        assert [r.handler for r in app.routes] == [handle_a]
+
+    async def test_route_added_while_running_is_refused(self) -> None:
+        """A route added to a router whose App runs is an error naming it, not a silent drop."""
+        router = Router()
+        router.direct("billing", "charge", queue_options={})(handle_a)
+        app = make_app(router, url=f"memory://{uuid.uuid4().hex}")
+        async with app:
+            with pytest.raises(ConfigurationError, match=r"handle_b.*App serving this router"):
+                router.topic("orders", "#")(handle_b)
+            assert [r.handler for r in app.routes] == [handle_a]
+        router.topic("orders", "#")(handle_b)  # that app is closed: the router is free again
+        assert len(router.routes) == 2
+
 
 class TestTopology:
     """``app.topology()`` merges every route's needs and the given topology."""

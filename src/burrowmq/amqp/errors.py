@@ -76,6 +76,7 @@ class Context:
         operation: what was being done.
         what: the thing at fault, e.g. ``"queue 'billing'"`` or, for a connection, the
             masked target (``host:port (vhost '/') as user 'guest'``).
+        vhost: the virtual host, for a connection.
         exchange: the exchange published to.
         routing_key: the routing key published with.
         requested: the arguments of a declaration (to name the value it asked for).
@@ -84,6 +85,7 @@ class Context:
 
     operation: Operation
     what: str
+    vhost: str = "/"
     exchange: str = ""
     routing_key: str = ""
     requested: Mapping[str, Any] = field(default_factory=dict)
@@ -130,22 +132,42 @@ _ARGUMENT = re.compile(r"inequivalent arg '([^']+)'")
 _INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'.*?received (.+?) but current is (.+)$")
 
 
-def _clean_value(text: str) -> str:
-    """Turn RabbitMQ's "the value '5' of type 'long'" into "5 (long)"."""
+_TYPE_WORDS = {
+    "longstr": "a string",
+    "shortstr": "a string",
+    "long": "an integer",
+    "signedint": "an integer",
+    "short": "an integer",
+    "byte": "an integer",
+    "bool": "a boolean",
+    "double": "a float",
+    "float": "a float",
+    "decimal": "a decimal",
+    "table": "a table",
+    "array": "a list",
+    "timestamp": "a timestamp",
+}
+"""AMQP field-table type tags as RabbitMQ names them, in words a user knows."""
+
+
+def _clean_value(text: str) -> tuple[str, str]:
+    """Split RabbitMQ's "the value '5' of type 'long'" into ``("5", "long")``."""
     text = text.strip()
     match = re.fullmatch(r"the value '(.*)' of type '(\w+)'", text)
     if match:
-        return f"{match.group(1)} ({match.group(2)})"
+        return match.group(1), match.group(2)
     if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text[1:-1]
-    return text
+        return text[1:-1], ""
+    return text, ""
 
 
 def _precondition(exc: BaseException, context: Context) -> BurrowError:
     """A 406 PRECONDITION_FAILED, naming the entity and argument and both values.
 
     RabbitMQ's reply text is limited to 255 bytes and long names cut it short, so the
-    requested value comes from the declaration itself when the text lacks it.
+    requested value comes from the declaration itself when the text lacks it. The
+    field-table type tags (``longstr``) are shown only where the values alone read the
+    same (``10`` a string against ``10`` an integer).
     """
     entity, text, requested = context.what, reply_text(exc), context.requested
     found = _ARGUMENT.search(text)
@@ -159,21 +181,49 @@ def _precondition(exc: BaseException, context: Context) -> BurrowError:
         wanted = repr(dict(requested.get("arguments") or {}).get(argument))
     current = "another value"
     if values:
-        wanted, current = _clean_value(values.group(2)), _clean_value(values.group(3))
+        (wanted, wanted_type), (current, current_type) = (
+            _clean_value(values.group(2)),
+            _clean_value(values.group(3)),
+        )
+        if wanted == current:
+            wanted += f" ({_TYPE_WORDS.get(wanted_type, wanted_type)})"
+            current += f" ({_TYPE_WORDS.get(current_type, current_type)})"
+    has = f"without {argument}" if current == "none" else f"with {argument}={current}"
+    asks = f"no {argument}" if wanted == "none" else f"{argument}={wanted}"
     return TopologyError(
-        f"{entity} exists on the broker with {argument}={current}, but this declaration "
-        f"asks for {argument}={wanted}; burrowmq never deletes or recreates it on its own: "
-        "change the declaration or delete the entity on the broker",
+        f"{entity} exists on the broker {has}, but this declaration asks for {asks}; "
+        "burrowmq never deletes or recreates it on its own: change the declaration or "
+        "delete the entity on the broker",
         entity=entity,
         argument=argument,
     )
 
 
-def _unreachable(reason: str) -> Callable[[BaseException, Context], BurrowError]:
+def _unreachable(
+    reason: str, *, answered: bool = True
+) -> Callable[[BaseException, Context], BurrowError]:
     def build(exc: BaseException, context: Context) -> BurrowError:
-        return BrokerUnreachable(f"{context.what}: {reason}", targets=(context.what,))
+        return BrokerUnreachable(
+            f"{context.what}: {reason}", targets=(context.what,), answered=answered
+        )
 
     return build
+
+
+def _open_refused(exc: BaseException, context: Context) -> BurrowError:
+    """The broker closed the connection instead of opening the vhost.
+
+    aiormq reports it as a frame it did not expect ("Expected one of
+    ['Connection.OpenOk'], got <Connection.Close object at 0x...>") and drops the
+    reply text; RabbitMQ closes so (530 NOT_ALLOWED) when the vhost does not exist or
+    the user has no access to it.
+    """
+    if "Connection.OpenOk" in str(exc) and "Connection.Close" in str(exc):
+        reason = f"vhost {context.vhost!r} does not exist or access to it is refused for this user"
+        return BrokerUnreachable(
+            f"{context.what}: {reason}", targets=(context.what,), answered=True
+        )
+    return _socket_failure(exc, context)
 
 
 def _socket_failure(exc: BaseException, context: Context) -> BurrowError:
@@ -184,9 +234,13 @@ def _socket_failure(exc: BaseException, context: Context) -> BurrowError:
     while found is not None and not isinstance(found, ssl.SSLError) and id(found) not in seen:
         seen.add(id(found))
         found = found.__cause__ or found.__context__
+    # A TLS handshake failed: something listens there and answered.
+    answered = isinstance(found, ssl.SSLError)
     if not isinstance(found, ssl.SSLError):
         found = exc
-    return BrokerUnreachable(f"{context.what}: {_os_text(found)}", targets=(context.what,))
+    return BrokerUnreachable(
+        f"{context.what}: {_os_text(found)}", targets=(context.what,), answered=answered
+    )
 
 
 _TLS_REASONS = {
@@ -214,7 +268,11 @@ def _os_text(exc: BaseException) -> str:
         reason = str(exc.reason or "")
         return f"TLS: {_TLS_REASONS.get(reason, reason or exc.strerror or type(exc).__name__)}"
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return redact(text) or type(exc).__name__
+    return _OBJECT_AT.sub(">", redact(text)) or type(exc).__name__
+
+
+_OBJECT_AT = re.compile(r" object at 0x[0-9a-fA-F]+>")
+"""A repr's memory address (``<Connection.Close object at 0x7f...>``): noise to a reader."""
 
 
 def _publish_error(template: str) -> Callable[[BaseException, Context], BurrowError]:
@@ -267,7 +325,8 @@ TABLE: tuple[Rule, ...] = (
         frozenset({CONNECT}),
         _unreachable("vhost not found or not allowed"),
     ),
-    ((TimeoutError,), frozenset({CONNECT}), _unreachable("timed out")),
+    ((TimeoutError,), frozenset({CONNECT}), _unreachable("timed out", answered=False)),
+    ((amqp_errors.InvalidFrameError,), frozenset({CONNECT}), _open_refused),
     (
         (OSError, amqp_errors.AMQPError, ConnectionError),
         frozenset({CONNECT}),

@@ -28,7 +28,7 @@ import tenacity
 from burrowmq.amqp.errors import CONNECT, RECOVERY_ERRORS, Context, describe_exc, translate
 from burrowmq.exceptions import BrokerUnreachable, ConnectionLost
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.urls import describe_target, mask_url
+from burrowmq.framework.urls import describe_target, mask_url, vhost_of
 
 __all__ = ["Backoff", "Link"]
 
@@ -143,6 +143,7 @@ class Link:
 
     async def _open_any(self) -> aio_pika.abc.AbstractConnection:
         reasons: list[str] = []
+        answered = False
         for url in self._urls:
             target = describe_target(url)
             try:
@@ -158,7 +159,9 @@ class Link:
                 self.node = target
                 return connection
             except Exception as exc:
-                reason = str(translate(exc, Context(CONNECT, target)))
+                error = translate(exc, Context(CONNECT, target, vhost=vhost_of(url)))
+                answered = answered or getattr(error, "answered", False)
+                reason = str(error)
                 if self._ssl_context is not None and "reset" in reason.lower():
                     # TLS 1.3 reports a refused client certificate only after the
                     # handshake: the client sees the connection reset.
@@ -168,7 +171,9 @@ class Link:
                     )
                 reasons.append(reason)
         targets = tuple(describe_target(u) for u in self._urls)
-        raise BrokerUnreachable("cannot reach RabbitMQ at " + "; ".join(reasons), targets=targets)
+        raise BrokerUnreachable(
+            "cannot reach RabbitMQ at " + "; ".join(reasons), targets=targets, answered=answered
+        )
 
     async def connect(self) -> None:
         """Connect (the first time): no recovery if this fails.

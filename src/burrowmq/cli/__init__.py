@@ -27,6 +27,7 @@ __all__ = ["build_parser", "load_app", "logging_options", "main"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _version() -> str:
@@ -41,8 +42,13 @@ def _version() -> str:
 def logging_options() -> argparse.ArgumentParser:
     """Logging options, accepted after a subcommand too (``burrowmq run x:app --log-json``)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--log-level", default=argparse.SUPPRESS, help="debug, info, warning")
+    common.add_argument(
+        "--log-level", type=str.lower, choices=LOG_LEVELS, default=argparse.SUPPRESS
+    )
     common.add_argument("--log-json", action="store_true", default=argparse.SUPPRESS)
+    common.add_argument(
+        "--log-libraries", type=str.lower, choices=LOG_LEVELS, default=argparse.SUPPRESS
+    )
     return common
 
 
@@ -51,8 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="burrowmq", description="Run and inspect burrowmq services."
     )
-    parser.add_argument("--log-level", default=os.environ.get("BURROWMQ_LOG_LEVEL"))
+    parser.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default=os.environ.get("BURROWMQ_LOG_LEVEL"),
+        help="the lowest level logged (default $BURROWMQ_LOG_LEVEL, else info for run, "
+        "warning for the other commands)",
+    )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines")
+    parser.add_argument(
+        "--log-libraries",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="also show the log lines of aio-pika and aiormq from this level "
+        "(default: none; burrowmq reports their failures in its own words)",
+    )
     parser.add_argument("--version", action="version", version=f"burrowmq {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -69,9 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``burrowmq`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_level is not None and args.log_level.lower() not in LOG_LEVELS:
+        # argparse checks choices on the command line, not on a default from the environment
+        parser.error(
+            f"BURROWMQ_LOG_LEVEL: invalid choice: {args.log_level!r} "
+            f"(choose from {', '.join(LOG_LEVELS)})"
+        )
     # A service logs its life at info; one-shot tools (rpc, topology) only what went wrong.
-    level = args.log_level or ("info" if args.command == "run" else "warning")
-    configure(level, json=args.log_json)
+    level = (args.log_level or ("info" if args.command == "run" else "warning")).lower()
+    configure(level, json=args.log_json, libraries=args.log_libraries)
     try:
         result = args.handler(args)
         if asyncio.iscoroutine(result):
@@ -79,10 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(result or 0)
     except BrokerUnreachable as exc:
         print(f"burrowmq: {exc}", file=sys.stderr)
-        print(
-            "burrowmq: is RabbitMQ running? Start it, or pass --url / set BURROWMQ_URL.",
-            file=sys.stderr,
-        )
+        if not exc.answered:  # a broker that refused the login is running
+            print(
+                "burrowmq: is RabbitMQ running? Start it, or pass --url / set BURROWMQ_URL.",
+                file=sys.stderr,
+            )
         return EXIT_FAILURE
     except ConfigurationError as exc:
         print(f"burrowmq: {exc}", file=sys.stderr)

@@ -44,7 +44,12 @@ def add_rpc_commands(
     )
     call.add_argument("procedure", help="the procedure, service.method")
     call.add_argument("payload", nargs="?", default="null", help="the request as JSON")
-    call.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    call.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for the reply (default: the App's, rpc_timeout=30)",
+    )
     call.add_argument("--name", default="burrowmq-cli", help="the connection name")
     call.set_defaults(handler=_cmd_call)
     return rpc  # type: ignore[no-any-return]
@@ -57,12 +62,12 @@ async def _cmd_call(args: argparse.Namespace) -> int:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"the payload is not valid JSON: {exc}") from None
-    if args.timeout <= 0:
+    if args.timeout is not None and args.timeout <= 0:
         raise ConfigurationError(f"--timeout must be positive, got {args.timeout:g}")
     app = App(url=args.url, name=args.name, tls=tls_of(args))
     async with app:
         try:
-            reply = await app.call(args.procedure, payload, timeout=args.timeout)
+            reply = await app.call(args.procedure, payload, timeout=args.timeout)  # None: App's
         except RemoteError as exc:
             print(f"burrowmq: remote error: {exc.type}: {exc.remote_message}", file=sys.stderr)
             if exc.details is not None:

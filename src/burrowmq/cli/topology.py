@@ -31,7 +31,7 @@ from burrowmq.framework.matching import (
     rules_for,
 )
 from burrowmq.framework.tls import tls_context
-from burrowmq.framework.urls import default_urls
+from burrowmq.framework.urls import MEMORY_SCHEME, default_urls, vhost_of
 from burrowmq.topology.export import export_topology
 from burrowmq.topology.graph import render_graph
 from burrowmq.topology.loader import read_topology
@@ -52,6 +52,7 @@ class _Source:
     warnings: tuple[TopologyProblem, ...] = ()
     consumers: dict[str, list[str]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    vhost: str | None = None  # the vhost an App's URL names
 
 
 def _load(target: str, vhost: str | None = None) -> _Source:
@@ -62,7 +63,9 @@ def _load(target: str, vhost: str | None = None) -> _Source:
     from burrowmq.cli.run import load_app
 
     app = load_app(target)
-    source = _Source(app.topology())
+    urls = app.config.urls
+    amqp = urls and not urls[0].startswith(f"{MEMORY_SCHEME}:")
+    source = _Source(app.topology(), vhost=vhost_of(urls[0]) if amqp else None)
     for item in app.routes:
         queue = item.queue_name(app.instance_id)
         source.consumers.setdefault(queue, []).append(f"{item.name}()")
@@ -161,7 +164,8 @@ def _write(text: str, output: str | None) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     source = _load(args.target, args.vhost)
     _warn(source)
-    _write(export_topology(source.topology, format=args.format, vhost=args.vhost), args.output)
+    vhost = args.vhost or source.vhost  # an App's URL names the vhost it declares into
+    _write(export_topology(source.topology, format=args.format, vhost=vhost), args.output)
     return EXIT_OK
 
 
@@ -336,7 +340,8 @@ def add_topology_commands(
     export.add_argument(
         "--vhost",
         metavar="NAME",
-        help=f"{vhost_help}, and the one written on every entity (JSON default: /)",
+        help=f"{vhost_help}, and the one written on every entity (JSON default: the "
+        "vhost of the App's URL, else /)",
     )
     export.add_argument("-o", "--output", help="write to this file instead of stdout")
     export.set_defaults(handler=_cmd_export)

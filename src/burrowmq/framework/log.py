@@ -1,8 +1,13 @@
 """Logging: the library's one logger and its per-delivery context.
 
-burrowmq logs through ``structlog.get_logger("burrowmq")`` and never configures
-logging; the ``burrowmq`` CLI, being an application, does (:func:`configure`).
-Event names are stable snake_case strings.
+burrowmq logs through ``structlog.get_logger("burrowmq")`` once the application has
+configured structlog, and never configures logging itself; the ``burrowmq`` CLI, being
+an application, does (:func:`configure`). Until structlog is configured, the same events
+go to the standard library's ``burrowmq`` logger instead of structlog's default (which
+prints every level to stdout): a script or a test run that configured nothing sees only
+warnings and errors, on stderr (logging's last resort), and
+``logging.basicConfig(level=logging.DEBUG)`` shows everything. Event names are stable
+snake_case strings.
 """
 
 from __future__ import annotations
@@ -17,16 +22,56 @@ __all__ = ["configure", "get_logger"]
 
 
 def get_logger(**initial: Any) -> Any:
-    """Return the ``burrowmq`` structlog logger, bound to ``initial`` values."""
-    return structlog.get_logger("burrowmq", **initial)
+    """Return the ``burrowmq`` logger, bound to ``initial`` values.
+
+    It logs through structlog when the application configured structlog, else through
+    the standard library's ``burrowmq`` logger (see the module's docstring); the choice
+    is made at each call, so configuring logging after importing burrowmq works.
+    """
+    return _Logger(initial)
 
 
-def configure(level: str = "info", *, json: bool = False) -> None:
+class _Logger:
+    """structlog's logger if structlog is configured, else one onto stdlib logging."""
+
+    __slots__ = ("_stdlib", "_structlog")
+
+    def __init__(self, initial: dict[str, Any]) -> None:
+        self._structlog = structlog.get_logger("burrowmq", **initial)
+        self._stdlib = structlog.wrap_logger(
+            logging.getLogger("burrowmq"),
+            processors=[
+                structlog.stdlib.filter_by_level,  # first: below the level costs nothing more
+                structlog.contextvars.merge_contextvars,
+                _to_stdlib,
+            ],
+            wrapper_class=structlog.stdlib.BoundLogger,
+            **initial,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._structlog if structlog.is_configured() else self._stdlib
+        return getattr(target, name)
+
+
+def _to_stdlib(
+    logger: Any, method: str, event: structlog.typing.EventDict
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Render ``event key=value ...`` as the record's message; stdlib renders exc_info."""
+    exc_info = event.pop("exc_info", None)
+    text = str(event.pop("event", ""))
+    pairs = " ".join(f"{key}={value!r}" for key, value in event.items())
+    return ((f"{text} {pairs}" if pairs else text,), {"exc_info": exc_info})
+
+
+def configure(level: str = "info", *, json: bool = False, libraries: str | None = None) -> None:
     """Configure structlog for a process run by the CLI (libraries never call this).
 
     Args:
         level: the lowest level shown (``debug``, ``info``, ``warning``, ``error``).
         json: render JSON lines instead of coloured console lines.
+        libraries: the lowest level of aio-pika's and aiormq's own log lines shown on
+            stderr; ``None`` (the default) shows none, whatever ``level`` is.
     """
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: Any = (
@@ -48,7 +93,20 @@ def configure(level: str = "info", *, json: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     # burrowmq reports connection and channel failures itself, in its own words; the
-    # libraries underneath would print them a second time, raw (shown at debug level).
-    quiet = logging.DEBUG if numeric <= logging.DEBUG else logging.CRITICAL
+    # libraries underneath would print them a second time, raw, and at debug level they
+    # print every frame. Only an explicit `libraries` level lets their lines through.
     for name in ("aiormq", "aio_pika"):
-        logging.getLogger(name).setLevel(quiet)
+        library = logging.getLogger(name)
+        if (installed := _library_handlers.pop(name, None)) is not None:
+            library.removeHandler(installed)
+        library.propagate = libraries is None
+        if libraries is None:
+            library.setLevel(logging.CRITICAL)
+            continue
+        library.setLevel(logging.getLevelNamesMapping()[libraries.upper()])
+        handler = _library_handlers[name] = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        library.addHandler(handler)
+
+
+_library_handlers: dict[str, logging.Handler] = {}

@@ -17,6 +17,7 @@ __all__ = [
     "describe_target",
     "mask_url",
     "redact",
+    "vhost_of",
 ]
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
@@ -73,12 +74,18 @@ def redact(text: str) -> str:
     return _PAIR_SECRET.sub(r"\g<head>***", text)
 
 
+def vhost_of(url: str) -> str:
+    """The virtual host a URL names (``/`` when its path is empty)."""
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
 def describe_target(url: str) -> str:
     """Describe where a URL connects, for messages: ``host:port/vhost as user``."""
     try:
         parts = urlsplit(url)
         port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
-        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        vhost = vhost_of(url)
         user = unquote(parts.username) if parts.username else "guest"
         host = parts.hostname or "localhost"
         if ":" in host:

@@ -138,6 +138,21 @@ class Dispatcher:
                 self._hooks.consumers(self.queue, -1)
         _log.debug("consumer_stopped", queue=self.queue, handler=self.name)
 
+    def abandon(self) -> int:
+        """Cancel the running handlers now, during :meth:`stop` (a second Ctrl-C).
+
+        What they were handling is not acked: it goes back to the queue when the
+        channel closes, and the broker redelivers it. Nothing is lost.
+
+        Returns:
+            How many deliveries were in flight.
+        """
+        in_flight = self.in_flight
+        self._stopping = True
+        for task in self._workers:
+            task.cancel()
+        return in_flight
+
     def _deliver(self, delivery: Delivery) -> None:
         self.last_delivery = time.monotonic()
         self._buffer.put_nowait(delivery)

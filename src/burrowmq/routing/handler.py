@@ -9,6 +9,11 @@ inspected once, when the route is made, never per message.
 Annotations resolve as pydantic resolves them: in the handler's module, and also, under
 ``from __future__ import annotations``, among the local names of the function that
 decorated the handler (a model defined inside a function, or a test).
+
+A payload parameter without an annotation is decoded as ``Any`` would be (JSON into
+Python data, unvalidated), and a warning says so once per handler: a forgotten
+annotation should not silently switch validation off. Annotate it ``Any`` to say that
+is meant, ``bytes`` for the raw body.
 """
 
 from __future__ import annotations
@@ -23,9 +28,13 @@ from typing import Any
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.codec import Decoder, decoder_for
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
 
 __all__ = ["Handler", "HandlerFunc"]
+
+_log = get_logger()
+_warned: set[str] = set()  # handlers already warned about an unannotated payload
 
 HandlerFunc = Callable[..., Awaitable[Any]]
 KeyedCall = Callable[[Mapping[str, Any], Any, Message], Awaitable[Any]]
@@ -92,6 +101,16 @@ class Handler:
             elif index == 0 and payload_name is None:
                 payload_name = param.name
                 payload_type = Any if annotation is inspect.Parameter.empty else annotation
+                if annotation is inspect.Parameter.empty and name not in _warned:
+                    _warned.add(name)
+                    _log.warning(
+                        "handler_payload_unannotated",
+                        handler=name,
+                        parameter=param.name,
+                        decoded_as="JSON data, not validated (as Any)",
+                        hint=f"annotate {param.name!r}: a pydantic model or type to "
+                        "validate, Any to keep this, bytes for the raw body",
+                    )
             elif param.default is inspect.Parameter.empty:
                 raise ConfigurationError(
                     f"handler {name} has parameter {param.name!r} that burrowmq cannot fill: "

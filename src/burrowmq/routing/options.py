@@ -11,6 +11,7 @@ from typing import Any
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.vocabulary import RESERVED_PREFIX, STANDARD_EXCHANGES, name_problem
+from burrowmq.topology.arguments import EXCHANGE_ARGUMENTS, QUEUE_ARGUMENTS, likely_meant
 from burrowmq.topology.model import Exchange, Queue
 
 __all__ = ["exchange_of", "keys_of", "queue_of"]
@@ -27,6 +28,15 @@ def _options(kind: str, options: Mapping[str, Any] | None, allowed: set[str]) ->
             f"{kind}_options got unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
         )
     return options
+
+
+def _check_typos(what: str, arguments: Mapping[str, Any], rules: Mapping[str, Any]) -> None:
+    """Refuse an argument name that is a likely typo of a known one: it would do nothing."""
+    for argument in arguments:
+        if argument not in rules and (meant := likely_meant(rules, argument)) is not None:
+            raise ConfigurationError(
+                f"{what}: {argument!r} is not an argument RabbitMQ knows: did you mean {meant}?"
+            )
 
 
 def exchange_of(name: str | Exchange, type: str, options: Mapping[str, Any] | None) -> Exchange:
@@ -52,7 +62,9 @@ def exchange_of(name: str | Exchange, type: str, options: Mapping[str, Any] | No
         raise ConfigurationError(problem)
     if name.startswith(RESERVED_PREFIX) and STANDARD_EXCHANGES.get(name) != type:
         raise ConfigurationError(f"exchange names starting with 'amq.' are reserved: {name!r}")
-    return Exchange(name=name, type=type, **_options("exchange", options, _EXCHANGE_FIELDS))
+    settings = _options("exchange", options, _EXCHANGE_FIELDS)
+    _check_typos(f"exchange {name!r}", settings.get("arguments") or {}, EXCHANGE_ARGUMENTS)
+    return Exchange(name=name, type=type, **settings)
 
 
 def queue_of(
@@ -82,6 +94,7 @@ def queue_of(
         raise ConfigurationError(f"queue names starting with 'amq.' are reserved: {name!r}")
     settings = _options("queue", options, _QUEUE_FIELDS)
     arguments = dict(settings.pop("arguments", {}))
+    _check_typos(f"queue {name!r}", arguments, QUEUE_ARGUMENTS)
     queue_type = settings.pop("type", None)
     # Work queues are quorum queues unless the caller says otherwise (RabbitMQ 4 safe).
     arguments.setdefault("x-queue-type", queue_type or "quorum")

@@ -115,9 +115,14 @@ class Settle(Protocol):
 
     ``FAILED`` names, for metrics, what a failure becomes (``"dead_lettered"`` for a
     message route, ``"rejected"`` for an RPC route, whose failure is answered).
+    ``ANSWERED`` tells whether a failure goes back to a caller (RPC): the handler's
+    exception is then an answer (the caller gets a ``RemoteError``), often an ordinary
+    business error, and is logged at warning without its traceback (which is logged at
+    debug level).
     """
 
     FAILED: str
+    ANSWERED: bool
 
     async def admit(self, inbound: Inbound) -> bool:
         """Whether to run the delivery at all; ``False`` when this step settled it."""
@@ -327,13 +332,18 @@ class Pipeline:
                     or attempt >= retry.attempts
                     or not settle.can_retry(inbound)
                 ):
-                    _log.error(
-                        "handler_failed",
-                        handler=spec.name,
-                        attempts=attempt,
-                        error=f"{type(exc).__name__}: {redact(str(exc))}",
-                        **({} if isinstance(exc, BurrowError) else {"exception": _trace(exc)}),
-                    )
+                    error = f"{type(exc).__name__}: {redact(str(exc))}"
+                    if settle.ANSWERED:
+                        _log.warning("rpc_handler_raised", handler=spec.name, error=error)
+                        _log.debug("rpc_handler_traceback", exception=_trace(exc))
+                    else:
+                        _log.error(
+                            "handler_failed",
+                            handler=spec.name,
+                            attempts=attempt,
+                            error=error,
+                            **({} if isinstance(exc, BurrowError) else {"exception": _trace(exc)}),
+                        )
                     await settle.failed(inbound, exc)
                     if hooks is not None:
                         hooks.delivery_settled(

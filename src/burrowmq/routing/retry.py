@@ -10,7 +10,7 @@ import tenacity
 
 from burrowmq.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_RETRY", "NO_RETRY", "Retry"]
+__all__ = ["DEFAULT_RETRY", "DEFAULT_WAIT", "NO_RETRY", "Retry"]
 
 WaitStrategy = Callable[[tenacity.RetryCallState], float]
 
@@ -19,17 +19,25 @@ def _fixed(seconds: float) -> WaitStrategy:
     return tenacity.wait_fixed(seconds)
 
 
+DEFAULT_WAIT: WaitStrategy = tenacity.wait_exponential(multiplier=0.1, max=1.0)
+"""The wait of a Retry that gives none: 0.1 s, 0.2 s, 0.4 s, ... up to 1 s."""
+
+
 @dataclass(frozen=True, slots=True)
 class Retry:
     """A retry policy for a route (or, on the App, for every route without one).
 
     ``Retry(attempts=3)`` means three deliveries to the handler in all; after the last
     failure the message is dead-lettered with the exception's type and message.
+    Without ``wait=``, attempts back off as the default policy's do (0.1 s, 0.2 s,
+    0.4 s, ... up to 1 s), so ``Retry(attempts=5)`` changes only the number of
+    attempts; ``wait=0`` retries at once.
 
     Args:
         attempts: deliveries to the handler in all (1 means no retry).
         wait: seconds between attempts, or a tenacity wait strategy such as
-            ``wait_exponential(multiplier=0.5, max=30)``.
+            ``wait_exponential(multiplier=0.5, max=30)``; default: exponential from
+            0.1 s up to 1 s (:data:`DEFAULT_WAIT`).
         on: the exception types worth retrying; any other goes to the dead-letter
             queue at once.
         broker_delay_threshold: waits longer than this many seconds go through a broker
@@ -41,7 +49,7 @@ class Retry:
     """
 
     attempts: int = 3
-    wait: float | WaitStrategy = 0.0
+    wait: float | WaitStrategy = DEFAULT_WAIT
     on: tuple[type[BaseException], ...] = field(default=(Exception,))
     broker_delay_threshold: float = 1.0
 
@@ -88,7 +96,7 @@ class Retry:
         return {"attempts": self.attempts, "on": [k.__name__ for k in self.on]}
 
 
-DEFAULT_RETRY = Retry(attempts=3, wait=tenacity.wait_exponential(multiplier=0.1, max=1.0))
+DEFAULT_RETRY = Retry(attempts=3)
 """Used where neither the route nor the App says: three attempts, 0.1 s then 0.2 s apart."""
 
 NO_RETRY = Retry(attempts=1)

@@ -65,11 +65,35 @@ class Router:
         self._prefetch = prefetch
         self._concurrency = concurrency
         self._routes: list[Route] = []
+        self._running_apps = 0  # Apps that read these routes when they started
+        self._included_in: list[Router] = []  # routers that copied these routes
 
     @property
     def routes(self) -> tuple[Route, ...]:
         """The routes, in the order they were added."""
         return tuple(self._routes)
+
+    def _serving(self, delta: int) -> None:
+        """Count an App that started (``+1``) or stopped (``-1``) serving these routes.
+
+        While one runs, :meth:`add_route` refuses: the App read the routes when it
+        started, and a route added now would never be consumed. Called by the App only.
+        """
+        self._running_apps = max(0, self._running_apps + delta)
+
+    def _why_closed(self) -> str | None:
+        """Why a route added now would be silently lost, or ``None`` if it would not."""
+        if self._running_apps:
+            return (
+                "an App serving this router is running, and it read the router's routes "
+                "when it started; add every route before the App starts"
+            )
+        if self._included_in:
+            return (
+                "this router was included into another with include_router(), which "
+                "copied the routes it had then; add every route before including it"
+            )
+        return None
 
     def add_route(self, route: Route) -> None:
         """Add a route (the primitive every decorator uses), with this router's settings.
@@ -78,10 +102,14 @@ class Router:
         prefetch and concurrency fill in what the route does not set.
 
         Raises:
-            ConfigurationError: ``route`` is not a Route.
+            ConfigurationError: ``route`` is not a Route; or a route added now would be
+                lost: an App serving this router is running (it read the routes when it
+                started), or this router was included into another (which copied them).
         """
         if not isinstance(route, Route):
             raise ConfigurationError(f"add_route() takes a Route, got {route!r}")
+        if (reason := self._why_closed()) is not None:
+            raise ConfigurationError(f"cannot add the route of {route.name}: {reason}")
         self._routes.append(
             route.with_defaults(
                 retry=self._retry, prefetch=self._prefetch, concurrency=self._concurrency
@@ -119,6 +147,7 @@ class Router:
                     retry=retry, prefetch=prefetch, concurrency=concurrency
                 ).with_prefix(prefix)
             )
+        other._included_in.append(self)  # later additions to it would be lost: refused
 
     # -- decorators ----------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class MessageSettle:
     """
 
     FAILED = "dead_lettered"
+    ANSWERED = False
 
     __slots__ = (
         "_builder",

@@ -196,6 +196,7 @@ class ReplySettle:
     """
 
     FAILED = "rejected"
+    ANSWERED = True  # the handler's exception is the caller's RemoteError: an outcome
 
     __slots__ = ("_encoder", "_procedure", "_replies", "_reply_queues")
 

@@ -9,6 +9,7 @@ version on (the ``ha-*`` policy keys of classic queue mirroring, since 4.0).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ __all__ = [
     "QUEUE_ARGUMENTS",
     "ArgumentRule",
     "check_argument",
+    "likely_meant",
 ]
 
 
@@ -188,6 +190,16 @@ POLICY_KEYS: Mapping[str, ArgumentRule] = {
 """Policy definition keys RabbitMQ 3.10 to 4.x understands (``ha-*`` only before 4.0)."""
 
 
+def likely_meant(rules: Mapping[str, ArgumentRule], name: str) -> str | None:
+    """The known argument an unknown ``name`` is most likely a typo of, if any.
+
+    Close means a ``difflib`` ratio of 0.85 or more (``x-max-lenght`` for
+    ``x-max-length``); an argument of a plugin, unlike any known name, gets ``None``.
+    """
+    matches = difflib.get_close_matches(name, list(rules), n=1, cutoff=0.85)
+    return matches[0] if matches else None
+
+
 def check_argument(
     rules: Mapping[str, ArgumentRule],
     name: str,
@@ -207,12 +219,16 @@ def check_argument(
         major: the major version of the target RabbitMQ.
 
     Returns:
-        ``(error, warning)``: an error message when the value is wrong or the target
-        refuses the argument, a warning when the argument is unknown or deprecated; each
+        ``(error, warning)``: an error message when the value is wrong, the target
+        refuses the argument, or the name is a likely typo of a known one ("did you
+        mean"), a warning when the argument is unknown or deprecated; each
         ``None`` when there is nothing to say.
     """
     rule = rules.get(name)
     if rule is None:
+        if (meant := likely_meant(rules, name)) is not None:
+            # Almost certainly a typo: stored as is, it would silently do nothing.
+            return f"not a {what} RabbitMQ knows: did you mean {meant}?", None
         return None, f"not a {what} RabbitMQ knows; it will be stored but has no effect"
     if rule.removed_in is not None and major >= rule.removed_in:
         refused = (

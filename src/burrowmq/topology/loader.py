@@ -108,10 +108,7 @@ def parse_topology(
         )
         raise _failure(file, (problem,)) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        reason = exc.problem or exc.context or "cannot be parsed"
-        problem = TopologyProblem(file, line, "", f"not valid YAML: {reason}")
+        problem = _yaml_problem(file, exc)
         raise _failure(file, (problem,)) from None
     except yaml.YAMLError as exc:
         problem = TopologyProblem(file, 1, "", f"not valid YAML: {exc}")
@@ -120,6 +117,33 @@ def parse_topology(
     if checked.errors or checked.topology is None:
         raise _failure(file, checked.errors)
     return LoadedTopology(checked.topology, checked.settings, checked.warnings)
+
+
+_OPENERS = {"flow mapping": "{", "flow sequence": "["}
+
+
+def _yaml_problem(file: str, exc: yaml.MarkedYAMLError) -> TopologyProblem:
+    """Where a YAML syntax error is, for the person who has to fix it.
+
+    PyYAML marks where it gave up (``problem_mark``, often the line after an unclosed
+    bracket, or the end of the file) and what it was inside (``context_mark``). An
+    unclosed ``{`` or ``[`` is fixed where it opened, so that line is the one named.
+    """
+    problem_line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+    reason = exc.problem or exc.context or "cannot be parsed"
+    context = exc.context or ""
+    opener = next((b for kind, b in _OPENERS.items() if kind in context), None)
+    if opener is not None and exc.context_mark is not None:
+        line = exc.context_mark.line + 1
+        column = exc.context_mark.column + 1
+        message = f"not valid YAML: the '{opener}' opened at column {column} is not closed"
+        if problem_line is not None and problem_line != line:
+            message += f" (line {problem_line}: {reason})"
+        else:
+            message += f" ({reason})"
+        return TopologyProblem(file, line, "", message)
+    mark = exc.problem_mark or exc.context_mark
+    return TopologyProblem(file, mark.line + 1 if mark else 1, "", f"not valid YAML: {reason}")
 
 
 def read_topology(
@@ -144,9 +168,12 @@ def read_topology(
     file = str(path)
     try:
         text = strip_bom(Path(path).read_bytes()).decode("utf-8")
+    except FileNotFoundError:
+        problem = TopologyProblem(file, 0, "", "no such file")
+        raise TopologyError(str(problem), source=file, errors=[problem]) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        problem = TopologyProblem(file, 1, "", f"cannot read: {reason}")
+        problem = TopologyProblem(file, 0, "", f"cannot read: {reason}")
         raise TopologyError(str(problem), source=file, errors=[problem]) from None
     return parse_topology(text, file=file, known=known, vhost=vhost)
 

@@ -62,8 +62,53 @@ class TestTable:
         error = translate(exc, Context(DECLARE, "queue 'jobs'", requested={"queue": "jobs"}))
         assert isinstance(error, TopologyError)
         assert (error.entity, error.argument) == ("queue 'jobs'", "x-max-length")
-        assert "x-max-length=20 (signedint)" in str(error)
-        assert "asks for x-max-length=10 (signedint)" in str(error)
+        assert "with x-max-length=20, but" in str(error)
+        assert "asks for x-max-length=10;" in str(error)
+        assert "signedint" not in str(error)
+
+    def test_vhost_refused_at_open_is_named(self) -> None:
+        """aiormq's "Expected one of ['Connection.OpenOk'], got <Connection.Close ...>" reads as the vhost."""
+        exc = amqp_errors.InvalidFrameError(
+            "Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x7f01>"
+        )
+        target = "rabbit:5672 (vhost 'shop') as user 'svc'"
+        error = translate(exc, Context(CONNECT, target, vhost="shop"))
+        assert isinstance(error, BrokerUnreachable)
+        assert error.answered
+        assert str(error) == (
+            f"{target}: vhost 'shop' does not exist or access to it is refused for this user"
+        )
+
+    def test_other_invalid_frame_drops_the_address(self) -> None:
+        """Another unexpected frame at connect is reported without the object's address."""
+        exc = amqp_errors.InvalidFrameError("got <Basic.Deliver object at 0x7f01>")
+        error = translate(exc, Context(CONNECT, "rabbit:5672"))
+        assert "0x7f01" not in str(error)
+        assert not error.answered  # type: ignore[attr-defined]
+
+    def test_precondition_strips_the_type_tags(self) -> None:
+        """A conflict reads without pamqp's type tags, and a missing argument as "without"."""
+        text = (
+            "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'jobs'"
+            " in vhost '/': received the value 'jobs.dlx' of type 'longstr' but current is none"
+        )
+        exc = _closed(amqp_errors.ChannelPreconditionFailed, 406, text)
+        error = str(translate(exc, Context(DECLARE, "queue 'jobs'")))
+        assert "(longstr)" not in error and "longstr" not in error
+        assert "exists on the broker without x-dead-letter-exchange" in error
+        assert "asks for x-dead-letter-exchange=jobs.dlx;" in error
+
+    def test_precondition_keeps_the_types_where_only_they_differ(self) -> None:
+        """'10' as a string against 10 as an integer names both types, in words."""
+        text = (
+            "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'jobs' in vhost"
+            " '/': received the value '10' of type 'longstr' but current is the value '10'"
+            " of type 'long'"
+        )
+        exc = _closed(amqp_errors.ChannelPreconditionFailed, 406, text)
+        error = str(translate(exc, Context(DECLARE, "queue 'jobs'")))
+        assert "with x-max-length=10 (an integer)" in error
+        assert "asks for x-max-length=10 (a string)" in error
 
     def test_precondition_cut_short_takes_the_requested_value(self) -> None:
         """RabbitMQ cuts reply texts at 255 bytes: the requested value comes from the declaration."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,34 @@ class TestExportAndGraph:
         assert main(["topology", "export", str(good), "--format", "json", "--vhost", "v"]) == 0
         data = json.loads(capsys.readouterr().out)
         assert {q["vhost"] for q in data["queues"]} == {"v"}
+
+    def test_export_json_of_an_app_names_its_vhost(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An App's JSON export carries the vhost its URL names (not always /); --vhost wins."""
+        module = f"vhost_app_{uuid.uuid4().hex[:8]}"
+        (tmp_path / f"{module}.py").write_text(
+            textwrap.dedent(
+                """\
+                from burrowmq import App, Router
+                router = Router()
+
+                @router.direct("billing", "charge", queue="billing.charge")
+                async def charge(body: dict) -> None: ...
+
+                app = App([router], url="amqp://svc:secret@rabbit/shop%2Fprod")
+                """
+            ),
+            encoding="utf-8",
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        assert main(["topology", "export", f"{module}:app", "--format", "json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert {q["vhost"] for q in data["queues"]} == {"shop/prod"}
+        assert {e["vhost"] for e in data["exchanges"]} == {"shop/prod"}
+        args = ["topology", "export", f"{module}:app", "--format", "json", "--vhost", "other"]
+        assert main(args) == 0
+        assert {q["vhost"] for q in json.loads(capsys.readouterr().out)["queues"]} == {"other"}
 
     def test_graph_to_file(self, good: Path, tmp_path: Path) -> None:
         """-o writes the diagram to a file."""

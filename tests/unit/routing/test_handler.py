@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import structlog.testing
 from pydantic import BaseModel
 
 from burrowmq.exceptions import ConfigurationError, DecodeError
@@ -155,6 +156,35 @@ class TestInspectShapes:
         async def handle(event: OrderPlaced, *args: Any, **kwargs: Any) -> None: ...
 
         assert Handler.inspect(handle).payload_type is OrderPlaced
+
+
+class TestUnannotatedPayload:
+    """A payload without an annotation: decoded as Any would be, with a warning once."""
+
+    def test_warns_once_and_decodes_json(self) -> None:
+        """The handler is named in one warning, however often it is inspected; the body is JSON data."""
+
+        async def untyped(body) -> None:  # type: ignore[no-untyped-def]
+            ...
+
+        with structlog.testing.capture_logs() as logs:
+            spec = Handler.inspect(untyped)
+            Handler.inspect(untyped)
+        warnings = [e for e in logs if e["event"] == "handler_payload_unannotated"]
+        assert len(warnings) == 1
+        assert warnings[0]["log_level"] == "warning"
+        assert warnings[0]["handler"].endswith("untyped")
+        assert warnings[0]["parameter"] == "body"
+        assert spec.decode(b'{"a": 1}') == {"a": 1}
+
+    def test_any_is_silent(self) -> None:
+        """``body: Any`` says JSON data is meant: no warning."""
+
+        async def anything(body: Any) -> None: ...
+
+        with structlog.testing.capture_logs() as logs:
+            Handler.inspect(anything)
+        assert not logs
 
 
 class TestInspectRefuses:

@@ -11,7 +11,7 @@ import tenacity
 from tenacity import wait_exponential, wait_fixed, wait_incrementing, wait_random
 
 from burrowmq.exceptions import ConfigurationError
-from burrowmq.routing.retry import DEFAULT_RETRY, NO_RETRY, Retry
+from burrowmq.routing.retry import DEFAULT_RETRY, DEFAULT_WAIT, NO_RETRY, Retry
 
 pytestmark = pytest.mark.unit
 
@@ -78,14 +78,24 @@ class TestValidation:
         Retry(**kwargs)
 
     def test_defaults(self) -> None:
-        """A bare Retry is three attempts, no wait, every Exception, 1 s broker threshold."""
+        """A bare Retry is the default policy: three attempts backing off, every Exception, 1 s broker threshold."""
         retry = Retry()
         assert (retry.attempts, retry.wait, retry.on, retry.broker_delay_threshold) == (
             3,
-            0.0,
+            DEFAULT_WAIT,
             (Exception,),
             1.0,
         )
+        assert retry == DEFAULT_RETRY
+
+    def test_attempts_alone_backs_off_like_the_default(self) -> None:
+        """``Retry(attempts=5)`` waits as the default policy does (0.1 s, 0.2 s, ... up to 1 s); ``wait=0`` does not wait."""
+        assert [Retry(attempts=5).delay(n) for n in range(1, 5)] == pytest.approx(
+            [DEFAULT_RETRY.delay(1), DEFAULT_RETRY.delay(2), 0.4, 0.8]
+        )
+        assert DEFAULT_RETRY.delay(1) == pytest.approx(0.1)
+        assert Retry(attempts=9).delay(8) == pytest.approx(1.0)
+        assert Retry(attempts=5, wait=0).delay(3) == 0
 
     def test_is_frozen(self) -> None:
         """A Retry cannot be changed after it is made."""

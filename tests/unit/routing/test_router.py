@@ -425,6 +425,16 @@ class TestPrefix:
         route = only_route(inner)
         assert route.queue is not None and route.queue.name == "billing.charge"
 
+    def test_route_added_after_inclusion_is_refused(self) -> None:
+        """include_router() copies the routes it finds: adding to the included router later is an error naming the route."""
+        inner = Router()
+        inner.direct("billing", "charge")(charge)
+        outer = Router()
+        outer.include_router(inner)
+        with pytest.raises(ConfigurationError, match=r"audit.*include_router"):
+            inner.fanout("cache")(audit)
+        assert len(outer.routes) == 1 and len(inner.routes) == 1
+
     def test_prefixes_compose(self) -> None:
         """An including router's prefix goes before the include prefix and the inner one."""
         inner = Router(prefix="c.")
@@ -784,6 +794,22 @@ class TestInvalid:
         """A prefetch or concurrency that is not a positive int is refused."""
         with pytest.raises(ConfigurationError, match=option):
             Router().direct("billing", "key", **{option: value})(charge)
+
+    def test_queue_argument_typo_is_refused(self) -> None:
+        """A misspelt queue argument in queue_options is refused with the likely name."""
+        with pytest.raises(
+            ConfigurationError, match=r"'x-max-lenght'.*did you mean x-max-length\?"
+        ):
+            Router().direct("billing", "key", queue_options={"arguments": {"x-max-lenght": 10}})(
+                charge
+            )
+
+    def test_unknown_plugin_argument_is_kept(self) -> None:
+        """An argument unlike any known name (a plugin's) is accepted as given."""
+        router = Router()
+        router.direct("billing", "key", queue_options={"arguments": {"x-my-plugin": 1}})(charge)
+        queue = only_route(router).queue
+        assert queue is not None and queue.arguments["x-my-plugin"] == 1
 
     def test_bad_retry(self) -> None:
         """``retry=`` must be a Retry."""

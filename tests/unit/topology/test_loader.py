@@ -284,11 +284,25 @@ BAD_FILES = [
         "must be one of classic, quorum, stream",
     ),
     (
-        "yaml-syntax",
+        "yaml-syntax",  # named where the bracket opened, not where the parser gave up
         "queues:\n  - name: q\n    arguments: {x-max-length: 1\n",
-        4,
+        3,
         "",
-        "not valid YAML",
+        "not valid YAML: the '{' opened at column 16 is not closed",
+    ),
+    (
+        "yaml-unclosed-mid-file",
+        "queues:\n  - {name: q, durable: true\nexchanges:\n  - {name: e, type: direct}\n",
+        2,
+        "",
+        "the '{' opened at column 5 is not closed (line 3: expected ',' or '}'",
+    ),
+    (
+        "argument-typo",
+        "queues:\n  - name: q\n    arguments: {x-max-lenght: 10}\n",
+        3,
+        "queues[0].arguments.x-max-lenght",
+        "not a queue argument RabbitMQ knows: did you mean x-max-length?",
     ),
     (
         "repeated-key",
@@ -435,11 +449,12 @@ class TestCollection:
         assert str(caught.value).startswith(f"{file}: 3 problems\n")
 
     def test_unreadable_file(self, tmp_path: Path) -> None:
-        """A missing file is one error naming the file."""
+        """A missing file is one error naming the file, without a line number."""
+        path = tmp_path / "missing.yaml"
         with pytest.raises(TopologyError) as caught:
-            read_topology(tmp_path / "missing.yaml")
-        assert "cannot read" in str(caught.value)
-        assert caught.value.errors[0].line == 1
+            read_topology(path)
+        assert str(caught.value.errors[0]) == f"{path}: no such file"
+        assert caught.value.errors[0].line == 0
 
     def test_json_keeps_line_numbers(self, write: Writer) -> None:
         """A definitions JSON file is checked like YAML, with its own line numbers."""
