@@ -1,4 +1,4 @@
-"""Contract: what a publish refuses, refused the same way on both transports.
+"""Contract: what a publish refuses (headers, bodies), refused the same way on both transports.
 
 Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
 """
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import math
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from burrowmq import PublishError
+from burrowmq import DecodeError, EncodeError, PublishError
 from burrowmq.framework.builder import MessageBuilder
 from tests.contract.conftest import Backend
 
@@ -78,3 +80,49 @@ class TestHeaderValues:
         [delivery] = await backend.take(queue, 1)
         headers = delivery.properties.headers
         assert (headers["f"], headers["big"], headers["list"]) == (0.1, 1e300, [2.5e-300])
+
+
+class Reading(BaseModel):
+    """A body whose float may be NaN or infinite."""
+
+    sensor: str
+    value: float
+
+
+class Opaque:
+    """A type pydantic cannot serialise."""
+
+
+UNENCODABLE = [
+    ({"sensor": "s", "values": [1.0, math.nan]}, "the float nan at values.1"),
+    (Reading(sensor="s", value=math.inf), "the float inf at value"),
+    ({"payload": Opaque()}, "a value of type dict as JSON: Unable to serialize unknown type"),
+]
+
+
+class TestUnencodableBodies:
+    """A body JSON cannot carry fails with the same EncodeError on both transports."""
+
+    @pytest.mark.parametrize(
+        ("body", "words"), UNENCODABLE, ids=["nan-in-list", "inf-in-model", "opaque"]
+    )
+    async def test_app_publish(self, backend: Backend, body: Any, words: str) -> None:
+        """App.publish raises EncodeError (never DecodeError) naming the value, sending nothing."""
+        queue = backend.names.queue("body")
+        await backend.transport.declare_queue(queue, arguments={"x-queue-type": "quorum"})
+        app = backend.app()
+        await app.start()
+        with pytest.raises(EncodeError) as caught:
+            await app.publish("", body, routing_key=queue)
+        assert not isinstance(caught.value, DecodeError)
+        assert str(caught.value).startswith(f"cannot encode {words}")
+        await app.publish("", {"n": 2}, routing_key=queue)
+        [delivery] = await backend.take(queue, 1)
+        assert delivery.body == b'{"n":2}'
+
+    async def test_rpc_call(self, backend: Backend) -> None:
+        """An RPC request with a NaN fails at the caller with EncodeError, before any lookup."""
+        app = backend.app()
+        await app.start()
+        with pytest.raises(EncodeError, match=r"^cannot encode the float nan at x as JSON"):
+            await app.call(f"{backend.names.prefix}.quote", {"x": math.nan}, timeout=5.0)

@@ -10,7 +10,8 @@ Encoding sends ``bytes`` as they are, ``str`` as UTF-8 text and everything else 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pydantic_core
@@ -129,20 +130,73 @@ def encode(value: Any) -> tuple[bytes, str]:
         The body and its content type.
 
     Raises:
-        EncodeError: the value cannot be serialised to JSON (names its type).
+        EncodeError: the value cannot be serialised to JSON (names its type), or holds a
+            NaN or infinite float, which JSON has no word for (names its path).
     """
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value), OCTET_STREAM
     if isinstance(value, str):
         return value.encode("utf-8"), TEXT
     if isinstance(value, BaseModel):
+        _refuse_non_finite(value)
         return value.__pydantic_serializer__.to_json(value), JSON
     try:
-        return pydantic_core.to_json(value), JSON
+        data = pydantic_core.to_json(value)
     except pydantic_core.PydanticSerializationError as exc:
         raise EncodeError(
             f"cannot encode a value of type {type(value).__name__} as JSON: {exc}"
         ) from exc
+    _refuse_non_finite(value)
+    # The walk does not enter dataclasses and the like, where pydantic writes the bare
+    # words JSON lacks; where those bytes appear at all (rare), encoding them as null
+    # tells a float from a string.
+    if (b"NaN" in data or b"Infinity" in data) and data != pydantic_core.to_json(
+        value, inf_nan_mode="null"
+    ):
+        _refuse_non_finite(value, found=True)
+    return data, JSON
+
+
+def _non_finite(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, float]]:
+    """Yield ``(path, float)`` for every NaN or infinity in models, mappings and sequences."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield ".".join(path) or "the top level", value
+    elif isinstance(value, BaseModel):
+        if "ser_json_inf_nan" in value.model_config:
+            return  # the model chose how its NaN travels
+        for name, item in value.__dict__.items():
+            yield from _non_finite(item, (*path, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, (*path, str(key)))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, (*path, str(index)))
+
+
+def _refuse_non_finite(value: Any, *, found: bool = False) -> None:
+    """Raise :class:`EncodeError` naming where ``value`` holds a NaN or an infinity.
+
+    JSON has no NaN or Infinity: pydantic would write a bare word no JSON parser reads
+    (or, in a model, ``null`` in the float's place), so such a body is refused. A model
+    whose config sets ``ser_json_inf_nan`` itself chose a representation and is kept.
+
+    Args:
+        value: the value about to be encoded.
+        found: the encoded JSON is known to hold one (said even when the walk, which does
+            not enter dataclasses and the like, cannot tell where).
+    """
+    first = next(_non_finite(value), None)
+    if first is not None:
+        where, number = first
+        raise EncodeError(
+            f"cannot encode the float {number!r} at {where} as JSON, which has no NaN or Infinity"
+        )
+    if found:
+        raise EncodeError(
+            "cannot encode a NaN or infinite float as JSON, which has no NaN or Infinity"
+        )
 
 
 def encoder_for(annotation: Any) -> Encoder:
@@ -171,6 +225,7 @@ def encoder_for(annotation: Any) -> Encoder:
                 raise EncodeError(
                     describe_validation_error(exc), errors=_plain_errors(exc)
                 ) from exc
+            _refuse_non_finite(value)
             return value.__pydantic_serializer__.to_json(value), JSON
 
         return encode_model
@@ -181,7 +236,9 @@ def encoder_for(annotation: Any) -> Encoder:
 
     def encode_value(value: Any) -> tuple[bytes, str]:
         try:
-            return adapter.dump_json(adapter.validate_python(value)), JSON
+            shaped = adapter.validate_python(value)
+            _refuse_non_finite(shaped)
+            return adapter.dump_json(shaped), JSON
         except ValidationError as exc:
             raise EncodeError(describe_validation_error(exc), errors=_plain_errors(exc)) from exc
         except pydantic_core.PydanticSerializationError as exc:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import math
 import re
 import uuid
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from burrowmq.exceptions import DecodeError, EncodeError
 from burrowmq.framework.codec import (
@@ -290,6 +291,59 @@ class TestEncode:
         with pytest.raises(EncodeError) as info:
             encode(value)
         assert f"cannot encode a value of type {type_name} as JSON" in info.value.reason
+
+
+class Reading(BaseModel):
+    """A model whose float may be NaN or infinite."""
+
+    sensor: str
+    value: float
+
+
+class Lenient(BaseModel):
+    """A model that chose a JSON form for NaN itself."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    value: float
+
+
+class TestNonFiniteFloats:
+    """JSON has no NaN or Infinity: such a float is refused, naming where it sits."""
+
+    @pytest.mark.parametrize(
+        ("value", "words"),
+        [
+            (math.nan, "the float nan at the top level"),
+            ({"a": [1.0, math.inf]}, "the float inf at a.1"),
+            ({"readings": [{"v": -math.inf}]}, "the float -inf at readings.0.v"),
+            (Reading(sensor="s", value=math.nan), "the float nan at value"),
+            ({"r": Reading(sensor="s", value=math.inf)}, "the float inf at r.value"),
+        ],
+        ids=["top-level", "in-list", "nested", "model", "model-in-dict"],
+    )
+    def test_refused_with_its_path(self, value: Any, words: str) -> None:
+        """``encode`` raises ``EncodeError`` naming the float and its path."""
+        with pytest.raises(EncodeError) as info:
+            encode(value)
+        assert info.value.reason == f"cannot encode {words} as JSON, which has no NaN or Infinity"
+
+    def test_the_words_in_a_string_are_fine(self) -> None:
+        """A string that reads "NaN" or "Infinity" is ordinary text, encoded as such."""
+        assert encode({"s": "NaN Infinity"}) == (b'{"s":"NaN Infinity"}', JSON)
+
+    def test_a_model_that_chose_a_form_keeps_it(self) -> None:
+        """A model whose config sets ``ser_json_inf_nan`` is encoded as it asked."""
+        assert encode(Lenient(value=math.nan)) == (b'{"value":"NaN"}', JSON)
+
+    @pytest.mark.parametrize("annotation", [Reading, dict[str, float], float])
+    def test_encoder_for_refuses_too(self, annotation: Any) -> None:
+        """An RPC result shaped by its annotation is refused the same way."""
+        value: Any = {"sensor": "s", "value": math.nan} if annotation is Reading else math.nan
+        if annotation == dict[str, float]:
+            value = {"value": math.nan}
+        with pytest.raises(EncodeError, match=r"^cannot encode the float nan at "):
+            encoder_for(annotation)(value)
 
 
 class Price(BaseModel):
