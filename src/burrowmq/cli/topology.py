@@ -269,7 +269,9 @@ def _cmd_route(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-    for name in sorted(queues):
+    # A per-instance queue's name is drawn afresh by every process: show its pattern, as
+    # graph does, rather than a name this process made up.
+    for name in sorted(source.labels.get(q, q) for q in queues):
         print(name)
     return EXIT_OK
 

@@ -100,6 +100,15 @@ class TestRoute:
         assert main([*argv, "--header", 'copies="2"']) == 1
         assert "unroutable" in capsys.readouterr().err
 
+    def test_per_instance_queue_reads_as_its_pattern(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A per-instance (server-named) queue prints as `<instance>`, as graph draws it."""
+        assert main(["topology", "route", "examples.shop:app", "cache.invalidate", ""]) == 0
+        assert capsys.readouterr().out.split() == ["cache.invalidate.invalidate.<instance>"]
+        assert main(["topology", "route", "examples.shop:app", "billing", "charge"]) == 0
+        assert capsys.readouterr().out.split() == ["billing.charge"]
+
     def test_policy_alternate_exchange(self) -> None:
         """An alternate-exchange set by a matching policy is followed too."""
         loaded = parse_topology(
