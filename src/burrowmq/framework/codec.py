@@ -138,22 +138,24 @@ def encode(value: Any) -> tuple[bytes, str]:
     if isinstance(value, str):
         return value.encode("utf-8"), TEXT
     if isinstance(value, BaseModel):
-        _refuse_non_finite(value)
-        return value.__pydantic_serializer__.to_json(value), JSON
+        data = value.__pydantic_serializer__.to_json(value)
+        # A model writes a NaN as null (unless its config chose a form, which is kept).
+        if b"null" in data:
+            _refuse_non_finite(value)
+        return data, JSON
     try:
         data = pydantic_core.to_json(value)
     except pydantic_core.PydanticSerializationError as exc:
         raise EncodeError(
             f"cannot encode a value of type {type(value).__name__} as JSON: {exc}"
         ) from exc
-    _refuse_non_finite(value)
-    # The walk does not enter dataclasses and the like, where pydantic writes the bare
-    # words JSON lacks; where those bytes appear at all (rare), encoding them as null
-    # tells a float from a string.
-    if (b"NaN" in data or b"Infinity" in data) and data != pydantic_core.to_json(
-        value, inf_nan_mode="null"
-    ):
-        _refuse_non_finite(value, found=True)
+    if b"NaN" in data or b"Infinity" in data:
+        # pydantic wrote a float as a bare word JSON lacks, or a string reads so: the two
+        # encode alike with NaN as null only for a string. Said even where the walk
+        # cannot tell where (it does not enter dataclasses and the like).
+        _refuse_non_finite(value, found=data != pydantic_core.to_json(value, inf_nan_mode="null"))
+    elif b"null" in data:  # a model inside writes its NaN as null
+        _refuse_non_finite(value)
     return data, JSON
 
 
@@ -225,8 +227,10 @@ def encoder_for(annotation: Any) -> Encoder:
                 raise EncodeError(
                     describe_validation_error(exc), errors=_plain_errors(exc)
                 ) from exc
-            _refuse_non_finite(value)
-            return value.__pydantic_serializer__.to_json(value), JSON
+            data = value.__pydantic_serializer__.to_json(value)
+            if b"null" in data:
+                _refuse_non_finite(value)
+            return data, JSON
 
         return encode_model
     try:
@@ -237,8 +241,10 @@ def encoder_for(annotation: Any) -> Encoder:
     def encode_value(value: Any) -> tuple[bytes, str]:
         try:
             shaped = adapter.validate_python(value)
-            _refuse_non_finite(shaped)
-            return adapter.dump_json(shaped), JSON
+            data = adapter.dump_json(shaped)
+            if b"null" in data:  # pydantic writes a NaN as null here
+                _refuse_non_finite(shaped)
+            return data, JSON
         except ValidationError as exc:
             raise EncodeError(describe_validation_error(exc), errors=_plain_errors(exc)) from exc
         except pydantic_core.PydanticSerializationError as exc:

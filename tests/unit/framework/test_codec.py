@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import json
@@ -300,6 +301,13 @@ class Reading(BaseModel):
     value: float
 
 
+@dataclasses.dataclass
+class Point:
+    """A dataclass, which the NaN walk does not enter."""
+
+    x: float
+
+
 class Lenient(BaseModel):
     """A model that chose a JSON form for NaN itself."""
 
@@ -327,6 +335,18 @@ class TestNonFiniteFloats:
         with pytest.raises(EncodeError) as info:
             encode(value)
         assert info.value.reason == f"cannot encode {words} as JSON, which has no NaN or Infinity"
+
+    def test_found_where_the_walk_cannot_look(self) -> None:
+        """A NaN inside a dataclass is refused too, without a path."""
+        with pytest.raises(EncodeError, match=r"^cannot encode a NaN or infinite float as JSON"):
+            encode([Point(x=math.nan)])
+
+    def test_nulls_are_fine(self) -> None:
+        """A body with nulls (where a model would write its NaN) is encoded as it is."""
+        assert encode({"a": None, "r": Reading(sensor="null", value=1)}) == (
+            b'{"a":null,"r":{"sensor":"null","value":1.0}}',
+            JSON,
+        )
 
     def test_the_words_in_a_string_are_fine(self) -> None:
         """A string that reads "NaN" or "Infinity" is ordinary text, encoded as such."""
