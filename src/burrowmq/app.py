@@ -367,6 +367,7 @@ class App:
                 rpc_tracebacks=self.config.rpc_tracebacks,
                 hooks=hooks,
                 declare=self.config.declare,
+                retry_waits=self.config.retry_waits,
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]

@@ -62,6 +62,9 @@ class AppConfig:
     declare: bool = True
     lifespan: LifespanFactory | None = None
     transport: Transport | None = field(default=None, compare=False)
+    # Not an App argument: TestClient(fast_retries=True) clears it on its copy, so
+    # retries run at once instead of waiting real time.
+    retry_waits: bool = True
 
     def __post_init__(self) -> None:
         _positive(self.prefetch, "prefetch")

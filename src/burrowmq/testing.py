@@ -188,16 +188,28 @@ class TestClient:
             it. Default: a broker of this client's own.
         timeout: the default seconds :meth:`publish_and_wait` and :meth:`wait_idle`
             wait before they raise ``TimeoutError``.
+        fast_retries: retry at once whatever the routes' ``Retry(wait=...)``, so a test
+            of a handler that fails with waits of seconds takes milliseconds. Attempts,
+            ``Message.attempt`` and dead letters are as without it; only the waits go,
+            and with them the trips through the broker delay queues (``<queue>.retry.*``
+            stay empty).
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
 
     def __init__(
-        self, app: App | None = None, *, url: str | None = None, timeout: float = 5.0
+        self,
+        app: App | None = None,
+        *,
+        url: str | None = None,
+        timeout: float = 5.0,
+        fast_retries: bool = False,
     ) -> None:
         self.url = url or f"memory://test-{uuid.uuid4().hex[:12]}"
         self.transport = MemoryTransport(url=self.url)
-        self.app = (app if app is not None else App(url=self.url)).replace(transport=self.transport)
+        self.app = (app if app is not None else App(url=self.url)).replace(
+            transport=self.transport, retry_waits=not fast_retries
+        )
         self.timeout = timeout
         self.published: list[Captured] = []
         """Every message published while the client runs, by the test or by handlers."""

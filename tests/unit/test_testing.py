@@ -124,6 +124,63 @@ class TestLifespan:
         assert app.state.value == "new"
 
 
+def flaky_app(fails: int, retry: Retry, attempts: list[int]) -> App:
+    """An app whose handler fails its first ``fails`` attempts, noting each attempt."""
+    router = Router()
+
+    @router.direct("jobs", "run", queue="jobs.flaky", retry=retry)
+    async def run(body: dict[str, int], message: Message) -> None:
+        attempts.append(message.attempt)
+        if message.attempt <= fails:
+            raise RuntimeError(f"attempt {message.attempt} failed")
+
+    return App([router])
+
+
+class TestFastRetries:
+    """``TestClient(app, fast_retries=True)``: retries run at once, counted as ever."""
+
+    async def test_broker_delayed_retries_do_not_wait(self) -> None:
+        """Retries whose waits would go through a delay queue (30 s) run at once."""
+        attempts: list[int] = []
+        app = flaky_app(2, Retry(attempts=3, wait=30), attempts)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with TestClient(app, fast_retries=True, timeout=2.0) as client:
+            await client.publish_and_wait("jobs", {"id": 1}, routing_key="run")
+            assert client.dead_letters("jobs.flaky") == []
+            assert client.messages("jobs.flaky.retry.32s") == []
+        assert attempts == [1, 2, 3]
+        assert loop.time() - began < 2.0
+
+    async def test_exhausted_retries_dead_letter_as_ever(self) -> None:
+        """The last failure dead-letters with the retry count it has without fast retries."""
+        attempts: list[int] = []
+        app = flaky_app(9, Retry(attempts=4, wait=0.5), attempts)
+        async with TestClient(app, fast_retries=True, timeout=1.0) as client:
+            await client.publish_and_wait("jobs", {"id": 1}, routing_key="run")
+            [dead] = client.dead_letters("jobs.flaky")
+        assert attempts == [1, 2, 3, 4]
+        assert (dead.exception_type, dead.reason, dead.retry_count) == (
+            "RuntimeError",
+            "attempt 4 failed",
+            3,
+        )
+
+    async def test_waits_are_kept_by_default(self) -> None:
+        """Without it the client waits as the policy says; the app under test is unchanged."""
+        attempts: list[int] = []
+        app = flaky_app(1, Retry(attempts=2, wait=0.3), attempts)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with TestClient(app) as client:
+            await client.publish_and_wait("jobs", {"id": 1}, routing_key="run")
+        assert attempts == [1, 2]
+        assert loop.time() - began >= 0.3
+        assert TestClient(app, fast_retries=True).app.config.retry_waits is False
+        assert app.config.retry_waits is True
+
+
 class TestWaitIdle:
     """Idleness: nothing unacked, nothing ready for a consumer, no TTL pending."""
 
@@ -170,12 +227,13 @@ class TestSettingsSurvive:
         )
 
     async def test_every_setting_survives(self) -> None:
-        """Each AppConfig field but the transport is the same on the client's app; the app under test sets each one to a non-default value, so a field added later is covered too."""
+        """Each AppConfig field but the client's own (transport, retry_waits) is the same on the client's app; the app under test sets each one to a non-default value, so a field added later is covered too."""
         router = Router()
         router.consume("jobs", queue_options={})(_noop)
         app = self._non_default_app(router)
         defaults = AppConfig()
-        fields = [f.name for f in dataclasses.fields(AppConfig) if f.name != "transport"]
+        own = {"transport", "retry_waits"}
+        fields = [f.name for f in dataclasses.fields(AppConfig) if f.name not in own]
         unset = [name for name in fields if getattr(app.config, name) == getattr(defaults, name)]
         assert unset == [], f"give these settings a non-default value in this test: {unset}"
         client = TestClient(app)

@@ -7,6 +7,7 @@ The App hands its settings over as one :class:`ConsumerSettings`; a route's own
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from burrowmq.framework.builder import MessageBuilder
@@ -39,6 +40,9 @@ class ConsumerSettings:
         rpc_tracebacks: whether RPC error replies carry the handler's traceback.
         hooks: the App's instruments (``None``: none).
         declare: whether the App declares (else delay tiers must exist already).
+        retry_waits: whether retries wait as their policy says; ``False`` (a
+            :class:`~burrowmq.testing.TestClient` with ``fast_retries=True``) retries at
+            once, in process, never through a delay queue.
     """
 
     transport: Transport
@@ -52,6 +56,7 @@ class ConsumerSettings:
     rpc_tracebacks: bool = False
     hooks: Hooks | None = None
     declare: bool = True
+    retry_waits: bool = True
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
@@ -65,10 +70,13 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         queue_type=route.queue.queue_type if route.queue is not None else "classic",
         declare=settings.declare,
     )
+    retry = route.retry or settings.retry
+    if not settings.retry_waits:
+        retry = dataclasses.replace(retry, wait=0)
     pipeline = Pipeline(
         route.spec,
         queue=queue,
-        retry=route.retry or settings.retry,
+        retry=retry,
         settle=settle,
         chain=settings.chain,
         max_redeliveries=settings.max_redeliveries,
