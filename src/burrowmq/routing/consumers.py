@@ -14,6 +14,7 @@ from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Transport
 from burrowmq.routing.dead_letter import dead_letter_exchange
+from burrowmq.routing.depends import Injection
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.pipeline import Pipeline
 from burrowmq.routing.retry import Retry
@@ -39,6 +40,8 @@ class ConsumerSettings:
         rpc_tracebacks: whether RPC error replies carry the handler's traceback.
         hooks: the App's instruments (``None``: none).
         declare: whether the App declares (else delay tiers must exist already).
+        injection: what handlers' dependencies are bound to (the running App and its
+            dependency overrides).
     """
 
     transport: Transport
@@ -52,6 +55,7 @@ class ConsumerSettings:
     rpc_tracebacks: bool = False
     hooks: Hooks | None = None
     declare: bool = True
+    injection: Injection | None = None
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
@@ -75,6 +79,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         hooks=settings.hooks,
         timeout=route.timeout,
         parameters=route.parameters,
+        injection=settings.injection,
     )
     return Dispatcher(
         queue,
