@@ -260,8 +260,10 @@ class DependencyPlan:
                 types.setdefault(key, kind)
         return types
 
-    def bind(self, injection: Injection) -> Keyed:
-        """The handler's call with its graph solved: ``keyed(words, value, message)``.
+    def bind(self, injection: Injection) -> tuple[Keyed, bool]:
+        """The handler's call with its graph solved, ``keyed(words, value, message)``,
+        and whether it takes the delivery's Message (an override may, where the
+        factory it replaces did not).
 
         Raises:
             ConfigurationError: an override makes a cycle or has a parameter nothing
@@ -272,6 +274,9 @@ class DependencyPlan:
         if overrides:
             _walk(self.root, nodes, self.key_names, self.hints, self.root.name, (), overrides)
         root = _compile(self.root, None, True, nodes, overrides)
+        wants = MESSAGE in self.root.sources or any(
+            MESSAGE in nodes[f].sources for f in _reachable(self.root, nodes, overrides)
+        )
         app = injection.app
 
         async def keyed(words: Mapping[str, Any], value: Any, message: Message) -> Any:
@@ -279,7 +284,7 @@ class DependencyPlan:
             async with contextlib.AsyncExitStack() as stack:
                 return await _solve(root, pick, {}, stack)
 
-        return keyed
+        return keyed, wants
 
 
 def _walk(
@@ -305,6 +310,24 @@ def _walk(
                 factory, handler=handler, key_names=key_names, hints=hints
             )
         _walk(child, nodes, key_names, hints, handler, (*path, factory), overrides)
+
+
+def _reachable(
+    node: _Node,
+    nodes: Mapping[Callable[..., Any], _Node],
+    overrides: Mapping[Callable[..., Any], Callable[..., Any]],
+) -> set[Callable[..., Any]]:
+    """The factories the graph under ``node`` calls, overrides applied."""
+    seen: set[Callable[..., Any]] = set()
+    todo = [node]
+    while todo:
+        for source in todo.pop().sources:
+            if isinstance(source, Depends):
+                factory = overrides.get(source.factory, source.factory)
+                if factory not in seen:
+                    seen.add(factory)
+                    todo.append(nodes[factory])
+    return seen
 
 
 @dataclass(slots=True)

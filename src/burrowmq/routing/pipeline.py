@@ -216,8 +216,9 @@ class Pipeline:
         self._keyed: Callable[..., Awaitable[Any]] = handler.call  # (used with parameters)
         self._parameters = parameters
         keyed = handler.keyed
+        wants = handler.wants_message
         if handler.dependencies is not None:  # bound once, here: the app is starting
-            keyed = handler.dependencies.bind(injection or Injection())
+            keyed, wants = handler.dependencies.bind(injection or Injection())
             if parameters is None:
                 self._call = functools.partial(keyed, _NO_WORDS)
         if parameters is not None:
@@ -236,7 +237,7 @@ class Pipeline:
         self._max = max_redeliveries
         self._context = dict(context or {})
         # Middleware sees every delivery's Message; otherwise only handlers asking for one.
-        self._wants = handler.wants_message or chain is not None
+        self._wants = wants or chain is not None
 
     @property
     def handler(self) -> Handler:
