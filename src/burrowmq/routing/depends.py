@@ -25,11 +25,9 @@ routes without dependencies do none of this.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final
 
 from burrowmq.exceptions import ConfigurationError
@@ -48,6 +46,8 @@ Keyed = Callable[[Mapping[str, Any], Any, Message], Awaitable[Any]]
 """``keyed(words, value, message)``: a handler call with its dependencies solved."""
 
 _FUNCTION, _COROUTINE, _GENERATOR, _ASYNC_GENERATOR = "function", "async", "gen", "agen"
+_GENERATORS = (_GENERATOR, _ASYNC_GENERATOR)
+_NO_STACK: Any = None  # a graph without generators tears nothing down
 
 
 class Depends:
@@ -274,15 +274,28 @@ class DependencyPlan:
         if overrides:
             _walk(self.root, nodes, self.key_names, self.hints, self.root.name, (), overrides)
         root = _compile(self.root, None, True, nodes, overrides)
-        wants = MESSAGE in self.root.sources or any(
-            MESSAGE in nodes[f].sources for f in _reachable(self.root, nodes, overrides)
-        )
+        reachable = _reachable(self.root, nodes, overrides)
+        wants = MESSAGE in self.root.sources or any(MESSAGE in nodes[f].sources for f in reachable)
         app = injection.app
+
+        if not any(nodes[f].kind in _GENERATORS for f in reachable):
+
+            async def direct(words: Mapping[str, Any], value: Any, message: Message) -> Any:
+                pick = {**words, PAYLOAD: value, MESSAGE: message, APP: app}
+                return await _solve(root, pick, {}, _NO_TEARDOWNS)
+
+            return direct, wants
 
         async def keyed(words: Mapping[str, Any], value: Any, message: Message) -> Any:
             pick = {**words, PAYLOAD: value, MESSAGE: message, APP: app}
-            async with contextlib.AsyncExitStack() as stack:
-                return await _solve(root, pick, {}, stack)
+            teardowns: list[_Teardown] = []
+            try:
+                result = await _solve(root, pick, {}, teardowns)
+            except BaseException as exc:
+                await _unwind(teardowns, exc)
+                raise
+            await _unwind(teardowns, None)
+            return result
 
         return keyed, wants
 
@@ -369,20 +382,23 @@ async def _solve(
     step: _Step,
     pick: Mapping[str, Any],
     cache: dict[Any, Any],
-    stack: contextlib.AsyncExitStack,
+    stack: list[_Teardown],
 ) -> Any:
     """Call ``step`` with its arguments solved first; its teardown goes on ``stack``."""
     key = step.cache_key
     if key is not None and key in cache:
         return cache[key]
-    args = [
-        pick[source] if isinstance(source, str) else await _solve(source, pick, cache, stack)
-        for source in step.positional
-    ]
-    kwargs = {
-        name: pick[source] if isinstance(source, str) else await _solve(source, pick, cache, stack)
-        for name, source in step.keywords
-    }
+    # Plain loops: an await inside a comprehension costs a coroutine per comprehension.
+    args = []
+    for source in step.positional:
+        args.append(
+            pick[source] if isinstance(source, str) else await _solve(source, pick, cache, stack)
+        )
+    kwargs = {}
+    for name, source in step.keywords:
+        kwargs[name] = (
+            pick[source] if isinstance(source, str) else await _solve(source, pick, cache, stack)
+        )
     kind = step.kind
     if kind == _COROUTINE:
         value = await step.func(*args, **kwargs)
@@ -394,79 +410,54 @@ async def _solve(
             value = await agen.__anext__()
         except StopAsyncIteration:
             raise ConfigurationError(f"dependency {step.name} returned without a yield") from None
-        stack.push_async_exit(_AsyncTeardown(agen, step.name))
+        stack.append((agen, True, step.name))
     else:
         gen = step.func(*args, **kwargs)
         try:
             value = next(gen)
         except StopIteration:
             raise ConfigurationError(f"dependency {step.name} returned without a yield") from None
-        stack.push(_Teardown(gen, step.name))
+        stack.append((gen, False, step.name))
     if key is not None:
         cache[key] = value
     return value
 
 
-class _AsyncTeardown:
-    """Runs an async generator dependency past its ``yield``, with the failure thrown in.
+_Teardown = tuple[Any, bool, str]
+"""A generator dependency past its ``yield``: the generator, whether async, its name."""
 
-    Returns ``False`` always: a teardown never turns a failed attempt into a success.
+_NO_TEARDOWNS: list[_Teardown] = []  # a graph without generators: never appended to
+
+
+async def _unwind(teardowns: list[_Teardown], error: BaseException | None) -> None:
+    """Run the generators past their ``yield``, last set up first, ``error`` thrown in.
+
+    A teardown never turns a failure into a success (one that swallows the exception
+    thrown in at its ``yield`` leaves it to fail the attempt); one that raises passes
+    its exception on to the teardowns before it, and that exception is raised.
     """
-
-    __slots__ = ("agen", "name")
-
-    def __init__(self, agen: Any, name: str) -> None:
-        self.agen = agen
-        self.name = name
-
-    async def __call__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        agen = self.agen
+    failure = error
+    for gen, is_async, name in reversed(teardowns):
         try:
-            if exc is None:
-                await agen.__anext__()
+            if is_async:
+                if failure is None:
+                    await gen.__anext__()
+                else:
+                    await gen.athrow(failure)
+                await gen.aclose()
             else:
-                await agen.athrow(exc)
-        except StopAsyncIteration:
-            return False
+                if failure is None:
+                    next(gen)
+                else:
+                    gen.throw(failure)
+                gen.close()
+            raise ConfigurationError(f"dependency {name} yielded more than once")
+        except (StopAsyncIteration, StopIteration):
+            continue
         except BaseException as raised:
-            if raised is exc:
-                return False
-            raise
-        await agen.aclose()
-        raise ConfigurationError(f"dependency {self.name} yielded more than once")
-
-
-class _Teardown:
-    """:class:`_AsyncTeardown` for a sync generator dependency."""
-
-    __slots__ = ("gen", "name")
-
-    def __init__(self, gen: Any, name: str) -> None:
-        self.gen = gen
-        self.name = name
-
-    def __call__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        gen = self.gen
-        try:
-            if exc is None:
-                next(gen)
-            else:
-                gen.throw(exc)
-        except StopIteration:
-            return False
-        except BaseException as raised:
-            if raised is exc:
-                return False
-            raise
-        gen.close()
-        raise ConfigurationError(f"dependency {self.name} yielded more than once")
+            if raised is not failure:
+                if raised.__context__ is None:
+                    raised.__context__ = failure
+                failure = raised
+    if failure is not error and failure is not None:
+        raise failure
