@@ -168,6 +168,18 @@ class TestOverrides:
             await client.publish_and_wait("", "m", routing_key="orders")
         assert seen == ["fake:orders", "real-db"]
 
+    async def test_a_handler_parameter_annotated_app_gets_the_running_copy(self) -> None:
+        """``App`` works on the handler itself too: it is the client's running copy."""
+        router, seen = Router(), list[App]()
+
+        @router.consume("orders", queue_options={})
+        async def handle(body: str, app: App) -> None:
+            seen.append(app)
+
+        async with TestClient(App([router], url="memory://")) as client:
+            await client.publish_and_wait("", "m", routing_key="orders")
+        assert seen == [client.app]
+
     async def test_an_override_that_makes_a_cycle_is_refused_at_start(self) -> None:
         """An override's own graph is checked when the app starts."""
         router = Router()
