@@ -39,6 +39,7 @@ from burrowmq.framework.idempotency import (
 )
 from burrowmq.framework.message import Message
 from burrowmq.framework.tls import TLS
+from burrowmq.routing.depends import Depends
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
@@ -54,6 +55,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "ConfigurationError",
     "ConnectionLost",
     "DecodeError",
+    "Depends",
     "EncodeError",
     "Exchange",
     "HandlerTimeout",

@@ -15,12 +15,12 @@ import signal
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from burrowmq.config import AppConfig, Setting, make_transport
 from burrowmq.exceptions import ConfigurationError, LifespanError, StateError
@@ -41,10 +41,11 @@ from burrowmq.routing.declarations import (
     undeclared_queues,
     verify_topology,
 )
+from burrowmq.routing.depends import Injection, RunningApp
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
-from burrowmq.routing.route import Route
+from burrowmq.routing.route import Route, rpc_target
 from burrowmq.routing.router import Router
 from burrowmq.rpc.client import RpcClient
 from burrowmq.rpc.server import rpc_servers
@@ -55,6 +56,8 @@ from burrowmq.topology.model import Topology
 __all__ = ["App", "AppConfig", "AppState"]
 
 _log = get_logger()
+
+R = TypeVar("R")
 
 
 class AppState(str, Enum):
@@ -67,7 +70,7 @@ class AppState(str, Enum):
     CLOSED = "closed"
 
 
-class App:
+class App(RunningApp):
     """A service: its routes, its connection, its lifecycle.
 
     ``async with app:`` connects, declares the topology and starts consuming; leaving the
@@ -116,6 +119,9 @@ class App:
             at once when the start fails after it was entered (exited once either
             way). What it yields is :attr:`lifespan_state`. An error on entry fails
             the start with :class:`~burrowmq.LifespanError` naming the lifespan.
+        dependency_overrides: factories to call in place of others, for the
+            handlers' :class:`~burrowmq.Depends` (``{get_db: fake_db}``); the test
+            client takes the same.
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -157,6 +163,7 @@ class App:
         tls: TLS | ssl.SSLContext | None = None,
         declare: bool = True,
         lifespan: Callable[[App], AbstractAsyncContextManager[Any]] | None = None,
+        dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -184,6 +191,7 @@ class App:
                 tls=tls,
                 declare=declare,
                 lifespan=lifespan,
+                dependency_overrides=dependency_overrides or {},
                 transport=transport,
             )
         )
@@ -368,6 +376,7 @@ class App:
                 hooks=hooks,
                 declare=self.config.declare,
                 retry_waits=self.config.retry_waits,
+                injection=Injection(self, self.config.dependency_overrides),
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]
@@ -640,9 +649,39 @@ class App:
             persistent=persistent,
         )
 
+    @overload
     async def call(
         self,
-        procedure: str,
+        procedure: Callable[..., Awaitable[R]],
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        returns: None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> R: ...
+    @overload
+    async def call(
+        self,
+        procedure: str | Callable[..., Awaitable[Any]],
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        returns: type[R],
+        headers: Mapping[str, Any] | None = None,
+    ) -> R: ...
+    @overload
+    async def call(
+        self,
+        procedure: str | Callable[..., Awaitable[Any]],
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        returns: Any = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Any: ...
+    async def call(
+        self,
+        procedure: str | Callable[..., Awaitable[Any]],
         payload: Any = None,
         *,
         timeout: float | None = None,
@@ -655,11 +694,14 @@ class App:
         (direct reply-to).
 
         Args:
-            procedure: ``"<service>.<method>"``, as given to ``router.rpc``.
+            procedure: ``"<service>.<method>"``, as given to ``router.rpc``, or the
+                decorated RPC handler itself when this app's routers hold it (the
+                reply is then decoded as its return annotation, and typed so).
             payload: the request: a pydantic model, JSON-able data, ``str`` or ``bytes``.
             timeout: seconds to wait for the reply (default: ``App(rpc_timeout=...)``).
             returns: the type to decode the reply to (a pydantic model, or any type
-                pydantic validates); ``None`` gives plain JSON data.
+                pydantic validates); ``None`` gives plain JSON data (or, for a handler,
+                its return annotation).
             headers: extra AMQP headers for the request.
 
         Returns:
@@ -667,7 +709,8 @@ class App:
 
         Raises:
             StateError: the app is not running.
-            ConfigurationError: a malformed procedure name or timeout.
+            ConfigurationError: a malformed procedure name or timeout, or a handler
+                that is not an RPC route of this app.
             NoRoute: nothing serves the procedure's service (raised at once).
             RpcTimeout: no reply within ``timeout``.
             RemoteError: the server answered with an error (the handler raised, the
@@ -677,6 +720,9 @@ class App:
             EncodeError: the payload cannot be encoded.
             DecodeError: the reply does not fit ``returns``.
         """
+        if not isinstance(procedure, str):
+            procedure, annotated = rpc_target(self.routes, procedure)
+            returns = annotated if returns is None else returns
         client = self._rpc_client
         if client is None or self._state is not AppState.RUNNING:
             transport = self._require_running("call")

@@ -8,9 +8,10 @@ setting along: none can be forgotten by a hand-written list.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 from burrowmq.exceptions import ConfigurationError
@@ -61,6 +62,9 @@ class AppConfig:
     tls: TLS | ssl.SSLContext | None = None
     declare: bool = True
     lifespan: LifespanFactory | None = None
+    dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] = field(
+        default_factory=dict
+    )
     transport: Transport | None = field(default=None, compare=False)
     # Not an App argument: TestClient(fast_retries=True) clears it on its copy, so
     # retries run at once instead of waiting real time.
@@ -73,6 +77,15 @@ class AppConfig:
         check_middleware(self.middleware)
         compose_instruments(self.instrumentation)
         check_lifespan(self.lifespan)
+        overrides = self.dependency_overrides
+        if not isinstance(overrides, Mapping) or not all(
+            callable(k) and callable(v) for k, v in overrides.items()
+        ):
+            raise ConfigurationError(
+                "dependency_overrides= takes a mapping of factories to the factories "
+                f"called in their place, got {overrides!r}"
+            )
+        object.__setattr__(self, "dependency_overrides", dict(overrides))
         wait = self.recovery_wait
         if isinstance(wait, bool) or not isinstance(wait, int | float):
             raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")

@@ -26,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
@@ -193,6 +193,9 @@ class TestClient:
             ``Message.attempt`` and dead letters are as without it; only the waits go,
             and with them the trips through the broker delay queues (``<queue>.retry.*``
             stay empty).
+        dependency_overrides: factories to call in place of others in the handlers'
+            :class:`~burrowmq.Depends` (``{get_db: fake_db}``), on top of the app's
+            own ``dependency_overrides``.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -204,11 +207,18 @@ class TestClient:
         url: str | None = None,
         timeout: float = 5.0,
         fast_retries: bool = False,
+        dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
     ) -> None:
         self.url = url or f"memory://test-{uuid.uuid4().hex[:12]}"
         self.transport = MemoryTransport(url=self.url)
-        self.app = (app if app is not None else App(url=self.url)).replace(
-            transport=self.transport, retry_waits=not fast_retries
+        base = app if app is not None else App(url=self.url)
+        self.app = base.replace(
+            transport=self.transport,
+            retry_waits=not fast_retries,
+            dependency_overrides={
+                **base.config.dependency_overrides,
+                **(dependency_overrides or {}),
+            },
         )
         self.timeout = timeout
         self.published: list[Captured] = []
@@ -331,15 +341,43 @@ class TestClient:
         """
         await wait_idle(self.broker, self.timeout if timeout is None else timeout)
 
+    @overload
     async def call(
         self,
-        procedure: str,
+        procedure: Callable[..., Awaitable[T]],
+        payload: Any = None,
+        *,
+        returns: None = None,
+        timeout: float | None = None,
+    ) -> T: ...
+    @overload
+    async def call(
+        self,
+        procedure: str | Callable[..., Awaitable[Any]],
+        payload: Any = None,
+        *,
+        returns: type[T],
+        timeout: float | None = None,
+    ) -> T: ...
+    @overload
+    async def call(
+        self,
+        procedure: str | Callable[..., Awaitable[Any]],
+        payload: Any = None,
+        *,
+        returns: Any = None,
+        timeout: float | None = None,
+    ) -> Any: ...
+    async def call(
+        self,
+        procedure: str | Callable[..., Awaitable[Any]],
         payload: Any = None,
         *,
         returns: Any = None,
         timeout: float | None = None,
     ) -> Any:
-        """Call a remote procedure the app (or another on the same broker) serves.
+        """Call a remote procedure the app (or another on the same broker) serves:
+        by name, or by the decorated RPC handler (typed as its return annotation).
 
         Returns:
             The reply, decoded as ``returns`` (a pydantic model or type), else JSON data.

@@ -53,6 +53,20 @@ class TestCalls:
         )
         assert results == [1, 2, 3, 4, 5]
 
+    async def test_call_by_handler(self, backend: Backend) -> None:
+        """``call(handler, request)`` with the decorated handler calls its procedure and
+        decodes the reply as the handler's return annotation."""
+        name = service(backend)
+        router = Router()
+
+        @router.rpc(f"{name}.add")
+        async def add(req: Sum) -> Sum:
+            return Sum(a=req.a + req.b, b=0)
+
+        app = backend.app(router)
+        await app.start()
+        assert await app.call(add, Sum(a=2, b=3), timeout=10) == Sum(a=5, b=0)
+
     async def test_remote_error(self, backend: Backend) -> None:
         """A handler's exception comes back as RemoteError with its type and message."""
         name = service(backend)

@@ -132,6 +132,13 @@ class TestCompleteness:
         """Every public class or function defined in ``burrowmq.exceptions`` is in its ``__all__``."""
         assert name in exceptions.__all__
 
+    def test_depends_is_exported(self) -> None:
+        """``Depends`` (the second wave's dependency marker) is importable from the top level."""
+        from burrowmq.routing.depends import Depends
+
+        assert "Depends" in burrowmq.__all__
+        assert burrowmq.Depends is Depends
+
     def test_reject_is_exported(self) -> None:
         """``Reject`` is part of the public surface even though it is not an error."""
         assert "Reject" in burrowmq.__all__

@@ -224,6 +224,7 @@ class TestSettingsSurvive:
             tls=TLS(verify=False),
             declare=False,
             lifespan=_lifespan,
+            dependency_overrides={_settings: _fake_settings},
         )
 
     async def test_every_setting_survives(self) -> None:
@@ -247,6 +248,18 @@ class TestSettingsSurvive:
             assert client.app.state.value == "running"
         assert app.state.value == "new"
 
+    def test_dependency_overrides_add_to_the_apps(self) -> None:
+        """The client's dependency_overrides go on top of the app's own; the app keeps its."""
+        router = Router()
+        router.consume("jobs", queue_options={})(_noop)
+        app = self._non_default_app(router)
+        client = TestClient(app, dependency_overrides={_fake_settings: _settings})
+        assert client.app.config.dependency_overrides == {
+            _settings: _fake_settings,
+            _fake_settings: _settings,
+        }
+        assert app.config.dependency_overrides == {_settings: _fake_settings}
+
     def test_routes_added_after_the_app_was_made_are_served(self) -> None:
         """The app reads its routers' routes when it starts, not when it is made."""
         router = Router()
@@ -264,3 +277,11 @@ async def _noop(body: Any) -> None:
 async def _lifespan(app: App) -> AsyncIterator[None]:
     """A lifespan that yields nothing."""
     yield
+
+
+def _settings() -> str:
+    return "real"
+
+
+def _fake_settings() -> str:
+    return "fake"

@@ -15,6 +15,7 @@ from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Transport
 from burrowmq.routing.dead_letter import dead_letter_exchange
+from burrowmq.routing.depends import Injection
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.pipeline import Pipeline
 from burrowmq.routing.retry import Retry
@@ -43,6 +44,8 @@ class ConsumerSettings:
         retry_waits: whether retries wait as their policy says; ``False`` (a
             :class:`~burrowmq.testing.TestClient` with ``fast_retries=True``) retries at
             once, in process, never through a delay queue.
+        injection: what handlers' dependencies are bound to (the running App and its
+            dependency overrides).
     """
 
     transport: Transport
@@ -57,6 +60,7 @@ class ConsumerSettings:
     hooks: Hooks | None = None
     declare: bool = True
     retry_waits: bool = True
+    injection: Injection | None = None
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
@@ -83,6 +87,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         hooks=settings.hooks,
         timeout=route.timeout,
         parameters=route.parameters,
+        injection=settings.injection,
     )
     return Dispatcher(
         queue,

@@ -3,8 +3,10 @@
 The first parameter's annotation decides how the body is decoded; a parameter
 annotated :class:`~burrowmq.Message` receives the delivery's metadata; a parameter named
 by a ``{name}`` word of the route's key receives that word
-(:mod:`burrowmq.routing.key_pattern`). All of this is
-inspected once, when the route is made, never per message.
+(:mod:`burrowmq.routing.key_pattern`); a parameter annotated
+``Annotated[T, Depends(factory)]`` (or ``App``) is filled by its dependency graph
+(:mod:`burrowmq.routing.depends`). All of this is inspected once, when the route is
+made, never per message.
 
 Annotations resolve as pydantic resolves them: in the handler's module, and also, under
 ``from __future__ import annotations``, among the local names of the function that
@@ -30,6 +32,14 @@ from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.codec import Decoder, decoder_for
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
+from burrowmq.routing.depends import (
+    PAYLOAD,
+    DependencyPlan,
+    Depends,
+    RunningApp,
+    depends_of,
+    inspect_node,
+)
 
 __all__ = ["Handler", "HandlerFunc"]
 
@@ -55,7 +65,9 @@ class Handler:
             (for a handler without routing-key parameters).
         key_types: the annotation of each routing-key parameter (``str`` when absent).
         keyed: ``keyed(words, value, message)``, for a handler with routing-key
-            parameters (``None`` without).
+            parameters (``None`` without, and for a handler with dependencies).
+        dependencies: the handler's dependency graph, bound to the running app when
+            the app starts (``None``: the handler takes no dependencies).
     """
 
     func: HandlerFunc
@@ -67,6 +79,7 @@ class Handler:
     call: Callable[[Any, Message], Awaitable[Any]]
     key_types: Mapping[str, Any] = field(default_factory=dict)
     keyed: KeyedCall | None = None
+    dependencies: DependencyPlan | None = None
 
     @classmethod
     def inspect(cls, func: HandlerFunc, *, key_params: tuple[str, ...] = ()) -> Handler:
@@ -85,6 +98,7 @@ class Handler:
         if not inspect.iscoroutinefunction(func):
             raise ConfigurationError(f"handler {name} must be an async function (async def)")
         hints = _hints(func, name)
+        injected = False  # a parameter is filled by a dependency or is the App
         params = list(inspect.signature(func).parameters.values())
         payload_name: str | None = None
         payload_type: Any = Any
@@ -98,6 +112,8 @@ class Handler:
                 key_types[param.name] = str if annotation is inspect.Parameter.empty else annotation
             elif annotation is Message:
                 message_names.append(param.name)
+            elif _injected(func, name, param, annotation):
+                injected = True
             elif index == 0 and payload_name is None:
                 payload_name = param.name
                 payload_type = Any if annotation is inspect.Parameter.empty else annotation
@@ -114,10 +130,23 @@ class Handler:
             elif param.default is inspect.Parameter.empty:
                 raise ConfigurationError(
                     f"handler {name} has parameter {param.name!r} that burrowmq cannot fill: "
-                    "only the payload (first), parameters annotated Message and the "
-                    "{name} words of the route's routing key are passed"
+                    "only the payload (first), parameters annotated Message or App, "
+                    "dependencies (Annotated[T, Depends(factory)]) and the {name} words "
+                    "of the route's routing key are passed"
                     + (f" (the key names {', '.join(key_params)})" if key_params else "")
                 )
+        plan = None
+        if injected:
+            root = inspect_node(
+                func,
+                handler=name,
+                key_names=key_params,
+                hints=_both_hints,
+                sources={payload_name: PAYLOAD} if payload_name is not None else {},
+            )
+            plan = DependencyPlan.build(root, key_names=key_params, hints=_both_hints)
+            for key, kind in plan.key_types.items():
+                key_types.setdefault(key, kind)
         for key_param in key_params:
             if key_param not in key_types:
                 raise ConfigurationError(
@@ -130,6 +159,19 @@ class Handler:
         else:
             decode = decoder_for(None if payload_type is Any else payload_type)
         wants = bool(message_names)
+        if plan is not None:
+            return cls(
+                func,
+                name,
+                payload_type,
+                decode,
+                returns,
+                wants or plan.wants_message,
+                _needs_binding(name),
+                key_types,
+                None,
+                plan,
+            )
         if key_types:
             keyed = _keyed_caller(func, params, payload_name, message_names, key_types)
             call = _needs_words(name)
@@ -138,14 +180,29 @@ class Handler:
         return cls(func, name, payload_type, decode, returns, wants, call)
 
 
-def _hints(func: HandlerFunc, name: str) -> dict[str, Any]:
+def _injected(func: HandlerFunc, name: str, param: inspect.Parameter, annotation: Any) -> bool:
+    """Whether a parameter is filled by a dependency (``Depends``) or is the App."""
+    if isinstance(annotation, type) and issubclass(annotation, RunningApp):
+        return True
+    if isinstance(param.default, Depends):
+        return True
+    extra = _hints(func, name, extras=True).get(param.name)
+    return depends_of(extra, None) is not None
+
+
+def _both_hints(func: Callable[..., Any], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A dependency's annotations: plain, and with their ``Annotated`` metadata."""
+    return _hints(func, name), _hints(func, name, extras=True)
+
+
+def _hints(func: Callable[..., Any], name: str, *, extras: bool = False) -> dict[str, Any]:
     """``func``'s annotations, resolved in its module, else also where it was decorated.
 
     Raises:
         ConfigurationError: an annotation names something neither place defines.
     """
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(func, include_extras=extras)
     except NameError as exc:
         # A name the module lacks may be local to the function that decorated the
         # handler, where pydantic would find it too (looked up on this failure only).
@@ -153,7 +210,7 @@ def _hints(func: HandlerFunc, name: str) -> dict[str, Any]:
         if localns is None:
             raise _unresolved(name, exc) from None
         try:
-            return typing.get_type_hints(func, localns=localns)
+            return typing.get_type_hints(func, localns=localns, include_extras=extras)
         except Exception as again:  # still not resolvable
             raise _unresolved(name, again) from None
     except Exception as exc:  # annotations that do not evaluate
@@ -227,6 +284,16 @@ def _caller(
         args = [pick[source] for source in plan_positional]
         kwargs = {name: pick[source] for name, source in plan_keywords}
         return func(*args, **kwargs)
+
+    return call
+
+
+def _needs_binding(name: str) -> Callable[[Any, Message], Awaitable[Any]]:
+    def call(value: Any, message: Message) -> Awaitable[Any]:
+        raise ConfigurationError(
+            f"handler {name} takes dependencies: it is called through its plan, "
+            "bound when the app starts"
+        )
 
     return call
 

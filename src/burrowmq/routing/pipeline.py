@@ -42,6 +42,7 @@ from burrowmq.routing.dead_letter import (
     original,
     retry_count,
 )
+from burrowmq.routing.depends import Injection
 from burrowmq.routing.handler import Handler
 from burrowmq.routing.key_pattern import KeyParameters
 from burrowmq.routing.redelivery import delivery_count
@@ -56,6 +57,8 @@ _reset = structlog.contextvars.reset_contextvars
 
 NO_MESSAGE: Any = Message(body=b"")
 """Passed to handlers that take no Message, so that none is built per delivery."""
+
+_NO_WORDS: Mapping[str, Any] = {}  # the words of a route without routing-key parameters
 
 
 @dataclass(slots=True)
@@ -173,6 +176,8 @@ class Pipeline:
         parameters: the route's routing-key parameters (``None``: none, and no work
             is done for them); a routing key that does not fit them settles the
             delivery as invalid.
+        injection: what the handler's dependencies are bound to (the running app,
+            the overrides); used only by a handler that takes dependencies.
     """
 
     __slots__ = (
@@ -203,22 +208,27 @@ class Pipeline:
         hooks: Hooks | None = None,
         timeout: float | None = None,
         parameters: KeyParameters | None = None,
+        injection: Injection | None = None,
     ) -> None:
         self._spec = handler
         # The handler call, with the route's timeout around it when it has one.
         self._call: Callable[..., Awaitable[Any]] = handler.call
         self._keyed: Callable[..., Awaitable[Any]] = handler.call  # (used with parameters)
         self._parameters = parameters
+        keyed = handler.keyed
+        wants = handler.wants_message
+        if handler.dependencies is not None:  # bound once, here: the app is starting
+            keyed, wants = handler.dependencies.bind(injection or Injection())
+            if parameters is None:
+                self._call = functools.partial(keyed, _NO_WORDS)
         if parameters is not None:
-            if handler.keyed is None:
+            if keyed is None:
                 raise ConfigurationError(
                     f"handler {handler.name} was not inspected for routing-key parameters"
                 )
-            self._keyed = (
-                handler.keyed if timeout is None else _timed(handler.keyed, handler.name, timeout)
-            )
+            self._keyed = keyed if timeout is None else _timed(keyed, handler.name, timeout)
         elif timeout is not None:
-            self._call = _timed(handler.call, handler.name, timeout)
+            self._call = _timed(self._call, handler.name, timeout)
         self._hooks = hooks
         self._queue = queue
         self._retry = retry
@@ -227,7 +237,7 @@ class Pipeline:
         self._max = max_redeliveries
         self._context = dict(context or {})
         # Middleware sees every delivery's Message; otherwise only handlers asking for one.
-        self._wants = handler.wants_message or chain is not None
+        self._wants = wants or chain is not None
 
     @property
     def handler(self) -> Handler:

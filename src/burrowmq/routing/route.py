@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import itertools
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
@@ -20,7 +20,7 @@ from burrowmq.routing.key_pattern import KeyParameters, KeyPattern
 from burrowmq.routing.retry import Retry
 from burrowmq.topology.model import Binding, Exchange, Queue, Topology
 
-__all__ = ["BindingKey", "Route"]
+__all__ = ["BindingKey", "Route", "rpc_target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,3 +280,24 @@ def _words_of(route: str, name: str, kind: Any) -> list[str]:
                 f"route {route}: parameter {{{name}}} value {word!r} is not one routing-key word"
             )
     return words
+
+
+def rpc_target(routes: Iterable[Route], handler: object) -> tuple[str, Any]:
+    """The procedure ``handler`` serves among ``routes``, and its return annotation.
+
+    Lets a caller name an RPC handler by the decorated function itself; the routes are
+    the registry (an App's, from its routers), never a global one.
+
+    Raises:
+        ConfigurationError: no RPC route of ``routes`` has ``handler``.
+    """
+    for route in routes:
+        if route.handler is handler and route.procedure is not None:
+            returns = route.spec.returns
+            return route.procedure, None if returns is Any else returns
+    name = f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', handler)!s}"
+    raise ConfigurationError(
+        f"call() takes a procedure name or an RPC handler of this app's routers; {name} "
+        "is not one (an app calling another service names the procedure: "
+        "call('service.method', ..., returns=Model))"
+    )
