@@ -20,6 +20,7 @@ PACKAGES = [
     "burrowmq.memory",
     "burrowmq.routing",
     "burrowmq.rpc",
+    "burrowmq.sync",
     "burrowmq.testing",
     "burrowmq.topology",
 ]
