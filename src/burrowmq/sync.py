@@ -488,6 +488,7 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
             if tasks:
                 loop.run_until_complete(asyncio.wait(tasks, timeout=_GRACE))
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             loop.close()
