@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
 
 import pytest
 import waitress
@@ -35,6 +36,7 @@ from burrowmq import (
     Unroutable,
 )
 from burrowmq.sync import Client
+from burrowmq.topology.management import ManagementClient
 from tests.integration.conftest import wait_for
 from tests.integration.flask_app import create_app
 
@@ -307,11 +309,33 @@ class TestFork:
 
     @pytest.mark.timeout(90)
     @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
-    async def test_forked_child_publishes_and_calls(self, service, client, blocking) -> None:
+    async def test_forked_child_publishes_and_calls(
+        self, service, client, blocking, fresh_vhost, management_url
+    ) -> None:
         """After the parent used the client, a forked child publishes 50 messages and calls
-        once on fresh connections; the parent publishes on its own afterwards; all arrive."""
+        once on fresh connections; the parent publishes on its own afterwards, on the very
+        connections it had (the child never spoke on them); all arrive."""
         await blocking(client.publish, service.exchange, {"n": 0}, routing_key="order.eu.placed")
         await wait_for(lambda: service.handled == [0])
+        management = ManagementClient(fresh_vhost, management_url=management_url)
+        vhost = quote(urlsplit(fresh_vhost).path.lstrip("/"), safe="")
+
+        def connections() -> set[str]:
+            listed = management._send("GET", f"/api/vhosts/{vhost}/connections", None)
+            return {c["name"] for c in listed}
+
+        # The service's two connections and the client's two, once the broker lists them.
+        seen: set[str] = set()
+
+        async def listed() -> bool:
+            seen.update(await blocking(connections))
+            return len(seen) >= 4
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await listed():
+            assert asyncio.get_running_loop().time() < deadline, seen
+            await asyncio.sleep(0.2)
+        parents = set(seen)
 
         pid = os.fork()
         if pid == 0:  # the child: touch nothing of the test's; leave by os._exit
@@ -345,3 +369,4 @@ class TestFork:
         assert price.total == 4.5
         await wait_for(lambda: len(service.handled) == 61)
         assert sorted(service.handled) == list(range(61))
+        assert parents <= await blocking(connections), "the parent's connections survived"
