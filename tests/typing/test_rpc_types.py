@@ -12,7 +12,8 @@ from typing import Annotated, Any, assert_type
 import pytest
 from pydantic import BaseModel
 
-from burrowmq import App, ConfigurationError, Depends, Router
+from burrowmq import App, ConfigurationError, Depends, NoRoute, Router
+from burrowmq.sync import Client
 from burrowmq.testing import TestClient
 
 pytestmark = pytest.mark.unit
@@ -88,3 +89,23 @@ class TestTypedCall:
         async with TestClient(app) as client:
             with pytest.raises(ConfigurationError, match="not_a_route is not one"):
                 await client.app.call(not_a_route, QuoteRequest(sku="x"))
+
+
+class TestSyncCall:
+    """The blocking client's ``call`` is typed like the App's."""
+
+    def test_returns_types_the_blocking_call(self) -> None:
+        """``Client.call(..., returns=Quote)`` is a ``Quote`` statically; a name alone ``Any``.
+
+        Nothing serves this client's own memory broker, so at run time the call is NoRoute.
+        """
+        with Client("memory://") as client:
+
+            def typed() -> None:
+                reply = client.call("pricing.quote", QuoteRequest(sku="x"), returns=Quote)
+                assert_type(reply, Quote)
+                loose = client.call("pricing.quote", QuoteRequest(sku="x"), timeout=1)
+                assert_type(loose, Any)
+
+            with pytest.raises(NoRoute):
+                typed()
