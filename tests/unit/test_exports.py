@@ -16,6 +16,7 @@ pytestmark = pytest.mark.unit
 PACKAGES = [
     "burrowmq",
     "burrowmq.amqp",
+    "burrowmq.asyncapi",
     "burrowmq.framework",
     "burrowmq.memory",
     "burrowmq.routing",

@@ -1,4 +1,5 @@
-"""The ``burrowmq`` command: one module per command group (run, publish, rpc, dlq, topology).
+"""The ``burrowmq`` command: one module per command group (run, publish, rpc, dlq, topology,
+asyncapi).
 
 Each group registers its subcommands in :func:`build_parser`. Being an application, the
 CLI configures structlog for its own process; the library never does. Nothing in
@@ -14,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from burrowmq.cli.asyncapi import add_asyncapi_command
 from burrowmq.cli.dlq import add_dlq_commands
 from burrowmq.cli.publish import add_publish_command
 from burrowmq.cli.rpc import add_rpc_commands
@@ -82,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rpc_commands(commands, parents=[logging_options()])
     add_dlq_commands(commands, parents=[logging_options()])
     add_topology_commands(commands, parents=[logging_options()])
+    add_asyncapi_command(commands, parents=[logging_options()])
     return parser
 
 
