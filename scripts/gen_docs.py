@@ -88,7 +88,10 @@ def _settings_docs() -> dict[str, str]:
             docs[current] += " " + line.strip()
         elif not line.strip():
             current = None
-    return {name: text.replace("``", "`") for name, text in docs.items()}
+    # Python's None is YAML's null (or the key left out).
+    return {
+        name: text.replace("``", "`").replace("`None`", "`null`") for name, text in docs.items()
+    }
 
 
 def yaml_reference() -> str:
