@@ -1,7 +1,8 @@
 """The documentation's runnable code blocks run as pasted, against the real broker.
 
 A block is runnable when the line before its ```` ```python ```` fence is
-``<!-- runnable -->`` (in README.md and any docs/*.md); other blocks are fragments and
+``<!-- runnable -->`` (in README.md and any page under docs/, subfolders
+included: docs/**/*.md); other blocks are fragments and
 are left alone. Each runnable block runs in a subprocess, in a fresh vhost (deleted
 afterwards, with whatever the block declared) that it finds through ``$BURROWMQ_URL``,
 and must exit 0 within the timeout; a ``# Prints: TEXT`` line in the block is a line its
@@ -75,6 +76,11 @@ class TestMarkers:
         section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
         assert f"{MARKER}\n```python\n" in section
         assert any(b.path.name == "README.md" and "asyncio.run(main())" in b.code for b in BLOCKS)
+
+    def test_the_getting_started_example_is_runnable(self) -> None:
+        """The documentation site's first example is a runnable block, found in docs/ subfolders too."""
+        assert any(b.path == ROOT / "docs" / "getting-started.md" for b in BLOCKS)
+        assert ROOT / "docs" / "concepts" / "routing.md" in _documents()
 
     def test_a_marker_marks_a_python_block(self, tmp_path: Path) -> None:
         """A marker that is not right before a python fence is reported, not skipped."""
