@@ -10,6 +10,7 @@ import enum
 from typing import Any, Literal
 
 import pytest
+import structlog
 from pydantic import BaseModel
 
 from burrowmq import Message, Retry, Router, TopologyError, Unroutable
@@ -261,6 +262,29 @@ class TestPublishing:
         assert caught.value.exchange == exchange
         await app.publish(exchange, "m", routing_key="unbound")
         await app.publish(exchange, "m", routing_key="bound", mandatory=True)
+
+    async def test_unroutable_drop_is_warned_rate_limited(self, backend: Backend) -> None:
+        """Without mandatory a message no queue is bound for is dropped, with one warning per key and minute."""
+        exchange, queue = backend.names.exchange("x"), backend.names.queue()
+        router = Router()
+
+        @router.direct(exchange, "bound", queue=queue)
+        async def handle(body: str) -> None: ...
+
+        app = backend.app(router)
+        await app.start()
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                await app.publish(exchange, "m", routing_key="unbound")
+            await app.publish_many(exchange, ["a", "b"], routing_key="nowhere")
+            await app.publish(exchange, "m", routing_key="bound")
+        warned = [e for e in logs if e["event"] == "message_unroutable"]
+        assert [(e["exchange"], e["routing_key"], e["dropped"]) for e in warned] == [
+            (exchange, "unbound", 1),
+            (exchange, "nowhere", 1),
+        ]
+        assert warned[0]["log_level"] == "warning"
+        assert "mandatory=True" in warned[0]["hint"]
 
     async def test_default_exchange_reaches_queue_by_name(self, backend: Backend) -> None:
         """Publishing to "" with a queue's name as routing key reaches that queue."""

@@ -16,13 +16,24 @@ from burrowmq.exceptions import (
 )
 from burrowmq.framework.builder import MessageBuilder, Outgoing
 from burrowmq.framework.instrument import Hooks
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Properties, Transport
 
 __all__ = ["Publisher"]
 
+_log = get_logger()
+
+DROP_WARNING_EVERY = 60.0
+"""Seconds between two ``message_unroutable`` warnings for one exchange and routing key."""
+
 
 class Publisher:
     """Publishes messages built by a :class:`MessageBuilder`, waiting for confirms.
+
+    Every message goes out ``mandatory``, so the broker returns one no queue is bound
+    for: with ``mandatory=True`` that is :class:`~burrowmq.Unroutable`; without it the
+    message is dropped as AMQP drops it, but a ``message_unroutable`` warning says so
+    (once a minute per exchange and routing key, with the count), instead of silence.
 
     Args:
         transport: where to publish.
@@ -38,6 +49,7 @@ class Publisher:
         self._builder = builder
         self._hooks = hooks
         self._send = transport.publish if hooks is None else self._observed
+        self._dropped: dict[tuple[str, str], list[float]] = {}  # key -> [last warned, count]
 
     async def publish(
         self,
@@ -54,8 +66,36 @@ class Publisher:
         ``options`` are those of :meth:`MessageBuilder.message`.
         """
         data, props = self._builder.message(body, **options)
-        await self._send(exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout)
+        try:
+            await self._send(exchange, routing_key, data, props, mandatory=True, timeout=timeout)
+        except Unroutable:
+            if mandatory:
+                raise
+            self._dropped_unroutable(exchange, routing_key)
         return props.message_id or ""
+
+    def _dropped_unroutable(self, exchange: str, routing_key: str) -> None:
+        """A message published without ``mandatory`` went to no queue: warn, rate-limited."""
+        now = time.monotonic()
+        seen = self._dropped.get((exchange, routing_key))
+        if seen is None:
+            if len(self._dropped) >= 1024:  # bounded, whatever routing keys are used
+                self._dropped.clear()
+            self._dropped[(exchange, routing_key)] = [now, 0]
+            count = 1
+        else:
+            seen[1] += 1
+            if now - seen[0] < DROP_WARNING_EVERY:
+                return
+            count, seen[0], seen[1] = seen[1], now, 0
+        _log.warning(
+            "message_unroutable",
+            exchange=exchange or "(default)",
+            routing_key=routing_key,
+            dropped=count,
+            hint="no queue is bound for it, so the broker dropped it; publish with "
+            "mandatory=True to get Unroutable instead",
+        )
 
     async def _observed(
         self,
@@ -131,8 +171,13 @@ class Publisher:
             for index, (data, props) in source:
                 try:
                     await publish(
-                        exchange, routing_key, data, props, mandatory=mandatory, timeout=timeout
+                        exchange, routing_key, data, props, mandatory=True, timeout=timeout
                     )
+                except Unroutable as exc:
+                    if mandatory:
+                        failures.append((index, exc))
+                    else:
+                        self._dropped_unroutable(exchange, routing_key)
                 except BurrowError as exc:
                     failures.append((index, exc))
 
