@@ -32,6 +32,7 @@ from burrowmq.exceptions import (
     TransportError,
     Unroutable,
 )
+from burrowmq.framework.codec import BytesCodec, Codec, JsonCodec, MsgPackCodec, TextCodec
 from burrowmq.framework.idempotency import (
     Idempotency,
     IdempotencyStore,
@@ -51,6 +52,8 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "Binding",
     "BrokerUnreachable",
     "BurrowError",
+    "BytesCodec",
+    "Codec",
     "ConfigurationError",
     "ConnectionLost",
     "DecodeError",
@@ -59,9 +62,11 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "HandlerTimeout",
     "Idempotency",
     "IdempotencyStore",
+    "JsonCodec",
     "LifespanError",
     "MemoryIdempotencyStore",
     "Message",
+    "MsgPackCodec",
     "NoRoute",
     "NoServer",
     "Policy",
@@ -78,6 +83,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "RpcTimeout",
     "StateError",
     "TLS",
+    "TextCodec",
     "TooManyRedeliveries",
     "Topology",
     "TopologyError",

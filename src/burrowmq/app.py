@@ -25,6 +25,9 @@ from typing import Any
 from burrowmq.config import AppConfig, Setting, make_transport
 from burrowmq.exceptions import ConfigurationError, LifespanError, StateError
 from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.codec import Codec
+from burrowmq.framework.codecs import Codecs
+from burrowmq.framework.compression import DEFAULT_MAX_DECOMPRESSED_SIZE, check_compress
 from burrowmq.framework.instrument import Hooks, Instrument, compose_instruments
 from burrowmq.framework.lifespan import Lifespan
 from burrowmq.framework.log import get_logger
@@ -116,6 +119,13 @@ class App:
             at once when the start fails after it was entered (exited once either
             way). What it yields is :attr:`lifespan_state`. An error on entry fails
             the start with :class:`~burrowmq.LifespanError` naming the lifespan.
+        codecs: codecs (:class:`~burrowmq.Codec`) for content types beyond the
+            built-in ones (JSON, MessagePack with the ``msgpack`` extra, text, bytes),
+            consulted first, in order: the first that names a content type handles it.
+            A delivery whose content type no codec handles is dead-lettered.
+        max_decompressed_size: the most bytes a compressed body (``content_encoding``
+            gzip or deflate) may inflate to; past it the message is dead-lettered as
+            a possible decompression bomb (default 64 MiB).
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -157,6 +167,8 @@ class App:
         tls: TLS | ssl.SSLContext | None = None,
         declare: bool = True,
         lifespan: Callable[[App], AbstractAsyncContextManager[Any]] | None = None,
+        codecs: Sequence[Codec] = (),
+        max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -184,6 +196,7 @@ class App:
                 tls=tls,
                 declare=declare,
                 lifespan=lifespan,
+                codecs=Codecs(codecs, max_decompressed_size=max_decompressed_size),
                 transport=transport,
             )
         )
@@ -195,7 +208,7 @@ class App:
         self._routes: tuple[Route, ...] | None = None  # frozen at start
         self._transport: Transport | None = None
         self._publisher: Publisher | None = None
-        self._builder = MessageBuilder(app_id=config.name)
+        self._builder = MessageBuilder(app_id=config.name, codecs=config.codecs)
         self._consumers: list[Dispatcher] = []
         self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
@@ -367,6 +380,7 @@ class App:
                 rpc_tracebacks=self.config.rpc_tracebacks,
                 hooks=hooks,
                 declare=self.config.declare,
+                codecs=self.config.codecs,
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]
@@ -550,6 +564,7 @@ class App:
         expiration: float | None = None,
         priority: int | None = None,
         content_type: str | None = None,
+        compress: str | None = None,
         timeout: float | None = None,
     ) -> str:
         """Publish a message and wait until the broker confirmed it.
@@ -557,8 +572,8 @@ class App:
         Args:
             exchange: the exchange (``""`` is the default exchange: routing_key names
                 the queue).
-            body: a pydantic model or JSON-able value (sent as JSON), ``str`` (text) or
-                ``bytes`` (as is).
+            body: a pydantic model or JSON-able value (sent as JSON, or in the
+                ``content_type`` given), ``str`` (text) or ``bytes`` (as is).
             routing_key: the routing key.
             headers: AMQP headers.
             mandatory: raise :class:`~burrowmq.Unroutable` if no queue takes it.
@@ -568,7 +583,12 @@ class App:
             reply_to: where replies go.
             expiration: seconds after which the broker may discard it.
             priority: the message priority.
-            content_type: overrides the codec's content type.
+            content_type: the content type; a value that is not ``bytes`` or ``str``
+                is encoded by the codec that handles it (``"application/msgpack"``, or
+                one of ``App(codecs=...)``; JSON when none does); ``bytes`` and ``str``
+                go as they are, labelled with it.
+            compress: ``"gzip"`` or ``"deflate"``: compress the body and set
+                ``content_encoding`` (consumers decompress it before decoding).
             timeout: seconds to wait for the confirm (default: no limit).
 
         Returns:
@@ -598,6 +618,7 @@ class App:
             expiration=expiration,
             priority=priority,
             content_type=content_type,
+            compress=check_compress(compress, "publish"),
         )
 
     async def publish_many(
@@ -609,6 +630,8 @@ class App:
         headers: Mapping[str, Any] | None = None,
         mandatory: bool = False,
         persistent: bool = True,
+        content_type: str | None = None,
+        compress: str | None = None,
         window: int = 256,
         timeout: float | None = None,
     ) -> list[str]:
@@ -637,6 +660,8 @@ class App:
             timeout=timeout,
             headers=headers,
             persistent=persistent,
+            content_type=content_type,
+            compress=check_compress(compress, "publish_many"),
         )
 
     async def call(

@@ -14,6 +14,7 @@ from typing import Generic, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.codecs import Codecs
 from burrowmq.framework.instrument import Instrument, compose_instruments
 from burrowmq.framework.lifespan import LifespanFactory, check_lifespan
 from burrowmq.framework.middleware import Middleware, check_middleware
@@ -61,6 +62,7 @@ class AppConfig:
     tls: TLS | ssl.SSLContext | None = None
     declare: bool = True
     lifespan: LifespanFactory | None = None
+    codecs: Codecs = field(default_factory=Codecs)
     transport: Transport | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +72,8 @@ class AppConfig:
         check_middleware(self.middleware)
         compose_instruments(self.instrumentation)
         check_lifespan(self.lifespan)
+        if not isinstance(self.codecs, Codecs):
+            raise ConfigurationError(f"AppConfig(codecs=...) takes a Codecs, got {self.codecs!r}")
         wait = self.recovery_wait
         if isinstance(wait, bool) or not isinstance(wait, int | float):
             raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")

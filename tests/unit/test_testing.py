@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from burrowmq import TLS, App, Idempotency, Message, Retry, Router, Topology
+from burrowmq import TLS, App, Idempotency, Message, MsgPackCodec, Retry, Router, Topology
 from burrowmq.config import AppConfig
 from burrowmq.framework.instrument import Instrument
 from burrowmq.framework.transport import Properties
@@ -167,6 +167,8 @@ class TestSettingsSurvive:
             tls=TLS(verify=False),
             declare=False,
             lifespan=_lifespan,
+            codecs=[MsgPackCodec()],
+            max_decompressed_size=1024,
         )
 
     async def test_every_setting_survives(self) -> None:

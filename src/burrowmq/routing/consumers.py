@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.codecs import Codecs
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Transport
@@ -39,6 +40,7 @@ class ConsumerSettings:
         rpc_tracebacks: whether RPC error replies carry the handler's traceback.
         hooks: the App's instruments (``None``: none).
         declare: whether the App declares (else delay tiers must exist already).
+        codecs: the App's codecs (``None``: the built-in ones).
     """
 
     transport: Transport
@@ -52,6 +54,7 @@ class ConsumerSettings:
     rpc_tracebacks: bool = False
     hooks: Hooks | None = None
     declare: bool = True
+    codecs: Codecs | None = None
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
@@ -75,6 +78,7 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         hooks=settings.hooks,
         timeout=route.timeout,
         parameters=route.parameters,
+        codecs=settings.codecs,
     )
     return Dispatcher(
         queue,

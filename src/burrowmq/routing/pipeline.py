@@ -30,6 +30,7 @@ from burrowmq.exceptions import (
     HandlerTimeout,
     TooManyRedeliveries,
 )
+from burrowmq.framework.codecs import BodyDecoder, Codecs
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
@@ -53,6 +54,8 @@ __all__ = ["NO_MESSAGE", "Inbound", "Pipeline", "Settle"]
 _log = get_logger()
 _bind = structlog.contextvars.bind_contextvars
 _reset = structlog.contextvars.reset_contextvars
+
+_DEFAULT_CODECS = Codecs()
 
 NO_MESSAGE: Any = Message(body=b"")
 """Passed to handlers that take no Message, so that none is built per delivery."""
@@ -173,12 +176,15 @@ class Pipeline:
         parameters: the route's routing-key parameters (``None``: none, and no work
             is done for them); a routing key that does not fit them settles the
             delivery as invalid.
+        codecs: the App's codecs, which decode the body by its content type and
+            encoding (``None``: the built-in ones).
     """
 
     __slots__ = (
         "_call",
         "_chain",
         "_context",
+        "_decode",
         "_hooks",
         "_keyed",
         "_max",
@@ -203,8 +209,13 @@ class Pipeline:
         hooks: Hooks | None = None,
         timeout: float | None = None,
         parameters: KeyParameters | None = None,
+        codecs: Codecs | None = None,
     ) -> None:
         self._spec = handler
+        payload = handler.payload_type
+        self._decode: BodyDecoder = (codecs or _DEFAULT_CODECS).decoder(
+            None if payload is Any else payload
+        )
         # The handler call, with the route's timeout around it when it has one.
         self._call: Callable[..., Awaitable[Any]] = handler.call
         self._keyed: Callable[..., Awaitable[Any]] = handler.call  # (used with parameters)
@@ -291,7 +302,8 @@ class Pipeline:
             await delivery.settle_pending()
         call = self._call
         try:
-            value = spec.decode(delivery.body)
+            props = delivery.properties
+            value = self._decode(delivery.body, props.content_type, props.content_encoding)
             if self._parameters is not None:
                 words = self._parameters.extract(inbound.routing_key)
                 call = functools.partial(self._keyed, words)

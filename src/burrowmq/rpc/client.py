@@ -37,7 +37,7 @@ from burrowmq.exceptions import (
     Unroutable,
 )
 from burrowmq.framework.builder import MessageBuilder, new_id
-from burrowmq.framework.codec import Decoder, decode_plain, decoder_for
+from burrowmq.framework.codecs import BodyDecoder
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, ReplyChannel, Transport
@@ -137,7 +137,7 @@ class RpcClient:
         self._link = _Link()
         self._open_lock = asyncio.Lock()
         self._closed = False
-        self._decoders: dict[Any, Decoder] = {}
+        self._decoders: dict[Any, BodyDecoder] = {}
         self._procedures: dict[str, Procedure] = {}
         self._consumers: dict[str, tuple[float, int | None]] = {}  # queue -> (when, count)
         self._probes: dict[asyncio.Future[_Outcome], asyncio.Task[None]] = {}
@@ -248,7 +248,7 @@ class RpcClient:
         if returns is not None:
             decode = self._decoders.get(returns)
             if decode is None:
-                decode = self._decoders[returns] = decoder_for(returns)
+                decode = self._decoders[returns] = self._builder.codecs.decoder(returns)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         correlation_id = new_id()
@@ -331,9 +331,12 @@ class RpcClient:
         assert reply is not None
         if reply.properties.type == ERROR_TYPE:
             raise decode_error(reply.body, procedure=procedure, correlation_id=correlation_id)
+        props = reply.properties
         if decode is None:
-            return decode_plain(reply.body, reply.properties.content_type)
-        return decode(reply.body)
+            return self._builder.codecs.decode_plain(
+                reply.body, props.content_type, props.content_encoding
+            )
+        return decode(reply.body, props.content_type, props.content_encoding)
 
     def _probe(self, queue: str, future: asyncio.Future[_Outcome]) -> None:
         if future.done():

@@ -308,6 +308,7 @@ class RpcServer:
                 hooks=settings.hooks,
                 timeout=route.timeout,
                 parameters=route.parameters,
+                codecs=settings.codecs,
             )
         prefetches = [r.prefetch for r in routes if r.prefetch is not None]
         concurrencies = [r.concurrency for r in routes if r.concurrency is not None]
