@@ -40,15 +40,18 @@ from burrowmq.framework.idempotency import (
 )
 from burrowmq.framework.message import Message
 from burrowmq.framework.tls import TLS
+from burrowmq.routing.batch import Batch
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
-from burrowmq.routing.signals import Reject
+from burrowmq.routing.signals import BatchError, Reject
 from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
 __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "App",
     "AppState",
+    "Batch",
+    "BatchError",
     "Binding",
     "BrokerUnreachable",
     "BurrowError",

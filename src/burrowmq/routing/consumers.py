@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.codecs import Codecs
 from burrowmq.framework.instrument import Hooks
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Transport
+from burrowmq.routing.batch import BatchCollector
 from burrowmq.routing.dead_letter import dead_letter_exchange
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.pipeline import Pipeline
@@ -22,6 +24,8 @@ from burrowmq.routing.route import Route
 from burrowmq.routing.settle import MessageSettle
 
 __all__ = ["ConsumerSettings", "message_consumer"]
+
+_log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +62,13 @@ class ConsumerSettings:
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
-    """The dispatcher of a message route: its queue, through its pipeline, settled."""
+    """The dispatcher of a message route: its queue, through its pipeline, settled.
+
+    A batch route runs ``size * concurrency`` workers (its concurrency counts batches,
+    default 1), with a prefetch of at least as many, so that its batches can fill.
+    """
     queue = route.queue_name(settings.instance_id)
+    retry = route.retry or settings.retry
     base = route.dead_letter_base()
     settle = MessageSettle(
         settings.transport,
@@ -68,10 +77,29 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         queue_type=route.queue.queue_type if route.queue is not None else "classic",
         declare=settings.declare,
     )
+    concurrency = route.concurrency or settings.concurrency
+    collector = None
+    if route.batch is not None:
+        collector = BatchCollector(
+            route.spec,
+            batch=route.batch,
+            queue=queue,
+            retry=retry,
+            settle=settle,
+            hooks=settings.hooks,
+            timeout=route.timeout,
+        )
+        concurrency = route.batch.size * (route.concurrency or 1)
+        if settings.chain is not None:
+            _log.warning(
+                "batch_without_middleware",
+                handler=route.name,
+                reason="middleware wraps one message; a batch handler runs without it",
+            )
     pipeline = Pipeline(
         route.spec,
         queue=queue,
-        retry=route.retry or settings.retry,
+        retry=retry,
         settle=settle,
         chain=settings.chain,
         max_redeliveries=settings.max_redeliveries,
@@ -79,13 +107,14 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         timeout=route.timeout,
         parameters=route.parameters,
         codecs=settings.codecs,
+        collect=None if collector is None else collector.join,
     )
     return Dispatcher(
         queue,
         pipeline.run,
         transport=settings.transport,
         prefetch=route.prefetch or settings.prefetch,
-        concurrency=route.concurrency or settings.concurrency,
+        concurrency=concurrency,
         name=route.name,
         context={"handler": route.name},
         hooks=settings.hooks,

@@ -49,13 +49,16 @@ from burrowmq.routing.redelivery import delivery_count
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.signals import Reject
 
-__all__ = ["NO_MESSAGE", "Inbound", "Pipeline", "Settle"]
+__all__ = ["NO_MESSAGE", "Collect", "Inbound", "Pipeline", "Settle", "timed"]
 
 _log = get_logger()
 _bind = structlog.contextvars.bind_contextvars
 _reset = structlog.contextvars.reset_contextvars
 
 _DEFAULT_CODECS = Codecs()
+
+Collect = Callable[["Inbound", Any], Awaitable[None]]
+"""Takes a decoded delivery instead of the handler (a batch route's collector)."""
 
 NO_MESSAGE: Any = Message(body=b"")
 """Passed to handlers that take no Message, so that none is built per delivery."""
@@ -178,11 +181,15 @@ class Pipeline:
             delivery as invalid.
         codecs: the App's codecs, which decode the body by its content type and
             encoding (``None``: the built-in ones).
+        collect: for a batch route, takes each decoded delivery in place of the
+            handler step (:class:`~burrowmq.routing.batch.BatchCollector`); ``None``
+            for every other route.
     """
 
     __slots__ = (
         "_call",
         "_chain",
+        "_collect",
         "_context",
         "_decode",
         "_hooks",
@@ -210,8 +217,10 @@ class Pipeline:
         timeout: float | None = None,
         parameters: KeyParameters | None = None,
         codecs: Codecs | None = None,
+        collect: Collect | None = None,
     ) -> None:
         self._spec = handler
+        self._collect = collect
         payload = handler.payload_type
         self._decode: BodyDecoder = (codecs or _DEFAULT_CODECS).decoder(
             None if payload is Any else payload
@@ -226,10 +235,10 @@ class Pipeline:
                     f"handler {handler.name} was not inspected for routing-key parameters"
                 )
             self._keyed = (
-                handler.keyed if timeout is None else _timed(handler.keyed, handler.name, timeout)
+                handler.keyed if timeout is None else timed(handler.keyed, handler.name, timeout)
             )
         elif timeout is not None:
-            self._call = _timed(handler.call, handler.name, timeout)
+            self._call = timed(handler.call, handler.name, timeout)
         self._hooks = hooks
         self._queue = queue
         self._retry = retry
@@ -320,6 +329,9 @@ class Pipeline:
             return
         if self._wants:
             inbound.message = inbound.to_message()
+        if self._collect is not None:
+            await self._collect(inbound, value)
+            return
         retry = self._retry
         chain = self._chain
         while True:
@@ -412,7 +424,7 @@ class Pipeline:
             inbound.seconds = time.perf_counter() - started
 
 
-def _timed(
+def timed(
     call: Callable[..., Awaitable[Any]], name: str, seconds: float
 ) -> Callable[..., Awaitable[Any]]:
     """``call`` (the handler ``name``'s), cancelled after ``seconds``, then raising
@@ -423,7 +435,7 @@ def _timed(
     (before the limit) stays what it is.
     """
 
-    async def timed(*args: Any) -> Any:
+    async def call_timed(*args: Any) -> Any:
         scope = asyncio.timeout(seconds)
         try:
             async with scope:
@@ -437,7 +449,7 @@ def _timed(
                 timeout=seconds,
             ) from None
 
-    return timed
+    return call_timed
 
 
 def _undecodable(raw: Mapping[str, Any]) -> DecodeError:
