@@ -672,6 +672,8 @@ class App:
         timeout: float | None = None,
         returns: Any = None,
         headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Any:
         """Call a remote procedure and wait for its reply.
 
@@ -685,6 +687,10 @@ class App:
             returns: the type to decode the reply to (a pydantic model, or any type
                 pydantic validates); ``None`` gives plain JSON data.
             headers: extra AMQP headers for the request.
+            content_type: encode the request with this content type's codec, as
+                :meth:`publish` does; a burrowmq server replies in the same one.
+            compress: ``"gzip"`` or ``"deflate"``: compress the request; a burrowmq
+                server compresses its reply alike.
 
         Returns:
             The reply, decoded.
@@ -713,4 +719,6 @@ class App:
             timeout=self.config.rpc_timeout if timeout is None else timeout,
             returns=returns,
             headers=dict(headers) if headers else None,
+            content_type=content_type,
+            compress=check_compress(compress, "call"),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 import zlib
 from typing import Any
 
@@ -247,3 +248,44 @@ class TestContentTypes:
             "", Order(order_id="c", total=5), routing_key=queue, content_type="text/csv"
         )
         assert await seen.wait(1) == [(Order(order_id="c", total=5), b"order_id=c,total=5.0")]
+
+
+class Quote(BaseModel):
+    sku: str
+    price: float
+
+
+class TestRpc:
+    """RPC requests and replies travel in the codec and compression the caller chose."""
+
+    async def test_msgpack_gzip_call_is_answered_in_kind(self, backend: Backend) -> None:
+        """A msgpack, gzip request is decoded by the server, which replies msgpack, gzip."""
+        name = f"svc{uuid.uuid4().hex[:8]}"
+        backend.names.add_queue(f"rpc.{name}")
+        router, seen = Router(), Seen()
+
+        @router.rpc(f"{name}.quote")
+        async def quote(order: Order, message: Message) -> Quote:
+            seen.add(message.content_type)
+            return Quote(sku=order.order_id, price=order.total * 2)
+
+        server, client = backend.app(router), backend.app()
+        await server.start()
+        await client.start()
+        plain = await client.call(
+            f"{name}.quote",
+            Order(order_id="tea", total=2),
+            content_type="application/msgpack",
+            compress="gzip",
+            timeout=10,
+        )
+        typed = await client.call(
+            f"{name}.quote",
+            Order(order_id="tea", total=2),
+            returns=Quote,
+            content_type="application/msgpack",
+            timeout=10,
+        )
+        assert plain == {"sku": "tea", "price": 4.0}
+        assert typed == Quote(sku="tea", price=4.0)
+        assert seen.items == ["application/msgpack", "application/msgpack"]

@@ -177,19 +177,33 @@ class RpcClient:
         timeout: float,
         returns: Any = None,
         headers: dict[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Any:
         """Call ``procedure`` and return its reply (see :meth:`_call`); counted by the
         instruments when there are any."""
         hooks = self._hooks
         if hooks is None:
             return await self._call(
-                procedure, payload, timeout=timeout, returns=returns, headers=headers
+                procedure,
+                payload,
+                timeout=timeout,
+                returns=returns,
+                headers=headers,
+                content_type=content_type,
+                compress=compress,
             )
         started = time.perf_counter()
         outcome = "lost"
         try:
             result = await self._call(
-                procedure, payload, timeout=timeout, returns=returns, headers=headers
+                procedure,
+                payload,
+                timeout=timeout,
+                returns=returns,
+                headers=headers,
+                content_type=content_type,
+                compress=compress,
             )
             outcome = "ok"
             return result
@@ -213,6 +227,8 @@ class RpcClient:
         timeout: float,
         returns: Any = None,
         headers: dict[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Any:
         """Call ``procedure`` and return its reply.
 
@@ -224,6 +240,10 @@ class RpcClient:
                 validates); ``None`` gives plain JSON data (``str`` for text replies,
                 ``bytes`` for binary ones).
             headers: extra AMQP headers for the request.
+            content_type: encode the request with this content type's codec (the
+                server answers in kind, unless its codecs lack it).
+            compress: ``"gzip"`` or ``"deflate"``: compress the request (and so the
+                reply).
 
         Returns:
             The decoded reply.
@@ -255,7 +275,12 @@ class RpcClient:
         request_headers = dict(headers) if headers else {}
         request_headers[HEADER_DEADLINE] = now_ms() + int(timeout * 1000)
         body, properties = self._builder.request(
-            payload, correlation_id=correlation_id, expires_in=timeout, headers=request_headers
+            payload,
+            correlation_id=correlation_id,
+            expires_in=timeout,
+            headers=request_headers,
+            content_type=content_type,
+            compress=compress,
         )
         try:
             link = self._link
