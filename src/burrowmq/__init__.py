@@ -32,6 +32,7 @@ from burrowmq.exceptions import (
     TransportError,
     Unroutable,
 )
+from burrowmq.framework.codec import BytesCodec, Codec, JsonCodec, MsgPackCodec, TextCodec
 from burrowmq.framework.idempotency import (
     Idempotency,
     IdempotencyStore,
@@ -39,19 +40,24 @@ from burrowmq.framework.idempotency import (
 )
 from burrowmq.framework.message import Message
 from burrowmq.framework.tls import TLS
+from burrowmq.routing.batch import Batch
 from burrowmq.routing.depends import Depends
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
-from burrowmq.routing.signals import Reject
+from burrowmq.routing.signals import BatchError, Reject
 from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
 __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "App",
     "AppState",
+    "Batch",
+    "BatchError",
     "Binding",
     "BrokerUnreachable",
     "BurrowError",
+    "BytesCodec",
+    "Codec",
     "ConfigurationError",
     "ConnectionLost",
     "DecodeError",
@@ -61,9 +67,11 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "HandlerTimeout",
     "Idempotency",
     "IdempotencyStore",
+    "JsonCodec",
     "LifespanError",
     "MemoryIdempotencyStore",
     "Message",
+    "MsgPackCodec",
     "NoRoute",
     "NoServer",
     "Policy",
@@ -80,6 +88,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "RpcTimeout",
     "StateError",
     "TLS",
+    "TextCodec",
     "TooManyRedeliveries",
     "Topology",
     "TopologyError",

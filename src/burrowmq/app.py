@@ -25,6 +25,9 @@ from typing import Any, TypeVar, overload
 from burrowmq.config import AppConfig, Setting, make_transport
 from burrowmq.exceptions import ConfigurationError, LifespanError, StateError
 from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.codec import Codec
+from burrowmq.framework.codecs import Codecs
+from burrowmq.framework.compression import DEFAULT_MAX_DECOMPRESSED_SIZE, check_compress
 from burrowmq.framework.instrument import Hooks, Instrument, compose_instruments
 from burrowmq.framework.lifespan import Lifespan
 from burrowmq.framework.log import get_logger
@@ -122,6 +125,13 @@ class App(RunningApp):
         dependency_overrides: factories to call in place of others, for the
             handlers' :class:`~burrowmq.Depends` (``{get_db: fake_db}``); the test
             client takes the same.
+        codecs: codecs (:class:`~burrowmq.Codec`) for content types beyond the
+            built-in ones (JSON, MessagePack with the ``msgpack`` extra, text, bytes),
+            consulted first, in order: the first that names a content type handles it.
+            A delivery whose content type no codec handles is dead-lettered.
+        max_decompressed_size: the most bytes a compressed body (``content_encoding``
+            gzip or deflate) may inflate to; past it the message is dead-lettered as
+            a possible decompression bomb (default 64 MiB).
         transport: a transport to use instead of one made from ``url`` (tests).
 
     Raises:
@@ -164,6 +174,8 @@ class App(RunningApp):
         declare: bool = True,
         lifespan: Callable[[App], AbstractAsyncContextManager[Any]] | None = None,
         dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+        codecs: Sequence[Codec] = (),
+        max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
         transport: Transport | None = None,
     ) -> None:
         if isinstance(routers, Router):
@@ -192,6 +204,7 @@ class App(RunningApp):
                 declare=declare,
                 lifespan=lifespan,
                 dependency_overrides=dependency_overrides or {},
+                codecs=Codecs(codecs, max_decompressed_size=max_decompressed_size),
                 transport=transport,
             )
         )
@@ -203,7 +216,7 @@ class App(RunningApp):
         self._routes: tuple[Route, ...] | None = None  # frozen at start
         self._transport: Transport | None = None
         self._publisher: Publisher | None = None
-        self._builder = MessageBuilder(app_id=config.name)
+        self._builder = MessageBuilder(app_id=config.name, codecs=config.codecs)
         self._consumers: list[Dispatcher] = []
         self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
@@ -377,6 +390,7 @@ class App(RunningApp):
                 declare=self.config.declare,
                 retry_waits=self.config.retry_waits,
                 injection=Injection(self, self.config.dependency_overrides),
+                codecs=self.config.codecs,
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]
@@ -560,6 +574,7 @@ class App(RunningApp):
         expiration: float | None = None,
         priority: int | None = None,
         content_type: str | None = None,
+        compress: str | None = None,
         timeout: float | None = None,
     ) -> str:
         """Publish a message and wait until the broker confirmed it.
@@ -567,8 +582,8 @@ class App(RunningApp):
         Args:
             exchange: the exchange (``""`` is the default exchange: routing_key names
                 the queue).
-            body: a pydantic model or JSON-able value (sent as JSON), ``str`` (text) or
-                ``bytes`` (as is).
+            body: a pydantic model or JSON-able value (sent as JSON, or in the
+                ``content_type`` given), ``str`` (text) or ``bytes`` (as is).
             routing_key: the routing key.
             headers: AMQP headers.
             mandatory: raise :class:`~burrowmq.Unroutable` if no queue takes it.
@@ -578,7 +593,12 @@ class App(RunningApp):
             reply_to: where replies go.
             expiration: seconds after which the broker may discard it.
             priority: the message priority.
-            content_type: overrides the codec's content type.
+            content_type: the content type; a value that is not ``bytes`` or ``str``
+                is encoded by the codec that handles it (``"application/msgpack"``, or
+                one of ``App(codecs=...)``; JSON when none does); ``bytes`` and ``str``
+                go as they are, labelled with it.
+            compress: ``"gzip"`` or ``"deflate"``: compress the body and set
+                ``content_encoding`` (consumers decompress it before decoding).
             timeout: seconds to wait for the confirm (default: no limit).
 
         Returns:
@@ -608,6 +628,7 @@ class App(RunningApp):
             expiration=expiration,
             priority=priority,
             content_type=content_type,
+            compress=check_compress(compress, "publish"),
         )
 
     async def publish_many(
@@ -619,6 +640,8 @@ class App(RunningApp):
         headers: Mapping[str, Any] | None = None,
         mandatory: bool = False,
         persistent: bool = True,
+        content_type: str | None = None,
+        compress: str | None = None,
         window: int = 256,
         timeout: float | None = None,
     ) -> list[str]:
@@ -647,6 +670,8 @@ class App(RunningApp):
             timeout=timeout,
             headers=headers,
             persistent=persistent,
+            content_type=content_type,
+            compress=check_compress(compress, "publish_many"),
         )
 
     @overload
@@ -687,6 +712,8 @@ class App(RunningApp):
         timeout: float | None = None,
         returns: Any = None,
         headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Any:
         """Call a remote procedure and wait for its reply.
 
@@ -703,6 +730,10 @@ class App(RunningApp):
                 pydantic validates); ``None`` gives plain JSON data (or, for a handler,
                 its return annotation).
             headers: extra AMQP headers for the request.
+            content_type: encode the request with this content type's codec, as
+                :meth:`publish` does; a burrowmq server replies in the same one.
+            compress: ``"gzip"`` or ``"deflate"``: compress the request; a burrowmq
+                server compresses its reply alike.
 
         Returns:
             The reply, decoded.
@@ -735,4 +766,6 @@ class App(RunningApp):
             timeout=self.config.rpc_timeout if timeout is None else timeout,
             returns=returns,
             headers=dict(headers) if headers else None,
+            content_type=content_type,
+            compress=check_compress(compress, "call"),
         )

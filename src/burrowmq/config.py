@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.framework.codecs import Codecs
 from burrowmq.framework.instrument import Instrument, compose_instruments
 from burrowmq.framework.lifespan import LifespanFactory, check_lifespan
 from burrowmq.framework.middleware import Middleware, check_middleware
@@ -65,6 +66,7 @@ class AppConfig:
     dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] = field(
         default_factory=dict
     )
+    codecs: Codecs = field(default_factory=Codecs)
     transport: Transport | None = field(default=None, compare=False)
     # Not an App argument: TestClient(fast_retries=True) clears it on its copy, so
     # retries run at once instead of waiting real time.
@@ -86,6 +88,8 @@ class AppConfig:
                 f"called in their place, got {overrides!r}"
             )
         object.__setattr__(self, "dependency_overrides", dict(overrides))
+        if not isinstance(self.codecs, Codecs):
+            raise ConfigurationError(f"AppConfig(codecs=...) takes a Codecs, got {self.codecs!r}")
         wait = self.recovery_wait
         if isinstance(wait, bool) or not isinstance(wait, int | float):
             raise ConfigurationError(f"App(recovery_wait=...) takes seconds, got {wait!r}")

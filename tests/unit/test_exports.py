@@ -141,6 +141,21 @@ class TestCompleteness:
         assert "Depends" in burrowmq.__all__
         assert burrowmq.Depends is Depends
 
+    @pytest.mark.parametrize(
+        "name",
+        ["Batch", "BatchError", "BytesCodec", "Codec", "JsonCodec", "MsgPackCodec", "TextCodec"],
+    )
+    def test_second_wave_names_are_exported(self, name: str) -> None:
+        """``from burrowmq import Batch`` (and the codecs, and BatchError) works, as DESIGN names them."""
+        assert name in burrowmq.__all__
+        namespace: dict[str, object] = {}
+        exec(f"from burrowmq import {name}", namespace)
+        assert namespace[name] is getattr(burrowmq, name)
+
+    def test_batch_error_is_outside_the_error_tree(self) -> None:
+        """``BatchError`` is a handler signal, like ``Reject``, not a ``BurrowError``."""
+        assert not issubclass(burrowmq.BatchError, burrowmq.BurrowError)
+
     def test_reject_is_exported(self) -> None:
         """``Reject`` is part of the public surface even though it is not an error."""
         assert "Reject" in burrowmq.__all__

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from burrowmq import TLS, App, Idempotency, Message, Retry, Router, Topology
+from burrowmq import TLS, App, Idempotency, Message, MsgPackCodec, Retry, Router, Topology
 from burrowmq.config import AppConfig
 from burrowmq.framework.instrument import Instrument
 from burrowmq.framework.transport import Properties
@@ -225,6 +225,8 @@ class TestSettingsSurvive:
             declare=False,
             lifespan=_lifespan,
             dependency_overrides={_settings: _fake_settings},
+            codecs=[MsgPackCodec()],
+            max_decompressed_size=1024,
         )
 
     async def test_every_setting_survives(self) -> None:

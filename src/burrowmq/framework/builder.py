@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from burrowmq.framework.codec import Encoder, encode
+from burrowmq.framework.codecs import Codecs
 from burrowmq.framework.transport import Properties
 from burrowmq.framework.vocabulary import carried
 
@@ -51,12 +52,15 @@ class MessageBuilder:
 
     Args:
         app_id: stamped as the ``app_id`` property of what this builder makes.
+        codecs: encode bodies whose ``content_type`` names a codec, and compress them
+            (``None``: the built-in codecs).
     """
 
-    __slots__ = ("app_id",)
+    __slots__ = ("app_id", "codecs")
 
-    def __init__(self, *, app_id: str | None = None) -> None:
+    def __init__(self, *, app_id: str | None = None, codecs: Codecs | None = None) -> None:
         self.app_id = app_id
+        self.codecs = codecs if codecs is not None else Codecs()
 
     def message(
         self,
@@ -70,6 +74,7 @@ class MessageBuilder:
         expiration: float | None = None,
         priority: int | None = None,
         content_type: str | None = None,
+        compress: str | None = None,
         encoder: Encoder = encode,
     ) -> Outgoing:
         """A message to publish: ``body`` encoded, with its id, timestamp and type.
@@ -83,17 +88,28 @@ class MessageBuilder:
             reply_to: where replies go.
             expiration: seconds after which the broker may drop it.
             priority: the message priority.
-            content_type: overrides the one the encoder chose.
-            encoder: how ``body`` becomes bytes (default: :func:`~burrowmq.framework.codec.encode`).
+            content_type: the content type; a value (not ``bytes`` or ``str``) is
+                encoded by the codec that handles it (JSON when none does).
+            compress: ``"gzip"`` or ``"deflate"``: compress the body and say so in
+                ``content_encoding``.
+            encoder: how ``body`` becomes bytes when no ``content_type`` or
+                ``compress`` is given (default: :func:`~burrowmq.framework.codec.encode`).
 
         Raises:
             EncodeError: the body cannot be encoded (names its type).
         """
-        data, default_type = encoder(body)
+        encoding = None
+        if content_type is None and compress is None:
+            data, content_type = encoder(body)
+        else:
+            data, content_type, encoding = self.codecs.encode(
+                body, content_type=content_type, compress_with=compress
+            )
         return Outgoing(
             data,
             Properties(
-                content_type=content_type or default_type,
+                content_type=content_type,
+                content_encoding=encoding,
                 headers=dict(headers) if headers else {},
                 delivery_mode=PERSISTENT if persistent else TRANSIENT,
                 message_id=message_id or new_id(),
@@ -113,20 +129,30 @@ class MessageBuilder:
         correlation_id: str,
         expires_in: float,
         headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Outgoing:
         """An RPC request: transient, expiring with its caller's patience.
 
         The ``message_id`` is the ``correlation_id``; ``expiration`` is ``expires_in``
         (at least one millisecond). The reply address is set by the reply channel.
+        ``content_type`` and ``compress`` are those of :meth:`message`.
 
         Raises:
             EncodeError: the payload cannot be encoded.
         """
-        data, content_type = encode(payload)
+        encoding = None
+        if content_type is None and compress is None:
+            data, content_type = encode(payload)
+        else:
+            data, content_type, encoding = self.codecs.encode(
+                payload, content_type=content_type, compress_with=compress
+            )
         return Outgoing(
             data,
             Properties(
                 content_type=content_type,
+                content_encoding=encoding,
                 headers=dict(headers) if headers else {},
                 delivery_mode=TRANSIENT,
                 message_id=correlation_id,

@@ -6,13 +6,19 @@ body, ``str`` the body as UTF-8 text, anything else (a pydantic model, ``dict``,
 a type to decode to, :func:`decode_plain` follows the content type instead.
 Encoding sends ``bytes`` as they are, ``str`` as UTF-8 text and everything else as JSON;
 :func:`encoder_for` shapes values by an annotation first (an RPC handler's return type).
+
+Other content types are :class:`Codec` objects: small values naming the content types
+they handle, with ``encode`` and ``decode``. The built-in ones are :class:`JsonCodec`,
+:class:`TextCodec`, :class:`BytesCodec` and :class:`MsgPackCodec` (``application/msgpack``,
+with the ``msgpack`` extra installed); an App consults its own (``App(codecs=[...])``)
+first, then these, through :class:`burrowmq.framework.codecs.Codecs`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -21,10 +27,16 @@ from burrowmq.exceptions import ConfigurationError, DecodeError, EncodeError
 
 __all__ = [
     "JSON",
+    "MSGPACK",
     "OCTET_STREAM",
     "TEXT",
+    "BytesCodec",
+    "Codec",
     "Decoder",
     "Encoder",
+    "JsonCodec",
+    "MsgPackCodec",
+    "TextCodec",
     "decode_plain",
     "decoder_for",
     "describe_validation_error",
@@ -35,6 +47,7 @@ __all__ = [
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 OCTET_STREAM = "application/octet-stream"
+MSGPACK = "application/msgpack"
 
 Decoder = Callable[[bytes], Any]
 """Turns a body into the value a handler asked for; raises :class:`DecodeError`."""
@@ -272,3 +285,116 @@ def decode_plain(body: bytes, content_type: str | None) -> Any:
         except UnicodeDecodeError as exc:
             raise DecodeError(f"the body is not valid UTF-8 text (byte {exc.start})") from exc
     return body
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """How bodies of some content types become Python data and back.
+
+    A codec is a small object: the content types it handles (media types such as
+    ``"application/msgpack"``, without parameters; matched case-insensitively), and two
+    functions. ``decode`` returns plain data (dicts, lists, numbers, strings) that
+    pydantic then validates into the handler's annotation; ``encode`` receives the value
+    being published (a pydantic model, or plain data) and returns the body. Either
+    raises :class:`~burrowmq.DecodeError` / :class:`~burrowmq.EncodeError` with a reason;
+    any other exception is wrapped into one.
+    """
+
+    content_types: tuple[str, ...]
+
+    def encode(self, value: Any) -> bytes:
+        """The body of ``value``."""
+        ...
+
+    def decode(self, body: bytes) -> Any:
+        """The data in ``body``."""
+        ...
+
+
+class JsonCodec:
+    """``application/json`` (also any ``+json`` type, such as MassTransit's
+    ``application/vnd.masstransit+json``): decoded and validated in one step by pydantic."""
+
+    content_types: tuple[str, ...] = (JSON, "text/json")
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` as JSON (models serialised by pydantic)."""
+        return encode(value)[0]
+
+    def decode(self, body: bytes) -> Any:
+        """The JSON data in ``body``."""
+        try:
+            return pydantic_core.from_json(body)
+        except ValueError as exc:
+            raise DecodeError(f"the body is not valid JSON: {exc}") from None
+
+
+class TextCodec:
+    """``text/plain``: UTF-8 text. A structured annotation parses the text as JSON (as
+    many publishers label JSON ``text/plain``); values that are not ``str`` are sent as
+    JSON text."""
+
+    content_types: tuple[str, ...] = ("text/plain",)
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` as UTF-8 (a ``str``) or JSON text."""
+        return value.encode("utf-8") if isinstance(value, str) else encode(value)[0]
+
+    def decode(self, body: bytes) -> Any:
+        """``body`` as text."""
+        return _decode_text(body)
+
+
+class BytesCodec:
+    """``application/octet-stream``: the body as it is. A structured annotation parses
+    it as JSON (as ever); values that are not bytes are sent as JSON."""
+
+    content_types: tuple[str, ...] = (OCTET_STREAM,)
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` as it is (bytes) or as JSON."""
+        return (
+            bytes(value) if isinstance(value, bytes | bytearray | memoryview) else encode(value)[0]
+        )
+
+    def decode(self, body: bytes) -> Any:
+        """``body`` itself."""
+        return body
+
+
+class MsgPackCodec:
+    """``application/msgpack`` (and ``application/x-msgpack``), with the ``msgpack`` extra
+    (``pip install 'burrowmq[msgpack]'``); without it such messages are dead-lettered,
+    and publishing them fails, with a reason that names the extra."""
+
+    content_types: tuple[str, ...] = (MSGPACK, "application/x-msgpack")
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` (a model, or plain data) as MessagePack."""
+        msgpack = _msgpack(EncodeError)
+        try:
+            return msgpack.packb(pydantic_core.to_jsonable_python(value), use_bin_type=True)  # type: ignore[no-any-return]
+        except Exception as exc:  # msgpack's and pydantic's errors, whatever their type
+            raise EncodeError(
+                f"cannot encode a value of type {type(value).__name__} as MessagePack: {exc}"
+            ) from None
+
+    def decode(self, body: bytes) -> Any:
+        """The MessagePack data in ``body``."""
+        msgpack = _msgpack(DecodeError)
+        try:
+            return msgpack.unpackb(body, raw=False, strict_map_key=False)
+        except Exception as exc:  # ExtraData, FormatError, StackError, UnicodeDecodeError...
+            raise DecodeError(
+                f"the body is not valid MessagePack ({type(exc).__name__}: {exc})"
+            ) from None
+
+
+def _msgpack(error: type[DecodeError] | type[EncodeError]) -> Any:
+    try:
+        import msgpack  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise error(
+            "application/msgpack needs the msgpack extra: pip install 'burrowmq[msgpack]'"
+        ) from None
+    return msgpack

@@ -87,7 +87,7 @@ class Publisher:
             seen[1] += 1
             if now - seen[0] < DROP_WARNING_EVERY:
                 return
-            count, seen[0], seen[1] = seen[1], now, 0
+            count, seen[0], seen[1] = int(seen[1]), now, 0
         _log.warning(
             "message_unroutable",
             exchange=exchange or "(default)",

@@ -5,9 +5,10 @@ RPC package build on it.
 
 from __future__ import annotations
 
+from burrowmq.routing.batch import Batch
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.routing.router import Router
-from burrowmq.routing.signals import Reject
+from burrowmq.routing.signals import BatchError, Reject
 
-__all__ = ["BindingKey", "Reject", "Retry", "Route", "Router"]
+__all__ = ["Batch", "BatchError", "BindingKey", "Reject", "Retry", "Route", "Router"]

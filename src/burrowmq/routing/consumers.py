@@ -11,9 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from burrowmq.framework.builder import MessageBuilder
+from burrowmq.framework.codecs import Codecs
 from burrowmq.framework.instrument import Hooks
+from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import Chain
 from burrowmq.framework.transport import Transport
+from burrowmq.routing.batch import BatchCollector
 from burrowmq.routing.dead_letter import dead_letter_exchange
 from burrowmq.routing.depends import Injection
 from burrowmq.routing.dispatch import Dispatcher
@@ -23,6 +26,8 @@ from burrowmq.routing.route import Route
 from burrowmq.routing.settle import MessageSettle
 
 __all__ = ["ConsumerSettings", "message_consumer"]
+
+_log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,7 @@ class ConsumerSettings:
             once, in process, never through a delay queue.
         injection: what handlers' dependencies are bound to (the running App and its
             dependency overrides).
+        codecs: the App's codecs (``None``: the built-in ones).
     """
 
     transport: Transport
@@ -61,11 +67,17 @@ class ConsumerSettings:
     declare: bool = True
     retry_waits: bool = True
     injection: Injection | None = None
+    codecs: Codecs | None = None
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
-    """The dispatcher of a message route: its queue, through its pipeline, settled."""
+    """The dispatcher of a message route: its queue, through its pipeline, settled.
+
+    A batch route runs ``size * concurrency`` workers (its concurrency counts batches,
+    default 1), with a prefetch of at least as many, so that its batches can fill.
+    """
     queue = route.queue_name(settings.instance_id)
+    retry = route.retry or settings.retry
     base = route.dead_letter_base()
     settle = MessageSettle(
         settings.transport,
@@ -77,6 +89,25 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
     retry = route.retry or settings.retry
     if not settings.retry_waits:
         retry = dataclasses.replace(retry, wait=0)
+    concurrency = route.concurrency or settings.concurrency
+    collector = None
+    if route.batch is not None:
+        collector = BatchCollector(
+            route.spec,
+            batch=route.batch,
+            queue=queue,
+            retry=retry,
+            settle=settle,
+            hooks=settings.hooks,
+            timeout=route.timeout,
+        )
+        concurrency = route.batch.size * (route.concurrency or 1)
+        if settings.chain is not None:
+            _log.warning(
+                "batch_without_middleware",
+                handler=route.name,
+                reason="middleware wraps one message; a batch handler runs without it",
+            )
     pipeline = Pipeline(
         route.spec,
         queue=queue,
@@ -88,13 +119,15 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         timeout=route.timeout,
         parameters=route.parameters,
         injection=settings.injection,
+        codecs=settings.codecs,
+        collect=None if collector is None else collector.join,
     )
     return Dispatcher(
         queue,
         pipeline.run,
         transport=settings.transport,
         prefetch=route.prefetch or settings.prefetch,
-        concurrency=route.concurrency or settings.concurrency,
+        concurrency=concurrency,
         name=route.name,
         context={"handler": route.name},
         hooks=settings.hooks,

@@ -8,6 +8,9 @@ by a ``{name}`` word of the route's key receives that word
 (:mod:`burrowmq.routing.depends`). All of this is inspected once, when the route is
 made, never per message.
 
+A batch handler (a route with ``batch=Batch(...)``) takes ``list[T]``: each message is
+decoded as ``T``; a parameter annotated ``list[Message]`` receives their metadata.
+
 Annotations resolve as pydantic resolves them: in the handler's module, and also, under
 ``from __future__ import annotations``, among the local names of the function that
 decorated the handler (a model defined inside a function, or a test).
@@ -23,7 +26,7 @@ from __future__ import annotations
 import inspect
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -68,6 +71,9 @@ class Handler:
             parameters (``None`` without, and for a handler with dependencies).
         dependencies: the handler's dependency graph, bound to the running app when
             the app starts (``None``: the handler takes no dependencies).
+            parameters (``None`` without).
+        batch: a batch handler: ``payload_type`` is the type of each element, and
+            ``call(values, messages)`` takes lists.
     """
 
     func: HandlerFunc
@@ -80,15 +86,20 @@ class Handler:
     key_types: Mapping[str, Any] = field(default_factory=dict)
     keyed: KeyedCall | None = None
     dependencies: DependencyPlan | None = None
+    batch: bool = False
 
     @classmethod
-    def inspect(cls, func: HandlerFunc, *, key_params: tuple[str, ...] = ()) -> Handler:
+    def inspect(
+        cls, func: HandlerFunc, *, key_params: tuple[str, ...] = (), batch: bool = False
+    ) -> Handler:
         """Resolve ``func``'s parameters and annotations.
 
         Args:
             func: the handler.
             key_params: the ``{name}`` parameters of the route's routing key, passed to
                 the handler's parameters of those names.
+            batch: ``func`` is a batch handler: it takes ``list[T]`` (and
+                ``list[Message]``).
 
         Raises:
             ConfigurationError: ``func`` is not an async function, has parameters
@@ -110,7 +121,14 @@ class Handler:
             annotation = hints.get(param.name, inspect.Parameter.empty)
             if param.name in key_params:
                 key_types[param.name] = str if annotation is inspect.Parameter.empty else annotation
+            elif batch and _is_message_list(annotation):
+                message_names.append(param.name)
             elif annotation is Message:
+                if batch:
+                    raise ConfigurationError(
+                        f"batch handler {name}: parameter {param.name!r} receives the "
+                        "messages of a batch: annotate it list[Message]"
+                    )
                 message_names.append(param.name)
             elif _injected(func, name, param, annotation):
                 injected = True
@@ -154,6 +172,8 @@ class Handler:
                     f"but the handler has no parameter {key_param!r} to pass it to"
                 )
         returns = hints.get("return")
+        if batch and payload_name is not None:
+            payload_type = _element_type(name, payload_name, payload_type)
         if payload_name is None:  # only Message parameters: the body is not decoded
             payload_type, decode = bytes, decoder_for(bytes)
         else:
@@ -177,7 +197,29 @@ class Handler:
             call = _needs_words(name)
             return cls(func, name, payload_type, decode, returns, wants, call, key_types, keyed)
         call = _caller(func, params, payload_name, message_names)
-        return cls(func, name, payload_type, decode, returns, wants, call)
+        return cls(func, name, payload_type, decode, returns, wants, call, batch=batch)
+
+
+def _is_message_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    return origin in (list, Sequence) and typing.get_args(annotation) == (Message,)
+
+
+def _element_type(name: str, parameter: str, annotation: Any) -> Any:
+    """The type of each message of a batch handler's ``list[T]`` payload parameter.
+
+    Raises:
+        ConfigurationError: the annotation is not a list.
+    """
+    if annotation is Any or annotation is list:
+        return Any
+    if typing.get_origin(annotation) in (list, Sequence):
+        args = typing.get_args(annotation)
+        return args[0] if args else Any
+    raise ConfigurationError(
+        f"batch handler {name}: parameter {parameter!r} receives the batch: annotate it "
+        f"list[T] (T: what each message decodes to), not {annotation!r}"
+    )
 
 
 def _injected(func: HandlerFunc, name: str, param: inspect.Parameter, annotation: Any) -> bool:

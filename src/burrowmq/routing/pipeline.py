@@ -30,6 +30,7 @@ from burrowmq.exceptions import (
     HandlerTimeout,
     TooManyRedeliveries,
 )
+from burrowmq.framework.codecs import BodyDecoder, Codecs
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.message import Message
@@ -49,11 +50,16 @@ from burrowmq.routing.redelivery import delivery_count
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.signals import Reject
 
-__all__ = ["NO_MESSAGE", "Inbound", "Pipeline", "Settle"]
+__all__ = ["NO_MESSAGE", "Collect", "Inbound", "Pipeline", "Settle", "timed"]
 
 _log = get_logger()
 _bind = structlog.contextvars.bind_contextvars
 _reset = structlog.contextvars.reset_contextvars
+
+_DEFAULT_CODECS = Codecs()
+
+Collect = Callable[["Inbound", Any], Awaitable[None]]
+"""Takes a decoded delivery instead of the handler (a batch route's collector)."""
 
 NO_MESSAGE: Any = Message(body=b"")
 """Passed to handlers that take no Message, so that none is built per delivery."""
@@ -178,12 +184,19 @@ class Pipeline:
             delivery as invalid.
         injection: what the handler's dependencies are bound to (the running app,
             the overrides); used only by a handler that takes dependencies.
+        codecs: the App's codecs, which decode the body by its content type and
+            encoding (``None``: the built-in ones).
+        collect: for a batch route, takes each decoded delivery in place of the
+            handler step (:class:`~burrowmq.routing.batch.BatchCollector`); ``None``
+            for every other route.
     """
 
     __slots__ = (
         "_call",
         "_chain",
+        "_collect",
         "_context",
+        "_decode",
         "_hooks",
         "_keyed",
         "_max",
@@ -209,8 +222,15 @@ class Pipeline:
         timeout: float | None = None,
         parameters: KeyParameters | None = None,
         injection: Injection | None = None,
+        codecs: Codecs | None = None,
+        collect: Collect | None = None,
     ) -> None:
         self._spec = handler
+        self._collect = collect
+        payload = handler.payload_type
+        self._decode: BodyDecoder = (codecs or _DEFAULT_CODECS).decoder(
+            None if payload is Any else payload
+        )
         # The handler call, with the route's timeout around it when it has one.
         self._call: Callable[..., Awaitable[Any]] = handler.call
         self._keyed: Callable[..., Awaitable[Any]] = handler.call  # (used with parameters)
@@ -226,9 +246,9 @@ class Pipeline:
                 raise ConfigurationError(
                     f"handler {handler.name} was not inspected for routing-key parameters"
                 )
-            self._keyed = keyed if timeout is None else _timed(keyed, handler.name, timeout)
+            self._keyed = keyed if timeout is None else timed(keyed, handler.name, timeout)
         elif timeout is not None:
-            self._call = _timed(self._call, handler.name, timeout)
+            self._call = timed(self._call, handler.name, timeout)
         self._hooks = hooks
         self._queue = queue
         self._retry = retry
@@ -301,7 +321,8 @@ class Pipeline:
             await delivery.settle_pending()
         call = self._call
         try:
-            value = spec.decode(delivery.body)
+            props = delivery.properties
+            value = self._decode(delivery.body, props.content_type, props.content_encoding)
             if self._parameters is not None:
                 words = self._parameters.extract(inbound.routing_key)
                 call = functools.partial(self._keyed, words)
@@ -318,6 +339,9 @@ class Pipeline:
             return
         if self._wants:
             inbound.message = inbound.to_message()
+        if self._collect is not None:
+            await self._collect(inbound, value)
+            return
         retry = self._retry
         chain = self._chain
         while True:
@@ -410,7 +434,7 @@ class Pipeline:
             inbound.seconds = time.perf_counter() - started
 
 
-def _timed(
+def timed(
     call: Callable[..., Awaitable[Any]], name: str, seconds: float
 ) -> Callable[..., Awaitable[Any]]:
     """``call`` (the handler ``name``'s), cancelled after ``seconds``, then raising
@@ -421,7 +445,7 @@ def _timed(
     (before the limit) stays what it is.
     """
 
-    async def timed(*args: Any) -> Any:
+    async def call_timed(*args: Any) -> Any:
         scope = asyncio.timeout(seconds)
         try:
             async with scope:
@@ -435,7 +459,7 @@ def _timed(
                 timeout=seconds,
             ) from None
 
-    return timed
+    return call_timed
 
 
 def _undecodable(raw: Mapping[str, Any]) -> DecodeError:

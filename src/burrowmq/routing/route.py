@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from burrowmq.exceptions import ConfigurationError
+from burrowmq.routing.batch import MAX_PREFETCH, Batch
 from burrowmq.routing.handler import Handler, HandlerFunc
 from burrowmq.routing.key_pattern import KeyParameters, KeyPattern
 from burrowmq.routing.retry import Retry
@@ -62,6 +63,9 @@ class Route:
             exactly, each parameter must be annotated with a finite set of values (a
             ``Literal``, an ``Enum`` or ``bool``) and the queue is bound once per
             combination; without an exchange (``consume``) they only name the words.
+        batch: handle the messages in lists (:class:`~burrowmq.Batch`); the handler
+            takes ``list[T]``. Not for RPC routes, nor with routing-key parameters.
+            ``concurrency`` then counts batches at once (default 1).
     """
 
     handler: HandlerFunc
@@ -77,6 +81,7 @@ class Route:
     reply_queues: bool = False
     timeout: float | None = None
     key_patterns: tuple[KeyPattern, ...] = ()
+    batch: Batch | None = None
     # The handler, inspected. An init field only so that dataclasses.replace carries it
     # over: a copy (with_prefix, with_defaults) is not inspected again, since the local
     # names of the frame that decorated the handler may be gone by then.
@@ -87,8 +92,12 @@ class Route:
 
     def __post_init__(self) -> None:
         names = self.key_patterns[0].names if self.key_patterns else ()
+        batch = self.batch
         if self.spec is None or self.spec.func is not self.handler:
-            object.__setattr__(self, "spec", Handler.inspect(self.handler, key_params=names))
+            spec = Handler.inspect(self.handler, key_params=names, batch=batch is not None)
+            object.__setattr__(self, "spec", spec)
+        if batch is not None:
+            self._check_batch(batch, names)
         plan = KeyParameters(self.key_patterns, self.spec.key_types) if names else None
         object.__setattr__(self, "parameters", plan)
         if plan is not None and self.exchange is not None and self.exchange.type == "direct":
@@ -119,6 +128,23 @@ class Route:
         if self.retry is not None and not isinstance(self.retry, Retry):
             raise ConfigurationError(
                 f"route {self.spec.name}: retry= takes a burrowmq.Retry, got {self.retry!r}"
+            )
+
+    def _check_batch(self, batch: Batch, names: tuple[str, ...]) -> None:
+        where = f"route {self.spec.name}"
+        if not isinstance(batch, Batch):
+            raise ConfigurationError(f"{where}: batch= takes a burrowmq.Batch, got {batch!r}")
+        if self.procedure is not None:
+            raise ConfigurationError(f"{where}: an RPC route answers each request: no batch=")
+        if names:
+            raise ConfigurationError(
+                f"{where}: a batch route cannot take routing-key parameters "
+                f"({', '.join(names)}): read message.routing_key from list[Message]"
+            )
+        if batch.size * (self.concurrency or 1) > MAX_PREFETCH:
+            raise ConfigurationError(
+                f"{where}: batch size times concurrency must stay within the AMQP prefetch "
+                f"limit of {MAX_PREFETCH}"
             )
 
     def _direct_bindings(self) -> tuple[BindingKey, ...]:

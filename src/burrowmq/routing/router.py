@@ -18,6 +18,7 @@ from burrowmq.framework.vocabulary import (
     HeadersMatch,
     name_problem,
 )
+from burrowmq.routing.batch import Batch
 from burrowmq.routing.handler import HandlerFunc
 from burrowmq.routing.key_pattern import KeyPattern, parse_keys
 from burrowmq.routing.options import exchange_of, keys_of, queue_of
@@ -164,6 +165,7 @@ class Router:
         concurrency: int | None,
         dead_letter: str | bool | None,
         timeout: float | None,
+        batch: Batch | None,
         key_patterns: tuple[KeyPattern, ...] = (),
     ) -> None:
         self.add_route(
@@ -178,6 +180,7 @@ class Router:
                 concurrency=concurrency,
                 dead_letter=dead_letter,
                 timeout=timeout,
+                batch=batch,
                 key_patterns=key_patterns,
             )
         )
@@ -192,6 +195,7 @@ class Router:
         prefetch: int | None = None,
         concurrency: int | None = None,
         timeout: float | None = None,
+        batch: Batch | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -225,6 +229,7 @@ class Router:
                 concurrency=concurrency,
                 dead_letter=dead_letter,
                 timeout=timeout,
+                batch=batch,
             )
             return func
 
@@ -239,6 +244,7 @@ class Router:
         prefetch: int | None = None,
         concurrency: int | None = None,
         timeout: float | None = None,
+        batch: Batch | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -267,6 +273,7 @@ class Router:
                 concurrency=concurrency,
                 dead_letter=dead_letter,
                 timeout=timeout,
+                batch=batch,
             )
             return func
 
@@ -282,6 +289,7 @@ class Router:
         prefetch: int | None = None,
         concurrency: int | None = None,
         timeout: float | None = None,
+        batch: Batch | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -318,6 +326,7 @@ class Router:
                 concurrency=concurrency,
                 dead_letter=dead_letter,
                 timeout=timeout,
+                batch=batch,
             )
             return func
 
@@ -334,6 +343,7 @@ class Router:
         prefetch: int | None = None,
         concurrency: int | None = None,
         timeout: float | None = None,
+        batch: Batch | None = None,
         dead_letter: str | bool | None = None,
         exchange_options: Mapping[str, Any] | None = None,
         queue_options: Mapping[str, Any] | None = None,
@@ -365,6 +375,7 @@ class Router:
                 concurrency=concurrency,
                 dead_letter=dead_letter,
                 timeout=timeout,
+                batch=batch,
             )
             return func
 
@@ -379,6 +390,7 @@ class Router:
         prefetch: int | None = None,
         concurrency: int | None = None,
         timeout: float | None = None,
+        batch: Batch | None = None,
         dead_letter: str | bool | None = None,
         queue_options: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]:
@@ -429,6 +441,7 @@ class Router:
                 concurrency=concurrency,
                 dead_letter=dead_letter,
                 timeout=timeout,
+                batch=batch,
             )
             return func
 

@@ -37,7 +37,7 @@ from burrowmq.exceptions import (
     Unroutable,
 )
 from burrowmq.framework.builder import MessageBuilder, new_id
-from burrowmq.framework.codec import Decoder, decode_plain, decoder_for
+from burrowmq.framework.codecs import BodyDecoder
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, ReplyChannel, Transport
@@ -137,7 +137,7 @@ class RpcClient:
         self._link = _Link()
         self._open_lock = asyncio.Lock()
         self._closed = False
-        self._decoders: dict[Any, Decoder] = {}
+        self._decoders: dict[Any, BodyDecoder] = {}
         self._procedures: dict[str, Procedure] = {}
         self._consumers: dict[str, tuple[float, int | None]] = {}  # queue -> (when, count)
         self._probes: dict[asyncio.Future[_Outcome], asyncio.Task[None]] = {}
@@ -177,19 +177,33 @@ class RpcClient:
         timeout: float,
         returns: Any = None,
         headers: dict[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Any:
         """Call ``procedure`` and return its reply (see :meth:`_call`); counted by the
         instruments when there are any."""
         hooks = self._hooks
         if hooks is None:
             return await self._call(
-                procedure, payload, timeout=timeout, returns=returns, headers=headers
+                procedure,
+                payload,
+                timeout=timeout,
+                returns=returns,
+                headers=headers,
+                content_type=content_type,
+                compress=compress,
             )
         started = time.perf_counter()
         outcome = "lost"
         try:
             result = await self._call(
-                procedure, payload, timeout=timeout, returns=returns, headers=headers
+                procedure,
+                payload,
+                timeout=timeout,
+                returns=returns,
+                headers=headers,
+                content_type=content_type,
+                compress=compress,
             )
             outcome = "ok"
             return result
@@ -213,6 +227,8 @@ class RpcClient:
         timeout: float,
         returns: Any = None,
         headers: dict[str, Any] | None = None,
+        content_type: str | None = None,
+        compress: str | None = None,
     ) -> Any:
         """Call ``procedure`` and return its reply.
 
@@ -224,6 +240,10 @@ class RpcClient:
                 validates); ``None`` gives plain JSON data (``str`` for text replies,
                 ``bytes`` for binary ones).
             headers: extra AMQP headers for the request.
+            content_type: encode the request with this content type's codec (the
+                server answers in kind, unless its codecs lack it).
+            compress: ``"gzip"`` or ``"deflate"``: compress the request (and so the
+                reply).
 
         Returns:
             The decoded reply.
@@ -248,14 +268,19 @@ class RpcClient:
         if returns is not None:
             decode = self._decoders.get(returns)
             if decode is None:
-                decode = self._decoders[returns] = decoder_for(returns)
+                decode = self._decoders[returns] = self._builder.codecs.decoder(returns)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         correlation_id = new_id()
         request_headers = dict(headers) if headers else {}
         request_headers[HEADER_DEADLINE] = now_ms() + int(timeout * 1000)
         body, properties = self._builder.request(
-            payload, correlation_id=correlation_id, expires_in=timeout, headers=request_headers
+            payload,
+            correlation_id=correlation_id,
+            expires_in=timeout,
+            headers=request_headers,
+            content_type=content_type,
+            compress=compress,
         )
         try:
             link = self._link
@@ -331,9 +356,12 @@ class RpcClient:
         assert reply is not None
         if reply.properties.type == ERROR_TYPE:
             raise decode_error(reply.body, procedure=procedure, correlation_id=correlation_id)
+        props = reply.properties
         if decode is None:
-            return decode_plain(reply.body, reply.properties.content_type)
-        return decode(reply.body)
+            return self._builder.codecs.decode_plain(
+                reply.body, props.content_type, props.content_encoding
+            )
+        return decode(reply.body, props.content_type, props.content_encoding)
 
     def _probe(self, queue: str, future: asyncio.Future[_Outcome]) -> None:
         if future.done():

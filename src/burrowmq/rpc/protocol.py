@@ -2,7 +2,8 @@
 
 A request is an ordinary AMQP message; its body is the payload alone, encoded like any
 burrowmq message (JSON for models and plain data, ``str`` as text, ``bytes`` as they
-are), so it can be read with any AMQP tool and validated directly by the server:
+are; or in the codec and compression the caller named, to which the server answers in
+kind), so it can be read with any AMQP tool and validated directly by the server:
 
 =================  ===============================================================
 exchange           ``burrowmq.rpc`` (topic)

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pydantic_core
 import structlog
 
 from burrowmq.exceptions import (
@@ -33,10 +34,20 @@ from burrowmq.exceptions import (
     EncodeError,
 )
 from burrowmq.framework.builder import MessageBuilder
-from burrowmq.framework.codec import JSON, Encoder, encoder_for
+from burrowmq.framework.codec import (
+    JSON,
+    OCTET_STREAM,
+    TEXT,
+    BytesCodec,
+    Encoder,
+    JsonCodec,
+    TextCodec,
+    encoder_for,
+)
+from burrowmq.framework.compression import COMPRESSIONS, compress
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.middleware import DROPPED
-from burrowmq.framework.transport import Delivery, Transport
+from burrowmq.framework.transport import Delivery, Properties, Transport
 from burrowmq.framework.urls import redact
 from burrowmq.framework.vocabulary import DIRECT_REPLY_TO, direct_reply_to_problem, name_problem
 from burrowmq.routing.consumers import ConsumerSettings
@@ -119,7 +130,15 @@ class Replies:
             return False
         return True
 
-    async def send(self, delivery: Delivery, body: bytes, content_type: str, kind: str) -> None:
+    async def send(
+        self,
+        delivery: Delivery,
+        body: bytes,
+        content_type: str,
+        kind: str,
+        *,
+        content_encoding: str | None = None,
+    ) -> None:
         """Publish a reply to ``delivery``'s ``reply_to``, then ack ``delivery``."""
         props = delivery.properties
         reply_to = props.reply_to
@@ -130,6 +149,7 @@ class Replies:
         reply = self._builder.reply(
             body, content_type, correlation_id=props.correlation_id, kind=kind
         )
+        reply.content_encoding = content_encoding
         try:
             await self._transport.publish("", reply_to, body, reply)
         except ConnectionLost as error:
@@ -155,6 +175,33 @@ class Replies:
             return
         if not await delivery.ack():
             _log.warning("ack_lost", reason="channel closed; the broker will redeliver")
+
+    def in_kind(self, body: bytes, request: Properties) -> tuple[bytes, str, str | None]:
+        """A JSON result re-encoded like its request: in the request's codec when that
+        is not one of the built-in JSON, text and bytes codecs, and compressed as the
+        request was (gzip or deflate).
+
+        Raises:
+            EncodeError: the request's codec cannot encode the result.
+        """
+        codecs = self._builder.codecs
+        content_type = request.content_type
+        codec = codecs.codec_for(content_type) if content_type else None
+        encoding = (request.content_encoding or "").strip().lower()
+        compress_with = encoding if encoding in COMPRESSIONS else None
+        if codec is None or isinstance(codec, JsonCodec | TextCodec | BytesCodec):
+            content_type = None
+        else:
+            data = pydantic_core.from_json(body)
+            if isinstance(data, str):  # sent as JSON text: Codecs.encode takes str as encoded
+                content_type = None
+            else:
+                body = codecs.encode(data, content_type=content_type)[0]
+        if content_type is None:
+            content_type = JSON
+        if compress_with is not None:
+            body = compress(body, compress_with)
+        return body, content_type, compress_with
 
     async def error(
         self,
@@ -227,7 +274,21 @@ class ReplySettle:
                 f"the result of {self._procedure} does not fit its return annotation: {exc.reason}",
             )
             return
-        await self._replies.send(delivery, body, content_type, REPLY_TYPE)
+        request = delivery.properties
+        encoding = None
+        if content_type == JSON and (
+            request.content_encoding is not None
+            or request.content_type not in (None, JSON, TEXT, OCTET_STREAM)
+        ):
+            try:
+                body, content_type, encoding = self._replies.in_kind(body, request)
+            except EncodeError as exc:
+                _log.error("rpc_reply_invalid", reason=exc.reason)
+                await self._replies.error(delivery, REPLY_INVALID, exc.reason)
+                return
+        await self._replies.send(
+            delivery, body, content_type, REPLY_TYPE, content_encoding=encoding
+        )
 
     async def invalid(self, inbound: Inbound, error: DecodeError) -> None:
         await self._replies.error(
@@ -309,6 +370,7 @@ class RpcServer:
                 timeout=route.timeout,
                 parameters=route.parameters,
                 injection=settings.injection,
+                codecs=settings.codecs,
             )
         prefetches = [r.prefetch for r in routes if r.prefetch is not None]
         concurrencies = [r.concurrency for r in routes if r.concurrency is not None]

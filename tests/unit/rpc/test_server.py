@@ -198,3 +198,28 @@ class TestUndeliverableReplies:
         assert runs == [2], "not run a second time"
         assert transport.attempts == 1, "no second reply that would drop the connection again"
         assert again.outcome == ["ack"]
+
+
+class TestRepliesInKind:
+    """An RPC server answers in the request's codec and compression."""
+
+    def test_msgpack_gzip_request_gets_a_msgpack_gzip_reply(self) -> None:
+        """A JSON result becomes msgpack, gzip-compressed, for a msgpack gzip request."""
+        import gzip
+
+        import msgpack
+
+        from burrowmq.framework.builder import MessageBuilder
+        from burrowmq.framework.transport import Properties
+        from burrowmq.rpc.server import Replies
+
+        replies = Replies(None, MessageBuilder(), tracebacks=False)  # type: ignore[arg-type]
+        request = Properties(content_type="application/msgpack", content_encoding="gzip")
+        body, content_type, encoding = replies.in_kind(b'{"a":1}', request)
+        assert (msgpack.unpackb(gzip.decompress(body)), content_type, encoding) == (
+            {"a": 1},
+            "application/msgpack",
+            "gzip",
+        )
+        plain = replies.in_kind(b'{"a":1}', Properties(content_type="application/json"))
+        assert plain == (b'{"a":1}', "application/json", None)
