@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -41,7 +42,9 @@ from burrowmq.routing.declarations import (
     undeclared_queues,
     verify_topology,
 )
+from burrowmq.routing.delay import OUTBOX, delay_seconds
 from burrowmq.routing.dispatch import Dispatcher
+from burrowmq.routing.forwarder import Delays
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
@@ -197,6 +200,7 @@ class App:
         self._publisher: Publisher | None = None
         self._builder = MessageBuilder(app_id=config.name)
         self._consumers: list[Dispatcher] = []
+        self._delays: Delays | None = None
         self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
         self._rpc_client: RpcClient | None = None
@@ -373,6 +377,9 @@ class App:
             for consumer in consumers:
                 await consumer.start()
                 self._consumers.append(consumer)
+            self._delays = Delays(transport, self._builder, declare=self.config.declare)
+            if topology.queue(OUTBOX) is not None:  # the routes use the delay ladder
+                await self._delays.start()
         except BaseException as exc:
             try:
                 await self._shutdown(timeout=0, error=exc)
@@ -411,6 +418,9 @@ class App:
             rpc_client, self._rpc_client = self._rpc_client, None
             if rpc_client is not None:
                 await rpc_client.close()
+            delays, self._delays = self._delays, None
+            if delays is not None:
+                await delays.stop()
             if consumers:
                 await asyncio.gather(*(c.stop(timeout) for c in consumers))
         finally:
@@ -551,6 +561,7 @@ class App:
         priority: int | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
+        delay: float | timedelta | None = None,
     ) -> str:
         """Publish a message and wait until the broker confirmed it.
 
@@ -570,12 +581,17 @@ class App:
             priority: the message priority.
             content_type: overrides the codec's content type.
             timeout: seconds to wait for the confirm (default: no limit).
+            delay: seconds or a timedelta: deliver it that much later, to the second
+                (rounded to the nearest, up to 8.5 years), through the broker's delay
+                ladder; confirmed once the ladder holds it.
 
         Returns:
             The message id.
 
         Raises:
             StateError: the app is not running.
+            ConfigurationError: a bad ``delay``, or ``delay`` with ``mandatory`` or
+                ``expiration`` (neither can hold across the wait).
             EncodeError: the body cannot be encoded.
             Unroutable: ``mandatory`` and nothing is bound.
             PublishNacked: the broker refused it.
@@ -584,6 +600,17 @@ class App:
         """
         self._require_running("publish")
         assert self._publisher is not None
+        if delay is not None and (seconds := delay_seconds(delay)):
+            if mandatory or expiration is not None:
+                raise ConfigurationError(
+                    "publish(delay=...) cannot take mandatory= or expiration=: neither "
+                    "can be checked across the wait"
+                )
+            assert self._delays is not None
+            exchange, routing_key, headers = await self._delays.address(
+                exchange, routing_key, headers, seconds
+            )
+            mandatory = True  # the ladder must take it
         return await self._publisher.publish(
             exchange,
             body,

@@ -28,12 +28,15 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
 from burrowmq.app import App
+from burrowmq.exceptions import StateError
+from burrowmq.framework.clock import Clock, FakeClock
 from burrowmq.framework.transport import Properties
 from burrowmq.memory.broker import MemoryBroker
 from burrowmq.memory.message import PublishRecord
@@ -50,6 +53,7 @@ from burrowmq.topology.export import shared_topology
 __all__ = [
     "Captured",
     "DeadLetter",
+    "FakeClock",
     "MemoryBroker",
     "MemoryTransport",
     "TestClient",
@@ -136,16 +140,18 @@ def pending_work(broker: MemoryBroker) -> list[str]:
 
     In motion: messages delivered and not settled, ready messages in a queue that has
     consumers, and messages waiting out a TTL that dead-letters them somewhere (delayed
-    retries). Messages resting in a queue nobody consumes, such as a dead-letter queue,
-    are not.
+    retries), unless the broker runs on a :class:`FakeClock`: then they wait for the
+    test to move it. Messages resting in a queue nobody consumes, such as a dead-letter
+    queue, are not.
     """
     busy: list[str] = []
+    fake = isinstance(broker.clock, FakeClock)  # TTLs wait for the test to move the clock
     for queue in broker.queues.values():
         if queue.unacked:
             busy.append(f"{queue.unacked} unacked from {queue.name!r}")
         if queue.ready and queue.consumers:
             busy.append(f"{len(queue.ready)} ready in {queue.name!r}")
-        elif queue.arguments.get("x-dead-letter-exchange") is not None:
+        elif queue.arguments.get("x-dead-letter-exchange") is not None and not fake:
             waiting = sum(1 for m in queue.ready if m.expires_at is not None)
             if waiting:
                 busy.append(f"{waiting} waiting out a TTL in {queue.name!r}")
@@ -188,15 +194,24 @@ class TestClient:
             it. Default: a broker of this client's own.
         timeout: the default seconds :meth:`publish_and_wait` and :meth:`wait_idle`
             wait before they raise ``TimeoutError``.
+        clock: the time the broker's delays and the app's schedules run on; with a
+            :class:`FakeClock`, :meth:`advance` moves it (an hour's delay in
+            milliseconds). Default: the real time.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
 
     def __init__(
-        self, app: App | None = None, *, url: str | None = None, timeout: float = 5.0
+        self,
+        app: App | None = None,
+        *,
+        url: str | None = None,
+        timeout: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url or f"memory://test-{uuid.uuid4().hex[:12]}"
-        self.transport = MemoryTransport(url=self.url)
+        self.clock = clock
+        self.transport = MemoryTransport(url=self.url, clock=clock)
         self.app = (app if app is not None else App(url=self.url)).replace(transport=self.transport)
         self.timeout = timeout
         self.published: list[Captured] = []
@@ -318,6 +333,20 @@ class TestClient:
             TimeoutError: still busy after ``timeout`` seconds.
         """
         await wait_idle(self.broker, self.timeout if timeout is None else timeout)
+
+    async def advance(self, by: timedelta | float) -> None:
+        """Move the client's :class:`FakeClock` ``by`` on, then wait until idle.
+
+        Every delay and schedule due on the way runs, in time order, each followed by
+        what it set off (handlers, their publishes), as in real time.
+
+        Raises:
+            StateError: the client was not given a :class:`FakeClock`.
+            TimeoutError: handlers were still busy after the client's timeout.
+        """
+        if not isinstance(self.clock, FakeClock):
+            raise StateError("advance() needs TestClient(app, clock=FakeClock())")
+        await self.clock.advance(by, settle=self.wait_idle)
 
     async def call(
         self,
