@@ -49,6 +49,8 @@ from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
+from burrowmq.routing.schedule import Schedule
+from burrowmq.routing.scheduler import Scheduler, schedule_queue
 from burrowmq.rpc.client import RpcClient
 from burrowmq.rpc.server import rpc_servers
 from burrowmq.topology.apply import declare_topology
@@ -201,6 +203,7 @@ class App:
         self._builder = MessageBuilder(app_id=config.name)
         self._consumers: list[Dispatcher] = []
         self._delays: Delays | None = None
+        self._schedulers: list[Scheduler] = []
         self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
         self._rpc_client: RpcClient | None = None
@@ -264,6 +267,11 @@ class App:
         )
 
     @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        """Every schedule this app runs (on one of its instances at a time)."""
+        return tuple(s for router, _ in self.config.routers for s in router.schedules)
+
+    @property
     def transport(self) -> Transport:
         """The transport, once the app has started.
 
@@ -306,6 +314,13 @@ class App:
             ConfigurationError: two handlers consume the same queue.
         """
         declared = routes_topology(self.routes, self.instance_id, retry=self.config.retry)
+        names: set[str] = set()
+        for schedule in self.schedules:
+            if schedule.name in names:
+                raise ConfigurationError(f"two schedules are named {schedule.name!r}; pass name=")
+            names.add(schedule.name)
+            queue = schedule_queue(self.name, schedule)
+            declared.add(queue, origin=f"schedule {schedule.name}")
         return merge_with(self.config.topology, declared)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -380,6 +395,16 @@ class App:
             self._delays = Delays(transport, self._builder, declare=self.config.declare)
             if topology.queue(OUTBOX) is not None:  # the routes use the delay ladder
                 await self._delays.start()
+            for schedule in self.schedules:
+                scheduler = Scheduler(
+                    schedule,
+                    schedule_queue(self.name, schedule).name,
+                    transport,
+                    self._builder,
+                    transport.clock,
+                )
+                await scheduler.start()
+                self._schedulers.append(scheduler)
         except BaseException as exc:
             try:
                 await self._shutdown(timeout=0, error=exc)
@@ -415,6 +440,8 @@ class App:
         consumers, self._consumers = self._consumers, []
         self._draining_consumers = consumers
         try:
+            schedulers, self._schedulers = self._schedulers, []
+            await asyncio.gather(*(s.stop(timeout) for s in schedulers))
             rpc_client, self._rpc_client = self._rpc_client, None
             if rpc_client is not None:
                 await rpc_client.close()

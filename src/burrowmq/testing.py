@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -47,6 +47,7 @@ from burrowmq.routing.dead_letter import (
     HEADER_RETRY_COUNT,
     dead_letter_queue,
 )
+from burrowmq.routing.scheduler import schedule_queue
 from burrowmq.topology.apply import declare_topology
 from burrowmq.topology.export import shared_topology
 
@@ -135,7 +136,7 @@ class DeadLetter(Captured):
         return None
 
 
-def pending_work(broker: MemoryBroker) -> list[str]:
+def pending_work(broker: MemoryBroker, *, held: Collection[str] = ()) -> list[str]:
     """Describe what is still in motion in ``broker``; empty when it is idle.
 
     In motion: messages delivered and not settled, ready messages in a queue that has
@@ -147,7 +148,7 @@ def pending_work(broker: MemoryBroker) -> list[str]:
     busy: list[str] = []
     fake = isinstance(broker.clock, FakeClock)  # TTLs wait for the test to move the clock
     for queue in broker.queues.values():
-        if queue.unacked:
+        if queue.unacked and queue.name not in held:
             busy.append(f"{queue.unacked} unacked from {queue.name!r}")
         if queue.ready and queue.consumers:
             busy.append(f"{len(queue.ready)} ready in {queue.name!r}")
@@ -158,12 +159,15 @@ def pending_work(broker: MemoryBroker) -> list[str]:
     return busy
 
 
-async def wait_idle(broker: MemoryBroker, timeout: float = 5.0) -> None:
+async def wait_idle(
+    broker: MemoryBroker, timeout: float = 5.0, *, held: Collection[str] = ()
+) -> None:
     """Wait until ``broker`` is idle: every message handled, retried or dead-lettered.
 
     Args:
         broker: the in-memory broker.
         timeout: seconds to wait at most.
+        held: queues whose unacked messages are held on purpose (schedules' state).
 
     Raises:
         TimeoutError: still busy after ``timeout``; the message says with what.
@@ -172,7 +176,7 @@ async def wait_idle(broker: MemoryBroker, timeout: float = 5.0) -> None:
     deadline = loop.time() + timeout
     while True:
         await asyncio.sleep(0)  # let deliveries scheduled just now go out first
-        busy = pending_work(broker)
+        busy = pending_work(broker, held=held)
         if not busy:
             return
         remaining = deadline - loop.time()
@@ -332,7 +336,8 @@ class TestClient:
         Raises:
             TimeoutError: still busy after ``timeout`` seconds.
         """
-        await wait_idle(self.broker, self.timeout if timeout is None else timeout)
+        held = [schedule_queue(self.app.name, s).name for s in self.app.schedules]
+        await wait_idle(self.broker, self.timeout if timeout is None else timeout, held=held)
 
     async def advance(self, by: timedelta | float) -> None:
         """Move the client's :class:`FakeClock` ``by`` on, then wait until idle.
