@@ -124,3 +124,28 @@ class TestFakeClock:
             await client.advance(timedelta(minutes=10))
             assert [a for a, _ in attempts] == [1, 2]
             assert attempts[1][1] - attempts[0][1] == 600
+
+
+class TestTopology:
+    """The ladder is in the app's topology (so in topology plan/export) when retries use it."""
+
+    def test_broker_waits_bring_the_ladder_and_the_way_back(self) -> None:
+        """A route retrying after 30 s has the 28 levels, the outbox, and its delivery binding."""
+        router = Router()
+
+        @router.consume("jobs", retry=Retry(attempts=3, wait=30), queue_options={})
+        async def job(body: dict) -> None: ...
+
+        topology = App(router).topology()
+        names = {q.name for q in topology.queues}
+        assert {level_name(k) for k in range(LEVELS)} | {OUTBOX} <= names
+        assert delivery_binding("jobs") in topology.bindings
+
+    def test_short_waits_bring_no_ladder(self) -> None:
+        """The default policy waits in process: no ladder declared."""
+        router = Router()
+
+        @router.consume("jobs", queue_options={})
+        async def job(body: dict) -> None: ...
+
+        assert OUTBOX not in {q.name for q in App(router).topology().queues}
