@@ -53,6 +53,27 @@ class TestDelayedPublish:
         assert [name for name, _ in arrivals] == ["one", "seven"]
         assert all(-0.6 < error < 1.0 for error in errors.values()), errors
 
+    @pytest.mark.slow
+    async def test_a_65_second_delay(self, fresh_vhost: str) -> None:
+        """A 65 s delay (levels 6 and 0) arrives within a second of due, after a 2 s one."""
+        arrivals: list[tuple[str, float]] = []
+        queue = "delays.long"
+        app = App(_receiver(queue, arrivals), url=fresh_vhost)
+        async with app:
+            await app.publish("", {"name": "warm-up"}, routing_key="nowhere", delay=3600)
+            sent = {"long": time.time()}
+            await app.publish("", {"name": "long"}, routing_key=queue, delay=65)
+            sent["short"] = time.time()
+            await app.publish("", {"name": "short"}, routing_key=queue, delay=2)
+            await _wait_count(arrivals, 2, 80)
+        errors = {
+            name: round(at - sent[name] - {"long": 65, "short": 2}[name], 3)
+            for name, at in arrivals
+        }
+        print(f"\ndelay errors (s): {errors}")
+        assert [name for name, _ in arrivals] == ["short", "long"]
+        assert all(-0.6 < error < 1.0 for error in errors.values()), errors
+
     async def test_ladder_is_shared_and_fixed(self, fresh_vhost: str, management) -> None:
         """Many different delays use the one ladder: 28 level queues and the outbox, nothing per delay."""
         queue = "delays.many"
