@@ -42,6 +42,7 @@ from burrowmq.framework.tls import TLS
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
+from burrowmq.routing.schedule import Schedule
 from burrowmq.routing.signals import Reject
 from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
@@ -76,6 +77,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "Router",
     "RpcError",
     "RpcTimeout",
+    "Schedule",
     "StateError",
     "TLS",
     "TooManyRedeliveries",
