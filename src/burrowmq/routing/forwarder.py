@@ -85,7 +85,9 @@ class Forwarder:
                 await subscription.close()
 
     def _received(self, delivery: Delivery) -> None:
-        task = asyncio.get_running_loop().create_task(self._forward(delivery))
+        task = asyncio.get_running_loop().create_task(
+            self._forward(delivery), name="burrowmq-delay-forward"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -176,6 +176,9 @@ class Scheduler:
             except BurrowError as error:  # the broker is away: try again shortly
                 _log.warning("schedule_state_failed", schedule=self.schedule.name, error=str(error))
                 await self._wait(1.0)
+            except Exception as exc:  # a bug must not end the schedule silently
+                _log.error("schedule_loop_failed", schedule=self.schedule.name, error=str(exc))
+                await self._wait(1.0)
 
     async def _step(self) -> None:
         now = self._clock.time()
