@@ -45,6 +45,7 @@ from burrowmq.routing.depends import Depends
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
+from burrowmq.routing.schedule import Schedule
 from burrowmq.routing.signals import BatchError, Reject
 from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
 
@@ -86,6 +87,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "Router",
     "RpcError",
     "RpcTimeout",
+    "Schedule",
     "StateError",
     "TLS",
     "TextCodec",

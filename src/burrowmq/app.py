@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -44,12 +45,16 @@ from burrowmq.routing.declarations import (
     undeclared_queues,
     verify_topology,
 )
+from burrowmq.routing.delay import OUTBOX, delay_seconds
 from burrowmq.routing.depends import Injection, RunningApp
 from burrowmq.routing.dispatch import Dispatcher
+from burrowmq.routing.forwarder import Delays
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route, rpc_target
 from burrowmq.routing.router import Router
+from burrowmq.routing.schedule import Schedule
+from burrowmq.routing.scheduler import Scheduler, schedule_queue
 from burrowmq.rpc.client import RpcClient
 from burrowmq.rpc.server import rpc_servers
 from burrowmq.topology.apply import declare_topology
@@ -218,6 +223,8 @@ class App(RunningApp):
         self._publisher: Publisher | None = None
         self._builder = MessageBuilder(app_id=config.name, codecs=config.codecs)
         self._consumers: list[Dispatcher] = []
+        self._delays: Delays | None = None
+        self._schedulers: list[Scheduler] = []
         self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
         self._rpc_client: RpcClient | None = None
@@ -281,6 +288,11 @@ class App(RunningApp):
         )
 
     @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        """Every schedule this app runs (on one of its instances at a time)."""
+        return tuple(s for router, _ in self.config.routers for s in router.schedules)
+
+    @property
     def transport(self) -> Transport:
         """The transport, once the app has started.
 
@@ -323,6 +335,13 @@ class App(RunningApp):
             ConfigurationError: two handlers consume the same queue.
         """
         declared = routes_topology(self.routes, self.instance_id, retry=self.config.retry)
+        names: set[str] = set()
+        for schedule in self.schedules:
+            if schedule.name in names:
+                raise ConfigurationError(f"two schedules are named {schedule.name!r}; pass name=")
+            names.add(schedule.name)
+            queue = schedule_queue(self.name, schedule)
+            declared.add(queue, origin=f"schedule {schedule.name}")
         return merge_with(self.config.topology, declared)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -397,6 +416,19 @@ class App(RunningApp):
             for consumer in consumers:
                 await consumer.start()
                 self._consumers.append(consumer)
+            self._delays = Delays(transport, self._builder, declare=self.config.declare)
+            if topology.queue(OUTBOX) is not None:  # the routes use the delay ladder
+                await self._delays.start()
+            for schedule in self.schedules:
+                scheduler = Scheduler(
+                    schedule,
+                    schedule_queue(self.name, schedule).name,
+                    transport,
+                    self._builder,
+                    transport.clock,
+                )
+                await scheduler.start()
+                self._schedulers.append(scheduler)
         except BaseException as exc:
             try:
                 await self._shutdown(timeout=0, error=exc)
@@ -432,9 +464,14 @@ class App(RunningApp):
         consumers, self._consumers = self._consumers, []
         self._draining_consumers = consumers
         try:
+            schedulers, self._schedulers = self._schedulers, []
+            await asyncio.gather(*(s.stop(timeout) for s in schedulers))
             rpc_client, self._rpc_client = self._rpc_client, None
             if rpc_client is not None:
                 await rpc_client.close()
+            delays, self._delays = self._delays, None
+            if delays is not None:
+                await delays.stop()
             if consumers:
                 await asyncio.gather(*(c.stop(timeout) for c in consumers))
         finally:
@@ -576,6 +613,7 @@ class App(RunningApp):
         content_type: str | None = None,
         compress: str | None = None,
         timeout: float | None = None,
+        delay: float | timedelta | None = None,
     ) -> str:
         """Publish a message and wait until the broker confirmed it.
 
@@ -600,12 +638,17 @@ class App(RunningApp):
             compress: ``"gzip"`` or ``"deflate"``: compress the body and set
                 ``content_encoding`` (consumers decompress it before decoding).
             timeout: seconds to wait for the confirm (default: no limit).
+            delay: seconds or a timedelta: deliver it that much later, to the second
+                (rounded to the nearest, up to 8.5 years), through the broker's delay
+                ladder; confirmed once the ladder holds it.
 
         Returns:
             The message id.
 
         Raises:
             StateError: the app is not running.
+            ConfigurationError: a bad ``delay``, or ``delay`` with ``mandatory`` or
+                ``expiration`` (neither can hold across the wait).
             EncodeError: the body cannot be encoded.
             Unroutable: ``mandatory`` and nothing is bound.
             PublishNacked: the broker refused it.
@@ -614,6 +657,17 @@ class App(RunningApp):
         """
         self._require_running("publish")
         assert self._publisher is not None
+        if delay is not None and (seconds := delay_seconds(delay)):
+            if mandatory or expiration is not None:
+                raise ConfigurationError(
+                    "publish(delay=...) cannot take mandatory= or expiration=: neither "
+                    "can be checked across the wait"
+                )
+            assert self._delays is not None
+            exchange, routing_key, headers = await self._delays.address(
+                exchange, routing_key, headers, seconds
+            )
+            mandatory = True  # the ladder must take it
         return await self._publisher.publish(
             exchange,
             body,

@@ -26,14 +26,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from pydantic import TypeAdapter
 
 from burrowmq.app import App
+from burrowmq.exceptions import StateError
+from burrowmq.framework.clock import Clock, FakeClock
 from burrowmq.framework.transport import Properties
 from burrowmq.memory.broker import MemoryBroker
 from burrowmq.memory.message import PublishRecord
@@ -44,12 +47,14 @@ from burrowmq.routing.dead_letter import (
     HEADER_RETRY_COUNT,
     dead_letter_queue,
 )
+from burrowmq.routing.scheduler import schedule_queue
 from burrowmq.topology.apply import declare_topology
 from burrowmq.topology.export import shared_topology
 
 __all__ = [
     "Captured",
     "DeadLetter",
+    "FakeClock",
     "MemoryBroker",
     "MemoryTransport",
     "TestClient",
@@ -131,33 +136,38 @@ class DeadLetter(Captured):
         return None
 
 
-def pending_work(broker: MemoryBroker) -> list[str]:
+def pending_work(broker: MemoryBroker, *, held: Collection[str] = ()) -> list[str]:
     """Describe what is still in motion in ``broker``; empty when it is idle.
 
     In motion: messages delivered and not settled, ready messages in a queue that has
     consumers, and messages waiting out a TTL that dead-letters them somewhere (delayed
-    retries). Messages resting in a queue nobody consumes, such as a dead-letter queue,
-    are not.
+    retries), unless the broker runs on a :class:`FakeClock`: then they wait for the
+    test to move it. Messages resting in a queue nobody consumes, such as a dead-letter
+    queue, are not.
     """
     busy: list[str] = []
+    fake = isinstance(broker.clock, FakeClock)  # TTLs wait for the test to move the clock
     for queue in broker.queues.values():
-        if queue.unacked:
+        if queue.unacked and queue.name not in held:
             busy.append(f"{queue.unacked} unacked from {queue.name!r}")
         if queue.ready and queue.consumers:
             busy.append(f"{len(queue.ready)} ready in {queue.name!r}")
-        elif queue.arguments.get("x-dead-letter-exchange") is not None:
+        elif queue.arguments.get("x-dead-letter-exchange") is not None and not fake:
             waiting = sum(1 for m in queue.ready if m.expires_at is not None)
             if waiting:
                 busy.append(f"{waiting} waiting out a TTL in {queue.name!r}")
     return busy
 
 
-async def wait_idle(broker: MemoryBroker, timeout: float = 5.0) -> None:
+async def wait_idle(
+    broker: MemoryBroker, timeout: float = 5.0, *, held: Collection[str] = ()
+) -> None:
     """Wait until ``broker`` is idle: every message handled, retried or dead-lettered.
 
     Args:
         broker: the in-memory broker.
         timeout: seconds to wait at most.
+        held: queues whose unacked messages are held on purpose (schedules' state).
 
     Raises:
         TimeoutError: still busy after ``timeout``; the message says with what.
@@ -166,7 +176,7 @@ async def wait_idle(broker: MemoryBroker, timeout: float = 5.0) -> None:
     deadline = loop.time() + timeout
     while True:
         await asyncio.sleep(0)  # let deliveries scheduled just now go out first
-        busy = pending_work(broker)
+        busy = pending_work(broker, held=held)
         if not busy:
             return
         remaining = deadline - loop.time()
@@ -196,6 +206,9 @@ class TestClient:
         dependency_overrides: factories to call in place of others in the handlers'
             :class:`~burrowmq.Depends` (``{get_db: fake_db}``), on top of the app's
             own ``dependency_overrides``.
+        clock: the time the broker's delays and the app's schedules run on; with a
+            :class:`FakeClock`, :meth:`advance` moves it (an hour's delay in
+            milliseconds). Default: the real time.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of its name
@@ -208,9 +221,11 @@ class TestClient:
         timeout: float = 5.0,
         fast_retries: bool = False,
         dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url or f"memory://test-{uuid.uuid4().hex[:12]}"
-        self.transport = MemoryTransport(url=self.url)
+        self.clock = clock
+        self.transport = MemoryTransport(url=self.url, clock=clock)
         base = app if app is not None else App(url=self.url)
         self.app = base.replace(
             transport=self.transport,
@@ -339,7 +354,22 @@ class TestClient:
         Raises:
             TimeoutError: still busy after ``timeout`` seconds.
         """
-        await wait_idle(self.broker, self.timeout if timeout is None else timeout)
+        held = [schedule_queue(self.app.name, s).name for s in self.app.schedules]
+        await wait_idle(self.broker, self.timeout if timeout is None else timeout, held=held)
+
+    async def advance(self, by: timedelta | float) -> None:
+        """Move the client's :class:`FakeClock` ``by`` on, then wait until idle.
+
+        Every delay and schedule due on the way runs, in time order, each followed by
+        what it set off (handlers, their publishes), as in real time.
+
+        Raises:
+            StateError: the client was not given a :class:`FakeClock`.
+            TimeoutError: handlers were still busy after the client's timeout.
+        """
+        if not isinstance(self.clock, FakeClock):
+            raise StateError("advance() needs TestClient(app, clock=FakeClock())")
+        await self.clock.advance(by, settle=self.wait_idle)
 
     @overload
     async def call(

@@ -7,7 +7,7 @@ instrument.
 ``least_privilege_app()``: a factory (``burrowmq topology apply
 tests.faults.ops_service:least_privilege_app`` calls it with no arguments, naming its
 entities after ``BURROWMQ_OPS_PREFIX`` and ``BURROWMQ_OPS_SERVICE``) of a service with a
-consume route retried through a 2 s broker delay tier, a route on an exchange that always
+consume route retried through a 2 s wait on the broker's delay ladder, a route on an exchange that always
 fails and so dead-letters, and an RPC procedure. The test process builds the same App
 with a ``record`` callback, to run it as a user without configure permission.
 """
@@ -62,7 +62,7 @@ def least_privilege_app(
     @routes.consume(
         f"{prefix}.work",
         queue_options={},
-        retry=Retry(attempts=3, wait=tenacity.wait_fixed(2)),  # 2 s > 1 s: a broker tier
+        retry=Retry(attempts=3, wait=tenacity.wait_fixed(2)),  # 2 s > 1 s: on the broker
     )
     async def work(job: Job, message: Message) -> None:
         note("work", (job.n, message.attempt))

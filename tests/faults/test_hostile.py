@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import json
 import math
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -38,6 +37,7 @@ from burrowmq import (
     Router,
     TopologyError,
 )
+from burrowmq.routing.delay import LEVELS, OUTBOX, level_name
 from tests.conftest import Names, app_factory
 from tests.faults.conftest import CONSUMER_TIMEOUT_MS
 from tests.faults.hostile import (
@@ -694,16 +694,13 @@ class TestDeadLetterQueueDeleted:
         traffic.check()
 
 
-class TestDelayTiers:
+class TestDelayLadder:
     @pytest.mark.timeout(90)
-    async def test_jittered_waits_use_a_few_expiring_delay_tiers(
+    async def test_jittered_waits_use_the_shared_ladder_only(
         self, make_app, names, amqp, node: RabbitNode
     ) -> None:
-        """20 always-failing messages with waits drawn from 2-40 s use at most 6 power-of-two delay queues, each with x-expires, all in App.topology()."""
+        """20 always-failing messages with waits drawn from 2-40 s create no per-queue delay queue: they wait in the 28 fixed ladder levels, all in App.topology()."""
         queue = names.queue("work")
-        tiers_possible = [2**k for k in range(18)]
-        for tier in tiers_possible:
-            names.add_queue(f"{queue}.retry.{tier}s")
         traffic = Traffic()
         router = Router()
         service(router, names, traffic)
@@ -720,56 +717,31 @@ class TestDelayTiers:
             runs[message.message_id or "?"] += 1
             raise RuntimeError("always fails")
 
-        prefix = f"{queue}.retry."  # every delay queue of the route, whatever its name
-        pattern = re.compile(re.escape(prefix) + r"(\d+)s")  # the tiers' names
-        observed: dict[str, str] = {}  # delay queue -> its arguments, as rabbitmqctl lists them
-        most = 0
-        async with make_app(router, name="delay-tiers") as app, traffic.running(app):
-            planned = {
-                q.name: dict(q.arguments)
-                for q in app.topology().queues
-                if q.name.startswith(prefix)
-            }
+        ladder = {level_name(k) for k in range(LEVELS)} | {OUTBOX}
+        own = f"{queue}."  # any queue the route made for itself (its .dlq aside)
+        observed: set[str] = set()
+        async with make_app(router, name="delay-ladder") as app, traffic.running(app):
+            planned = {q.name for q in app.topology().queues}
             await traffic.advance(3)
             for i in range(20):
                 await app.publish("", Job(n=-i), routing_key=queue, message_id=f"slow-{i}")
             await wait_for(lambda: len(runs) >= 20, 20, "a first run of every message")
             for _ in range(4):
-                listing = await asyncio.to_thread(node.ctl, "list_queues", "name", "arguments")
-                rows = {
-                    line.split("\t")[0]: line.split("\t", 1)[1]
+                listing = await asyncio.to_thread(node.ctl, "list_queues", "name")
+                observed.update(
+                    line.split("\t")[0]
                     for line in listing.splitlines()
-                    if line.startswith(prefix)
-                }
-                observed.update(rows)
-                for name in rows:
-                    names.add_queue(name)
-                most = max(most, len(rows))
+                    if line.startswith((own, "burrowmq.delay."))
+                )
                 await asyncio.sleep(1)  # samples the broker over a few seconds
             await traffic.advance(5)
-        tiers: list[int | str] = sorted(  # the tier in seconds, or the name's tail if none
-            (
-                int(match.group(1)) if (match := pattern.fullmatch(name)) else name[len(prefix) :]
-                for name in observed
-            ),
-            key=lambda tier: str(tier).zfill(8),
-        )
         print(
-            f"\n[delay tiers] 20 messages, waits 2-40 s: delay queues on the broker "
-            f"{len(observed)} (tiers {tiers} s, at most {most} at once); in App.topology(): "
-            f"{sorted(planned)}; first runs {len(runs)}, runs in all {sum(runs.values())}; "
-            f"{traffic.summary()}"
+            f"\n[delay ladder] 20 messages, waits 2-40 s: queues seen "
+            f"{sorted(observed - ladder)} besides the {len(ladder)} of the ladder; "
+            f"first runs {len(runs)}, runs in all {sum(runs.values())}; {traffic.summary()}"
         )
-        assert observed, "no delay queue was used"
-        assert len(observed) <= 6
-        for tier in tiers:
-            assert tier in tiers_possible and 2 <= tier <= 64, f"not a tier: {prefix}{tier}"
-        assert all("x-expires" in arguments for arguments in observed.values()), observed
-        assert set(observed) <= set(planned), (
-            f"not in App.topology(): {set(observed) - set(planned)}"
-        )
-        assert all("x-expires" in arguments for arguments in planned.values())
-        assert len(planned) <= 6
+        assert observed - ladder <= {f"{queue}.dlq"}, observed - ladder
+        assert ladder <= planned
         traffic.check()
 
 

@@ -23,6 +23,7 @@ import pytest
 from pydantic import BaseModel
 
 from burrowmq import Retry, Router, TopologyError
+from burrowmq.routing.delay import level_name
 from tests.faults.node import RabbitNode
 from tests.faults.ops_service import Job as OpsJob
 from tests.faults.ops_service import least_privilege_app
@@ -366,11 +367,11 @@ class TestLeastPrivilege:
     async def test_service_without_configure_permission(
         self, node: RabbitNode, node_url, names, amqp, project_root, tmp_path
     ) -> None:
-        """A user with configure '^$' runs a declare=False service on a topology an operator applied: consume, publish, RPC, a retry through the delay tier and dead-lettering work; declare=True fails naming the permission."""
+        """A user with configure '^$' runs a declare=False service on a topology an operator applied: consume, publish, RPC, a retry down the delay ladder and dead-lettering work; declare=True fails naming the permission."""
         work = names.queue("work")
         doomed = names.queue("doomed")
         exchange = names.exchange("ex")
-        tier = names.add_queue(f"{work}.retry.2s")
+        tier = level_name(1)  # a 2 s wait: the ladder's level 1 (shared, not cleaned up)
         service = f"lp{uuid.uuid4().hex[:8]}"
         names.add_queue(f"rpc.{service}")
         user, password = f"svc-{uuid.uuid4().hex[:6]}", "svc-pass"
@@ -448,7 +449,7 @@ class TestLeastPrivilege:
                 f"{apply_seconds:.1f}s; declare=True refused: {refused.value}; declare=False: "
                 f"work done {sorted(events['done'])}, flaky attempts "
                 f"{[v for v in events['work'] if v[0] == 99]} {second - first:.2f}s apart "
-                f"(parked in {tier.removeprefix(names.prefix + '.')} after "
+                f"(parked in {tier} after "
                 f"{parked:.2f}s), RPC double(21) = {reply.n}, dead letters "
                 f"{[json.loads(m.body)['n'] for m in dead]} "
                 f"({sorted({str(h.get('x-exception-type')) for h in dead_headers})})"

@@ -39,6 +39,7 @@ from burrowmq.amqp.link import Link
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
 from burrowmq.amqp.reply_check import ReplyCheck
 from burrowmq.exceptions import PublishError, TopologyError
+from burrowmq.framework.clock import Clock, SystemClock
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import (
     DeliveryCallback,
@@ -56,6 +57,7 @@ from burrowmq.framework.vocabulary import (
 __all__ = ["AmqpTransport"]
 
 _log = get_logger()
+_SYSTEM_CLOCK = SystemClock()
 _KNOWN_EXCHANGES = 10_000
 
 
@@ -119,6 +121,11 @@ class AmqpTransport:
             connect_timeout=connect_timeout,
             ssl_context=ssl_context,
         )
+
+    @property
+    def clock(self) -> Clock:
+        """The real time: the broker's TTLs run on it."""
+        return _SYSTEM_CLOCK
 
     @property
     def description(self) -> str:

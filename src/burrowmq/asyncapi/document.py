@@ -5,8 +5,8 @@ declare, and an extra file if given) is a channel. Each handler is a ``receive``
 operation on its queue; each RPC procedure also a ``send`` of the request to the
 ``burrowmq.rpc`` exchange, both with the reply (the result, or the error envelope) on
 the direct reply-to pseudo-queue. The paths of failures are ``send`` operations too:
-the dead-letter copy to ``<base>.dlx`` (its queue ``<base>.dlq``) and the retry copy to
-each delay queue ``<queue>.retry.<N>s``, with burrowmq's ``x-*`` headers.
+the dead-letter copy to ``<base>.dlx`` (its queue ``<base>.dlq``) and the retry copy into
+the delay ladder (back through ``burrowmq.delay.deliver``), with burrowmq's ``x-*`` headers.
 
 Per-instance queues (``<exchange>.<handler>.<instance id>``) are addressed with an
 ``{instance}`` parameter. The servers name scheme, host and vhost, never credentials.
@@ -15,7 +15,6 @@ Per-instance queues (``<exchange>.<handler>.<instance id>``) are addressed with 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,14 @@ from burrowmq.asyncapi.bindings import (
 from burrowmq.asyncapi.channels import Channels, ident, summary_of
 from burrowmq.framework.codec import JSON
 from burrowmq.framework.vocabulary import DIRECT_REPLY_TO
-from burrowmq.routing.dead_letter import dead_letter_exchange, dead_letter_queue, delay_queue
+from burrowmq.routing.dead_letter import dead_letter_exchange, dead_letter_queue
+from burrowmq.routing.delay import (
+    DELIVER_EXCHANGE,
+    LEVELS,
+    PREFIX,
+    delivery_binding,
+    level_name,
+)
 from burrowmq.routing.route import Route
 from burrowmq.rpc.protocol import ERROR_TYPE, REPLY_TYPE, ErrorEnvelope
 from burrowmq.topology.loader import merge_with
@@ -193,14 +199,12 @@ class _Builder(Channels):
         return where
 
     def _retries(self, route: Route, op_id: str, queue: str, body: dict[str, Any]) -> str | None:
-        """The retry copy's message and one ``send`` per delay tier of ``queue``."""
-        tier_of = re.compile(re.escape(queue) + r"\.retry\.(\d+)s")
-        tiers = [
-            int(match.group(1))
-            for q in self.topology.queues
-            if (match := tier_of.fullmatch(q.name)) and q.name == delay_queue(queue, int(match[1]))
-        ]
-        if not tiers:
+        """The retry copy's message and its ``send`` into the delay ladder, if ``queue`` uses it.
+
+        A queue whose retries wait on the broker is bound to the ladder's delivery
+        exchange; its copies enter the level of their wait's highest bit.
+        """
+        if delivery_binding(queue) not in self.topology.bindings:
             return None
         headers = self.schemas.add("RetryHeaders", RETRY_HEADERS)
         retry = self.message(
@@ -212,25 +216,29 @@ class _Builder(Channels):
                 "summary": "A copy parked for a retry, and the delivery it returns as.",
             },
         )
-        for tier in sorted(tiers):
-            channel = self.queue_id(delay_queue(queue, tier))
-            self.message(retry, {}, channel)
-            self.operations[self.new_id(self.operations, f"{op_id}.retry.{tier}s")] = {
-                "action": "send",
-                "channel": {"$ref": f"#/channels/{channel}"},
-                "summary": f"Park a failed delivery of {route.name} for {tier} s.",
-                "description": f"A wait of up to {tier} s before the next attempt goes "
-                "through this delay queue (published to the default exchange with the "
-                "queue's name as routing key), so that no consumer slot is held.",
-                "messages": self.refs(channel, retry),
-                "bindings": {
-                    "amqp": {
-                        "cc": [delay_queue(queue, tier)],
-                        "deliveryMode": 2,
-                        "bindingVersion": BINDING_VERSION,
-                    }
-                },
-            }
+        top = self.channel_of[("exchange", level_name(LEVELS - 1))]
+        back = self.channel_of[("exchange", DELIVER_EXCHANGE)]
+        self.message(retry, {}, back)
+        self.operations[self.new_id(self.operations, f"{op_id}.retry")] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{back}"},
+            "summary": f"Park a failed delivery of {route.name} until its next attempt.",
+            "description": f"A wait of N seconds before the next attempt goes through the "
+            f"delay ladder ({LEVELS} levels {PREFIX}.0 .. {PREFIX}.{LEVELS - 1}, level k "
+            f"holding a message 2^k s, as the {self.channels[top].get('address', PREFIX)!r} "
+            "channel shows for the top one): the copy is published to the level of N's "
+            f"highest bit with the routing key of N's {LEVELS} bits (highest first, each 0 "
+            "or 1, dot-separated) followed by the queue's name, and returns through "
+            f"{DELIVER_EXCHANGE!r} to the queue, so that no consumer slot is held.",
+            "messages": self.refs(back, retry),
+            "bindings": {
+                "amqp": {
+                    "cc": [delivery_binding(queue).routing_key],
+                    "deliveryMode": 2,
+                    "bindingVersion": BINDING_VERSION,
+                }
+            },
+        }
         return retry
 
     def _dead_letter(self, route: Route, op_id: str, body: dict[str, Any]) -> None:

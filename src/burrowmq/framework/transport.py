@@ -14,6 +14,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from burrowmq.framework.clock import Clock
+
 __all__ = [
     "NOTHING_UNDECODABLE",
     "Delivery",
@@ -176,6 +178,11 @@ class ReplyChannel(Protocol):
 
 class Transport(Protocol):
     """A connection to a broker: declare, publish with confirms, consume."""
+
+    @property
+    def clock(self) -> Clock:
+        """The time the broker keeps: schedules run on it (a fake one in tests)."""
+        ...
 
     @property
     def description(self) -> str:

@@ -28,6 +28,7 @@ from burrowmq.exceptions import (
     TopologyError,
     Unroutable,
 )
+from burrowmq.framework.clock import Clock, SystemClock
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.matching import (
     DEFAULT_RULES,
@@ -82,6 +83,8 @@ class MemoryBroker:
     def __init__(self, name: str = "memory://", *, rules: Rules = DEFAULT_RULES) -> None:
         self.name = name
         self.rules = rules
+        self.clock: Clock = SystemClock()
+        """The time message TTLs run on; a test client may give a fake one."""
         self.exchanges: dict[str, MemoryExchange] = {"": MemoryExchange("", "direct")}
         for spec in STANDARD_EXCHANGES:
             self.exchanges[spec.name] = MemoryExchange(spec.name, spec.type)

@@ -37,7 +37,7 @@ class StoredMessage:
         routing_key: its routing key.
         seq: its place in publish order; a requeued message goes back to this place.
         ttl: its effective time-to-live in milliseconds, once in a queue.
-        expires_at: the loop time at which it expires, if it does.
+        expires_at: the broker clock's time at which it expires, if it does.
         redelivered: whether it was delivered before and came back.
         delivery_count: how many times it came back (``x-delivery-count`` of quorum queues).
     """

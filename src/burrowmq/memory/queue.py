@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from burrowmq.framework.clock import Clock, Timer
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import NOTHING_UNDECODABLE, Properties
 from burrowmq.memory.message import StoredMessage, delivered_copy
@@ -27,6 +28,9 @@ _log = get_logger()
 
 class BrokerSide(Protocol):
     """What queues and channels ask of the broker that holds them (the broker is one)."""
+
+    clock: Clock
+    """The time message TTLs run on."""
 
     def notify(self) -> None:
         """Something changed: wake whoever waits for the broker to go idle."""
@@ -228,7 +232,7 @@ class MemoryQueue:
         self._next = 0
         self._had_consumer = False
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Timer | None = None
 
     @property
     def quorum(self) -> bool:
@@ -262,7 +266,7 @@ class MemoryQueue:
         ttls = [t for t in (message.ttl, self._int_argument("x-message-ttl")) if t is not None]
         if ttls:
             message.ttl = min(ttls)
-            message.expires_at = asyncio.get_running_loop().time() + message.ttl / 1000
+            message.expires_at = self.broker.clock.time() + message.ttl / 1000
         self.ready.append(message)
         while overflow == "drop-head" and self._over():
             self.broker.dead_letter(self, self.ready.popleft(), "maxlen")
@@ -328,7 +332,10 @@ class MemoryQueue:
         loop.call_soon(self._pump)
 
     def _pick(self) -> int | None:
-        count = len(self.consumers)
+        # A single-active-consumer queue delivers to its first consumer only; the next
+        # one takes over when it leaves.
+        single = self.arguments.get("x-single-active-consumer") is True
+        count = min(1, len(self.consumers)) if single else len(self.consumers)
         for step in range(count):
             index = (self._next + step) % count
             if self.consumers[index].has_room():
@@ -339,8 +346,8 @@ class MemoryQueue:
         self._scheduled_on = None
         if self.deleted:
             return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        clock = self.broker.clock
+        now = clock.time()
         while self.ready:
             head = self.ready[0]
             index = self._pick()
@@ -359,5 +366,5 @@ class MemoryQueue:
             self._timer.cancel()
             self._timer = None
         if self.ready and self.ready[0].expires_at is not None:
-            self._timer = loop.call_at(self.ready[0].expires_at, self.schedule)
+            self._timer = clock.call_at(self.ready[0].expires_at, self.schedule)
         self.broker.notify()

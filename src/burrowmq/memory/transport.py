@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from burrowmq.exceptions import ConnectionLost, TopologyError
+from burrowmq.framework.clock import Clock
 from burrowmq.framework.transport import (
     DeliveryCallback,
     Properties,
@@ -195,12 +196,22 @@ class MemoryTransport:
         broker: the broker to connect to; default: the shared broker named by ``url``.
         url: ``memory://`` or ``memory://name``; apps using the same URL share a broker.
             ``?rabbitmq=3.10`` routes headers as RabbitMQ 3.10 to 3.12 do (default 4.x).
+        clock: the time the broker's TTLs (delays) and the app's schedules run on; a
+            :class:`~burrowmq.framework.clock.FakeClock` lets a test move it. Default:
+            the broker's (the real time, unless another transport gave it one).
 
     Raises:
         ConfigurationError: a bad ``?rabbitmq=`` or another parameter in ``url``.
     """
 
-    def __init__(self, broker: MemoryBroker | None = None, *, url: str = "memory://") -> None:
+    def __init__(
+        self,
+        broker: MemoryBroker | None = None,
+        *,
+        url: str = "memory://",
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock = clock
         self._url = broker.name if broker is not None else MemoryBroker.key(url)
         self._named_url = url  # with its ?rabbitmq=, for MemoryBroker.named
         if broker is None:
@@ -231,6 +242,11 @@ class MemoryTransport:
         return self._broker
 
     @property
+    def clock(self) -> Clock:
+        """The time the broker's TTLs and the app's schedules run on."""
+        return self._clock if self._clock is not None else self.broker.clock
+
+    @property
     def description(self) -> str:
         """The ``memory://`` URL of the broker."""
         return self._url
@@ -253,6 +269,8 @@ class MemoryTransport:
             return
         self._broker = broker
         self._closed = False
+        if self._clock is not None:
+            broker.clock = self._clock
         broker.attach(self)
         self._attached = True
         try:

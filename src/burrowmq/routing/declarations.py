@@ -12,7 +12,7 @@ from typing import Any
 
 from burrowmq.exceptions import ConfigurationError, TopologyError
 from burrowmq.framework.transport import Transport
-from burrowmq.routing.dead_letter import delay_tier, delay_topology
+from burrowmq.routing.delay import delivery_binding, ladder_topology, routable
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
 from burrowmq.routing.route import Route
 from burrowmq.topology.model import Topology
@@ -25,9 +25,10 @@ def routes_topology(
 ) -> Topology:
     """Everything ``routes`` need declared, for the instance ``instance_id``.
 
-    That includes the delay queues of the waits their retry policies (``retry`` for
-    routes without one) send through the broker, as far as they can be foreseen
-    (a random wait is sampled); a tier not foreseen is declared when first used.
+    That includes the delay ladder and the way back from it to each queue whose retry
+    policy (``retry`` for routes without one) sends waits through the broker, as far as
+    they can be foreseen (a random wait is sampled); else they are declared when first
+    used.
 
     Raises:
         ConfigurationError: two handlers consume one queue (RPC routes of one service
@@ -46,14 +47,12 @@ def routes_topology(
         seen[queue] = route
         declared = declared.merge(route.topology(instance_id))
         policy = route.retry or (retry if route.procedure is None else None)
-        if policy is not None and route.procedure is None and route.queue is not None:
-            tiers = [delay_tier(wait) for wait in policy.broker_waits()]
-            if tiers:
-                declared = declared.merge(
-                    delay_topology(
-                        queue, tiers, route.queue.queue_type, origin=f"handler {route.name}"
-                    )
-                )
+        parks = policy is not None and route.procedure is None and route.queue is not None
+        if parks and policy is not None and policy.broker_waits():
+            ladder = ladder_topology()
+            if routable(queue):
+                ladder.add(delivery_binding(queue), origin=f"handler {route.name}")
+            declared = declared.merge(ladder)
     return declared
 
 

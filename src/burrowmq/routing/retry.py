@@ -40,9 +40,9 @@ class Retry:
             0.1 s up to 1 s (:data:`DEFAULT_WAIT`).
         on: the exception types worth retrying; any other goes to the dead-letter
             queue at once.
-        broker_delay_threshold: waits longer than this many seconds go through a broker
-            delay queue (the consumer slot is freed and a crash loses nothing); shorter
-            ones sleep in process.
+        broker_delay_threshold: waits longer than this many seconds go through the
+            broker's delay ladder, to the nearest second (the consumer slot is freed and
+            a crash loses nothing); shorter ones sleep in process.
 
     Raises:
         ConfigurationError: ``attempts`` below 1, or a negative wait.
@@ -78,10 +78,10 @@ class Retry:
         return max(0.0, float(strategy(state)))
 
     def broker_waits(self, *, samples: int = 16) -> tuple[float, ...]:
-        """The waits of this policy that go through a broker delay queue.
+        """The waits of this policy that go through the broker's delay ladder.
 
         Each attempt's wait is drawn ``samples`` times, so that a random (jittered)
-        strategy shows its range; used to declare the delay tiers a route needs up front.
+        strategy shows its range; a route with any declares the ladder up front.
         """
         waits = {
             wait

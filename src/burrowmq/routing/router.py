@@ -1,4 +1,4 @@
-"""Router: a list of routes, with decorators for each exchange type.
+"""Router: a list of routes and schedules, with decorators for each exchange type.
 
 Decorators return the function unchanged (it stays a plain, unit-testable coroutine
 function); they build a :class:`~burrowmq.routing.route.Route` and call
@@ -9,6 +9,7 @@ routes has no side effect beyond filling its router.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta, tzinfo
 from typing import Any, TypeVar
 
 from burrowmq.exceptions import ConfigurationError
@@ -25,11 +26,13 @@ from burrowmq.routing.options import exchange_of, keys_of, queue_of
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
+from burrowmq.routing.schedule import Schedule, ScheduleFunc
 from burrowmq.topology.model import Exchange, Queue
 
 __all__ = ["Router"]
 
 F = TypeVar("F", bound=HandlerFunc)
+S = TypeVar("S", bound=ScheduleFunc)
 
 
 class Router:
@@ -66,6 +69,7 @@ class Router:
         self._prefetch = prefetch
         self._concurrency = concurrency
         self._routes: list[Route] = []
+        self._schedules: list[Schedule] = []
         self._running_apps = 0  # Apps that read these routes when they started
         self._included_in: list[Router] = []  # routers that copied these routes
 
@@ -73,6 +77,62 @@ class Router:
     def routes(self) -> tuple[Route, ...]:
         """The routes, in the order they were added."""
         return tuple(self._routes)
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        """The schedules, in the order they were added."""
+        return tuple(self._schedules)
+
+    def add_schedule(self, schedule: Schedule) -> None:
+        """Add a schedule (the primitive :meth:`schedule` uses).
+
+        Raises:
+            ConfigurationError: not a Schedule, one of that name is here already, or a
+                schedule added now would be lost (as for :meth:`add_route`).
+        """
+        if not isinstance(schedule, Schedule):
+            raise ConfigurationError(f"add_schedule() takes a Schedule, got {schedule!r}")
+        if (reason := self._why_closed()) is not None:
+            raise ConfigurationError(f"cannot add the schedule {schedule.name}: {reason}")
+        if any(s.name == schedule.name for s in self._schedules):
+            raise ConfigurationError(f"two schedules are named {schedule.name!r}; pass name=")
+        self._schedules.append(schedule)
+
+    def schedule(
+        self,
+        *,
+        every: timedelta | float | None = None,
+        cron: str | None = None,
+        name: str | None = None,
+        tz: str | tzinfo = "UTC",
+    ) -> Callable[[S], S]:
+        """Run an async function without arguments periodically, on one instance at a time.
+
+        ``@router.schedule(every=timedelta(minutes=5))`` or ``cron="*/5 * * * *"``. Every
+        instance of the service competes; the broker makes one the leader, and another
+        takes over within seconds when it dies. A tick is never run twice; ticks missed
+        while no instance ran are coalesced into one run at takeover
+        (:mod:`burrowmq.routing.scheduler`).
+
+        Args:
+            every: the interval (ticks at its multiples since the epoch, UTC).
+            cron: a five-field cron expression instead, read in ``tz``.
+            name: the schedule's name (its queue is ``<app name>.schedule.<name>``);
+                default: the function's name.
+            tz: the time zone of ``cron`` (a zoneinfo name); default UTC.
+
+        Raises:
+            ConfigurationError: neither or both of ``every`` and ``cron``, an invalid
+                cron expression or time zone, or a function that is not async or
+                takes arguments.
+        """
+
+        def decorator(func: S) -> S:
+            # Seconds are taken too: Schedule makes them a timedelta.
+            self.add_schedule(Schedule(func, every, cron, name or "", tz))  # type: ignore[arg-type]
+            return func
+
+        return decorator
 
     def _serving(self, delta: int) -> None:
         """Count an App that started (``+1``) or stopped (``-1``) serving these routes.
@@ -148,6 +208,8 @@ class Router:
                     retry=retry, prefetch=prefetch, concurrency=concurrency
                 ).with_prefix(prefix)
             )
+        for schedule in other.schedules:
+            self.add_schedule(schedule)
         other._included_in.append(self)  # later additions to it would be lost: refused
 
     # -- decorators ----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The settle step of the pipeline for every route that is not RPC. A delivery is acked
 only after its handler returned, or after its copy was confirmed where it now waits: the
-dead-letter queue, or a delay queue that returns it to the work queue later. Copies are
+dead-letter queue, or the delay ladder that returns it to the work queue later
+(:mod:`burrowmq.routing.delay`). Copies are
 built from checked headers (what AMQP cannot carry converted, ``x-death`` dropped) and
 published ``mandatory``: a copy that cannot be placed (unencodable, unroutable, its
 queue deleted) leaves the original unacked on the broker, returned after a pause that
@@ -15,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections import OrderedDict
 from typing import Any
 
-from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries, Unroutable
+from burrowmq.exceptions import BurrowError, DecodeError, TooManyRedeliveries
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Transport
@@ -32,12 +32,20 @@ from burrowmq.routing.dead_letter import (
     HEADER_ORIGINAL_ROUTING_KEY,
     HEADER_RETRY_COUNT,
     HEADER_UNDECODABLE,
-    delay_arguments,
-    delay_queue,
-    delay_tier,
+)
+from burrowmq.routing.delay import (
+    HEADER_DELAY_EXCHANGE,
+    HEADER_DELAY_ROUTING_KEY,
+    OUTBOX,
+    delay_seconds,
+    delivery_binding,
+    entry,
+    ladder_topology,
+    routable,
 )
 from burrowmq.routing.pipeline import Inbound
 from burrowmq.routing.signals import Reject
+from burrowmq.topology.apply import declare_topology
 
 __all__ = ["MessageSettle", "reason_of"]
 
@@ -64,9 +72,10 @@ class MessageSettle:
         builder: builds those copies.
         dead_letter_exchange: where failed and invalid messages go; ``None`` nacks them
             instead (the queue's own dead-letter settings apply, if any).
-        queue_type: the work queue's type; its delay queues are of the same.
-        declare: declare delay queues when first used (``False``: they must exist, as
-            ``topology apply`` declares them for an App that declares nothing).
+        queue_type: the work queue's type (the delay ladder is of quorum queues, as
+            durable as either).
+        declare: declare the delay ladder when first used (``False``: it must exist, as
+            ``topology apply`` declares it for an App that declares nothing).
     """
 
     FAILED = "dead_lettered"
@@ -96,7 +105,7 @@ class MessageSettle:
         self._builder = builder
         self._dlx = dead_letter_exchange
         self._queue_type = queue_type
-        self._declared: dict[str, float] = {}  # delay queue -> when last declared
+        self._declared: set[str] = set()  # queues whose way back from the ladder is declared
         self._failures: OrderedDict[str, int] = OrderedDict()  # message -> failed placements
 
     async def admit(self, inbound: Inbound) -> bool:
@@ -119,42 +128,41 @@ class MessageSettle:
         return True
 
     async def park(self, inbound: Inbound, delay: float) -> bool:
-        """Park the message in the delay tier that returns it to its queue after ``delay``."""
-        tier = delay_tier(delay)
-        name = delay_queue(inbound.queue, tier)
+        """Send the message down the delay ladder, back to its queue after ``delay``."""
+        seconds = delay_seconds(min(delay, 2.0**28 - 1))
         delivery = inbound.delivery
         headers = dict(delivery.properties.headers)
         headers[HEADER_RETRY_COUNT] = inbound.attempt
         headers[HEADER_ORIGINAL_EXCHANGE] = inbound.exchange
         headers[HEADER_ORIGINAL_ROUTING_KEY] = inbound.routing_key
+        if routable(inbound.queue):
+            exchange, key = entry(seconds, inbound.queue)
+        else:  # a name no binding can spell: by the outbox, like a delayed publish
+            headers[HEADER_DELAY_EXCHANGE] = ""
+            headers[HEADER_DELAY_ROUTING_KEY] = inbound.queue
+            exchange, key = entry(seconds, OUTBOX)
         copy = self._builder.copy(delivery.properties, headers=headers, persistent=True)
         try:
-            await self._declare_tier(inbound.queue, tier, name)
-            try:
-                await self._transport.publish("", name, delivery.body, copy, mandatory=True)
-            except Unroutable:  # the tier expired since it was declared: once more
-                self._declared.pop(name, None)
-                await self._declare_tier(inbound.queue, tier, name)
-                await self._transport.publish("", name, delivery.body, copy, mandatory=True)
+            await self._declare_ladder(inbound.queue)
+            await self._transport.publish(exchange, key, delivery.body, copy, mandatory=True)
         except BurrowError as error:
-            await self._leave(delivery, "retry_delay_failed", error, delay_queue=name)
+            await self._leave(delivery, "retry_delay_failed", error, delay_exchange=exchange)
             return True
         self._placed(delivery)
         await delivery.ack()
-        _log.info("message_delayed", delay_queue=name, delay=round(delay, 3), tier=tier)
+        _log.info("message_delayed", delay_exchange=exchange, delay=round(delay, 3))
         return True
 
-    async def _declare_tier(self, queue: str, tier: int, name: str) -> None:
-        # Declared again well before it could expire: each declaration resets its timer,
-        # and a message waiting in it leaves within its delay.
-        now = time.monotonic()
-        last = self._declared.get(name)
-        if (last is not None and now - last < tier) or not self._declare:
-            return  # (not declaring: a missing tier makes the mandatory publish fail)
-        await self._transport.declare_queue(
-            name, durable=True, arguments=delay_arguments(queue, tier, self._queue_type)
-        )
-        self._declared[name] = now
+    async def _declare_ladder(self, queue: str) -> None:
+        # Once per queue and settle step: the App declared it at start when the route's
+        # policy foresaw broker waits, and declares it again on every reconnection.
+        if not self._declare or queue in self._declared:
+            return  # (not declaring: a missing ladder makes the mandatory publish fail)
+        topology = ladder_topology()
+        if routable(queue):
+            topology.add(delivery_binding(queue), origin="delays")
+        await declare_topology(self._transport, topology)
+        self._declared.add(queue)
 
     async def _dead_letter(self, inbound: Inbound, exc: BaseException) -> None:
         """Publish a confirmed copy to the dead-letter exchange, then ack the original."""

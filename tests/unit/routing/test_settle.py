@@ -12,7 +12,7 @@ from burrowmq.exceptions import BurrowError, PublishError, Unroutable
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.transport import Properties
 from burrowmq.routing import settle as settle_module
-from burrowmq.routing.dead_letter import delay_arguments, delay_queue, delay_tier
+from burrowmq.routing.delay import entry
 from burrowmq.routing.pipeline import Inbound
 from burrowmq.routing.settle import MessageSettle, reason_of
 from burrowmq.routing.signals import Reject
@@ -149,43 +149,22 @@ class TestDeadLetter:
         assert "s3cr3t" not in reason and "hunter2" not in reason
 
 
-class TestDelayTiers:
-    """Long retries wait in a bounded set of expiring tiers, of the work queue's type."""
+class TestDelayLadder:
+    """Long retries go down the shared delay ladder, addressed to their work queue."""
 
-    @pytest.mark.parametrize(
-        ("wait", "tier"), [(0.2, 1), (1.0, 1), (1.5, 2), (7, 8), (65, 128), (10**9, 131_072)]
-    )
-    def test_rounded_up_to_a_power_of_two(self, wait: float, tier: int) -> None:
-        """A wait goes to the smallest tier that covers it, the longest tier at most."""
-        assert delay_tier(wait) == tier
-
-    def test_quorum_tier_arguments(self) -> None:
-        """A quorum queue's tier is quorum, dead-letters at least once, and expires unused."""
-        arguments = delay_arguments("work", 8, "quorum")
-        assert arguments == {
-            "x-queue-type": "quorum",
-            "x-message-ttl": 8000,
-            "x-expires": 76_000,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": "work",
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        }
-        assert delay_arguments("work", 8, "classic")["x-queue-type"] == "classic"
-
-    async def test_park_declares_once_and_publishes_mandatory(self) -> None:
-        """Two parks in one tier declare it once; the copies go mandatory, persistent, with the count."""
+    async def test_park_publishes_to_the_ladder_mandatory(self) -> None:
+        """A 5 s park enters level 2 with the bits of 5 and the queue's name; persistent, counted, no x-death."""
         transport = FakeTransport()
         settle = MessageSettle(
-            transport, MessageBuilder(), dead_letter_exchange="work.dlx", queue_type="quorum"
+            transport, MessageBuilder(), dead_letter_exchange="work.dlx", declare=False
         )  # type: ignore[arg-type]
-        for delay in (5.0, 6.5):
-            delivery = FakeDelivery(properties=Properties(message_id="m", headers={"x-death": []}))
-            assert await settle.park(_inbound(delivery, 2), delay)
-            assert delivery.outcome == ["ack"]
-        assert [name for name, _ in transport.declared] == [delay_queue("work", 8)]
-        assert transport.declared[0][1]["x-queue-type"] == "quorum"
-        for _, routing_key, props, mandatory in transport.published:
-            assert (routing_key, mandatory, props.delivery_mode) == ("work.retry.8s", True, 2)
-            assert props.headers["x-retry-count"] == 2
-            assert "x-death" not in props.headers
+        delivery = FakeDelivery(properties=Properties(message_id="m", headers={"x-death": []}))
+        assert await settle.park(_inbound(delivery, 2), 5.2)
+        assert delivery.outcome == ["ack"]
+        [(exchange, routing_key, props, mandatory)] = transport.published
+        assert (exchange, routing_key) == entry(5, "work")
+        assert exchange == "burrowmq.delay.2"
+        assert routing_key == "0." * 25 + "1.0.1.work"
+        assert (mandatory, props.delivery_mode) == (True, 2)
+        assert props.headers["x-retry-count"] == 2
+        assert "x-death" not in props.headers
