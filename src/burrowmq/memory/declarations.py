@@ -24,7 +24,16 @@ __all__ = [
     "check_queue",
 ]
 
-MODELLED_QUEUE_TYPES: Final = frozenset({"classic", "quorum"})
+_NOT_FOR_STREAMS = (
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+)
+"""Queue arguments RabbitMQ refuses on a stream (it cannot dead-letter or expire)."""
+
+MODELLED_QUEUE_TYPES: Final = frozenset({"classic", "quorum", "stream"})
 # The queue arguments RabbitMQ compares on redeclare; any other argument is ignored.
 CHECKED_QUEUE_ARGUMENTS: Final = (
     "x-queue-type",
@@ -152,7 +161,7 @@ def check_new_queue(
     if kind not in MODELLED_QUEUE_TYPES:
         raise TopologyError(
             f"{entity}: x-queue-type {kind!r} is not modelled by the memory transport "
-            "(classic and quorum are)",
+            "(classic, quorum and stream are)",
             entity=entity,
             argument="x-queue-type",
         )
@@ -162,13 +171,22 @@ def check_new_queue(
         ("auto-delete", auto_delete),
     )
     for flaw, present in flaws:
-        if kind == "quorum" and present:
+        if kind in ("quorum", "stream") and present:
             raise TopologyError(
                 f"{entity} was refused: PRECONDITION_FAILED - invalid property {flaw!r} "
-                "for a quorum queue",
+                f"for a {kind} queue",
                 entity=entity,
                 argument=flaw,
             )
+    if kind == "stream":
+        for argument in _NOT_FOR_STREAMS:
+            if argument in arguments:
+                raise TopologyError(
+                    f"{entity} was refused: PRECONDITION_FAILED - invalid arg {argument!r} "
+                    "for queue type rabbit_stream_queue",
+                    entity=entity,
+                    argument=argument,
+                )
     overflow = arguments.get("x-overflow", "drop-head")
     if overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
         raise TopologyError(
