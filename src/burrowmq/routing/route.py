@@ -18,6 +18,7 @@ from burrowmq.exceptions import ConfigurationError
 from burrowmq.routing.handler import Handler, HandlerFunc
 from burrowmq.routing.key_pattern import KeyParameters, KeyPattern
 from burrowmq.routing.retry import Retry
+from burrowmq.routing.stream import StreamOptions
 from burrowmq.topology.model import Binding, Exchange, Queue, Topology
 
 __all__ = ["BindingKey", "Route"]
@@ -62,6 +63,8 @@ class Route:
             exactly, each parameter must be annotated with a finite set of values (a
             ``Literal``, an ``Enum`` or ``bool``) and the queue is bound once per
             combination; without an exchange (``consume``) they only name the words.
+        stream: how a stream route reads its stream (``queue`` is the stream;
+            ``dead_letter`` must be ``False``: failures go to the consumer's dlq).
     """
 
     handler: HandlerFunc
@@ -77,6 +80,7 @@ class Route:
     reply_queues: bool = False
     timeout: float | None = None
     key_patterns: tuple[KeyPattern, ...] = ()
+    stream: StreamOptions | None = None
     # The handler, inspected. An init field only so that dataclasses.replace carries it
     # over: a copy (with_prefix, with_defaults) is not inspected again, since the local
     # names of the frame that decorated the handler may be gone by then.
@@ -115,6 +119,11 @@ class Route:
         if self.queue is None and self.exchange is None:
             raise ConfigurationError(
                 f"route {self.spec.name}: a route without a queue needs an exchange"
+            )
+        if self.stream is not None and (self.queue is None or self.dead_letter is not False):
+            raise ConfigurationError(
+                f"route {self.spec.name}: a stream route needs its stream as queue and "
+                "dead_letter=False (its failures go to the consumer's dlq)"
             )
         if self.retry is not None and not isinstance(self.retry, Retry):
             raise ConfigurationError(
@@ -242,6 +251,8 @@ class Route:
             )
         elif self.declare_queue:
             topo.add(self.queue, origin=origin)
+        if self.stream is not None:
+            topo = topo.merge(self.stream.topology(queue_name, origin=origin))
         if self.exchange is not None:
             for key in self.bindings:
                 topo.add(
