@@ -97,11 +97,13 @@ class OffsetTracker:
     """The contiguous mark of one consumer: every offset up to :attr:`done` is settled.
 
     Deliveries are announced in arrival order (:meth:`delivered`, which a stream gives
-    in offset order) and settled in any order (:meth:`settled`). :meth:`restart`
-    forgets what was in flight (a new subscription delivers it again).
+    in offset order) and settled in any order (:meth:`settled`). A delivery settled past
+    one still running is held, unacked, until the mark reaches it: the broker sends no
+    more than the prefetch beyond the mark, which bounds what a crash repeats.
+    :meth:`restart` forgets what was in flight (a new subscription delivers it again).
     """
 
-    __slots__ = ("_in_flight", "_pending", "_settled", "done", "since_commit")
+    __slots__ = ("_held", "_in_flight", "_pending", "done", "since_commit")
 
     def __init__(self, done: int | None = None) -> None:
         self.done = done
@@ -110,7 +112,7 @@ class OffsetTracker:
         """Deliveries settled since the mark was last stored."""
         self._pending: deque[int] = deque()
         self._in_flight: set[int] = set()
-        self._settled: set[int] = set()
+        self._held: dict[int, Delivery] = {}
 
     @property
     def in_flight(self) -> int:
@@ -122,25 +124,33 @@ class OffsetTracker:
         self._pending.append(offset)
         self._in_flight.add(offset)
 
-    def settled(self, offset: int) -> None:
-        """The delivery of ``offset`` was settled (acked, or placed in the dlq)."""
+    def settled(self, offset: int, delivery: Delivery) -> list[Delivery]:
+        """The delivery of ``offset`` was handled (or placed in the dlq).
+
+        Returns:
+            The deliveries to ack now: this one and those held behind it, once nothing
+            before them runs any more; none while an earlier one still runs.
+        """
         if offset not in self._in_flight:
-            return  # from a subscription before a restart: delivered again since
+            return [delivery]  # from a subscription before a restart: delivered again since
         self._in_flight.discard(offset)
-        self._settled.add(offset)
+        held = self._held
+        held[offset] = delivery
         self.since_commit += 1
-        pending, settled = self._pending, self._settled
-        while pending and pending[0] in settled:
+        pending = self._pending
+        ready: list[Delivery] = []
+        while pending and pending[0] in held:
             first = pending.popleft()
-            settled.discard(first)
+            ready.append(held.pop(first))
             if self.done is None or first > self.done:
                 self.done = first
+        return ready
 
     def restart(self) -> None:
         """Forget the deliveries in flight: a new subscription resumes after :attr:`done`."""
         self._pending.clear()
         self._in_flight.clear()
-        self._settled.clear()
+        self._held.clear()
 
 
 class OffsetStore:

@@ -18,10 +18,13 @@ its dispatcher only:
   stores a named consumer's mark every :data:`COMMIT_EVERY` settled messages or
   :data:`COMMIT_INTERVAL` seconds, and at stop.
 
-At-least-once: the mark only ever passes settled messages, so nothing is skipped. A
-graceful stop repeats nothing. After a crash, a restart repeats what was settled after
-the last stored mark: at most ``COMMIT_EVERY`` messages (or a second's worth, if fewer)
-plus the prefetch (deliveries in flight and settled ones past a slower one).
+At-least-once: the mark only ever passes settled messages, so nothing is skipped, and
+a delivery settled past a slower one is acked only when the mark reaches it, so the
+broker never runs more than the prefetch ahead of the mark. A graceful stop repeats
+nothing (the mark is stored after the handlers finished). After a crash (kill -9), a
+restart repeats at most ``COMMIT_EVERY`` + prefetch messages, plus those settled while
+the last commit was on its way (one round trip); when fewer than ``COMMIT_EVERY`` come
+per :data:`COMMIT_INTERVAL`, at most a second's worth plus the prefetch.
 """
 
 from __future__ import annotations
@@ -208,12 +211,15 @@ class StreamSettle:
         return False  # a stream has no delay queues: every retry waits in process
 
     async def _settled(self, inbound: Inbound) -> None:
-        await inbound.delivery.ack()  # (``False``: a new subscription delivers it again)
-        if inbound.offset is not None:
-            tracker = self._tracker
-            tracker.settled(inbound.offset)
-            if self._wake is not None and tracker.since_commit >= COMMIT_EVERY:
-                self._wake.set()
+        if inbound.offset is None:
+            await inbound.delivery.ack()
+            return
+        tracker = self._tracker
+        # Acked only once the mark passes it (an ack on a gone channel is a no-op).
+        for delivery in tracker.settled(inbound.offset, inbound.delivery):
+            await delivery.ack()
+        if self._wake is not None and tracker.since_commit >= COMMIT_EVERY:
+            self._wake.set()
 
     async def _dead_letter(self, inbound: Inbound, exc: BaseException) -> None:
         """Publish a confirmed copy to the dlq, then settle; retried while it fails."""

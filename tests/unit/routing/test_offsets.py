@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 
 from burrowmq import ConfigurationError, Router
 from burrowmq.routing.offsets import OffsetTracker, check_offset, offset_argument
 from burrowmq.routing.stream import StreamOptions, stream_queue
+
+D: Any = object()  # stands in for a delivery
 
 
 class TestOffsetTracker:
@@ -19,8 +22,8 @@ class TestOffsetTracker:
         tracker = OffsetTracker()
         for offset in range(3):
             tracker.delivered(offset)
-        tracker.settled(0)
-        tracker.settled(1)
+        tracker.settled(0, D)
+        tracker.settled(1, D)
         assert tracker.done == 1
         assert tracker.in_flight == 1
 
@@ -30,9 +33,9 @@ class TestOffsetTracker:
         for offset in range(10, 14):
             tracker.delivered(offset)
         for offset in (11, 12, 13):
-            tracker.settled(offset)
+            assert tracker.settled(offset, offset) == []  # held, unacked
         assert tracker.done == 9
-        tracker.settled(10)
+        assert tracker.settled(10, 10) == [10, 11, 12, 13]
         assert tracker.done == 13
 
     def test_restart_forgets_what_was_in_flight(self) -> None:
@@ -40,9 +43,9 @@ class TestOffsetTracker:
         tracker = OffsetTracker()
         tracker.delivered(0)
         tracker.delivered(1)
-        tracker.settled(0)
+        tracker.settled(0, D)
         tracker.restart()
-        tracker.settled(1)
+        assert tracker.settled(1, D) == [D]  # acked at once: its channel is gone anyway
         assert tracker.done == 0
         assert tracker.in_flight == 0
 
@@ -51,8 +54,8 @@ class TestOffsetTracker:
         tracker = OffsetTracker()
         for offset in range(3):
             tracker.delivered(offset)
-        tracker.settled(2)
-        tracker.settled(1)
+        tracker.settled(2, D)
+        tracker.settled(1, D)
         assert (tracker.since_commit, tracker.done) == (2, None)
 
 
