@@ -13,7 +13,12 @@ from typing import Any, Final
 
 from burrowmq.exceptions import TopologyError
 from burrowmq.framework.matching import BindingSpec
-from burrowmq.framework.vocabulary import EXCHANGE_TYPES, QUEUE_TYPES, RESERVED_PREFIX
+from burrowmq.framework.vocabulary import (
+    EXCHANGE_TYPES,
+    QUEUE_TYPES,
+    RESERVED_PREFIX,
+    STREAM_REFUSED_ARGUMENTS,
+)
 
 __all__ = [
     "MemoryExchange",
@@ -23,15 +28,6 @@ __all__ = [
     "check_new_queue",
     "check_queue",
 ]
-
-_NOT_FOR_STREAMS = (
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-message-ttl",
-    "x-expires",
-    "x-max-length",
-)
-"""Queue arguments RabbitMQ refuses on a stream (it cannot dead-letter or expire)."""
 
 MODELLED_QUEUE_TYPES: Final = frozenset({"classic", "quorum", "stream"})
 # The queue arguments RabbitMQ compares on redeclare; any other argument is ignored.
@@ -179,7 +175,7 @@ def check_new_queue(
                 argument=flaw,
             )
     if kind == "stream":
-        for argument in _NOT_FOR_STREAMS:
+        for argument in STREAM_REFUSED_ARGUMENTS:
             if argument in arguments:
                 raise TopologyError(
                     f"{entity} was refused: PRECONDITION_FAILED - invalid arg {argument!r} "
