@@ -130,7 +130,9 @@ def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSetti
         wake=wake,
         transport=settings.transport,
         prefetch=route.prefetch or settings.prefetch,
-        concurrency=route.concurrency or settings.concurrency,
+        # A log is read in order unless the route (or its router) says otherwise: the
+        # App's concurrency, meant for work queues, does not apply.
+        concurrency=route.concurrency or 1,
         name=route.name,
         context={"handler": route.name, "consumer": stream.consumer},
         hooks=settings.hooks,

@@ -460,6 +460,8 @@ class Router:
         ``Message.offset`` is each message's offset. Failures, after the route's retries
         (which wait in process), go to ``<consumer>.dlq`` (``<name>.dlq`` unnamed).
         ``max_age`` (``timedelta`` or ``"7D"``) and ``max_length_bytes`` set retention.
+        Messages are handled one at a time, in order, unless ``concurrency=`` (or the
+        router's) says otherwise; the App's ``concurrency`` does not apply.
         """
         queue = stream_queue(name, max_age=max_age, max_length_bytes=max_length_bytes)
         options = StreamOptions(consumer=consumer, offset=offset)
