@@ -1,6 +1,6 @@
 """Run every benchmark: burrowmq against hand-written aio-pika, interleaved, in one run.
 
-Usage: ``python -m bench [--reps 5] [--only consume,publish,batch,fanout,rpc,memory]
+Usage: ``python -m bench [--reps 5] [--only consume,stream,publish,batch,fanout,rpc,memory]
 [--json bench/results/results.jsonl]``. Prints JSON lines, then a table of medians with
 the ratio burrowmq/raw and its spread (min-max over the repetitions).
 """
@@ -11,11 +11,11 @@ import argparse
 import asyncio
 import sys
 
-from bench import consume, fanout, publish
+from bench import consume, fanout, publish, stream
 from bench._common import Samples, report
 from burrowmq.framework.log import configure
 
-SCENARIOS = ("consume", "publish", "batch", "fanout", "rpc", "memory")
+SCENARIOS = ("consume", "stream", "publish", "batch", "fanout", "rpc", "memory")
 
 
 async def run(reps: int, only: set[str], json_path: str | None) -> None:
@@ -23,6 +23,7 @@ async def run(reps: int, only: set[str], json_path: str | None) -> None:
     rows: list[tuple[Samples, Samples]] = []
     plan = {
         "consume": ("consume 20k", "msgs/s", "CPU µs/msg", consume.one_round),
+        "stream": ("stream read 20k", "msgs/s", "CPU µs/msg", stream.one_round),
         "publish": (
             "publish 1-by-1",
             "msgs/s",

@@ -201,8 +201,8 @@ class TestClient:
         fast_retries: retry at once whatever the routes' ``Retry(wait=...)``, so a test
             of a handler that fails with waits of seconds takes milliseconds. Attempts,
             ``Message.attempt`` and dead letters are as without it; only the waits go,
-            and with them the trips through the broker delay queues (``<queue>.retry.*``
-            stay empty).
+            and with them the trips through the broker's delay ladder (its
+            ``burrowmq.delay.*`` queues stay empty).
         dependency_overrides: factories to call in place of others in the handlers'
             :class:`~burrowmq.Depends` (``{get_db: fake_db}``), on top of the app's
             own ``dependency_overrides``.

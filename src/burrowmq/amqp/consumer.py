@@ -26,6 +26,7 @@ from burrowmq.exceptions import ConnectionLost
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import (
     NOTHING_UNDECODABLE,
+    ConsumerArguments,
     DeliveryCallback,
     Properties,
     ReplyClosedCallback,
@@ -130,6 +131,7 @@ class AmqpSubscription:
         prefetch: deliveries the broker may send ahead.
         no_ack: consume without acks.
         exclusive: an exclusive consumer.
+        arguments: the consumer's arguments (a callable: asked at every start).
         on_cancelled: told when the broker cancelled the consumer (the transport
             restores it).
         on_closed: told when the subscription was closed for good.
@@ -145,8 +147,10 @@ class AmqpSubscription:
         exclusive: bool,
         on_cancelled: SubscriptionEvent,
         on_closed: SubscriptionEvent,
+        arguments: ConsumerArguments | None = None,
     ) -> None:
         self.queue = queue
+        self._arguments = arguments
         self._on_cancelled = on_cancelled
         self._on_closed = on_closed
         self._callback = callback
@@ -193,9 +197,16 @@ class AmqpSubscription:
 
         channel.closing.add_done_callback(on_channel_closed)
         _run_deliveries_inline(channel, on_message.__code__)
+        arguments = self._arguments
+        if callable(arguments):
+            arguments = arguments()
         try:
             ok = await channel.basic_consume(
-                self.queue, on_message, no_ack=self._no_ack, exclusive=self._exclusive
+                self.queue,
+                on_message,
+                no_ack=self._no_ack,
+                exclusive=self._exclusive,
+                arguments=dict(arguments) if arguments else None,
             )
         except Exception as exc:
             fail(exc, Context(CONSUME, f"queue {self.queue!r}"))

@@ -42,6 +42,7 @@ from burrowmq.exceptions import PublishError, TopologyError
 from burrowmq.framework.clock import Clock, SystemClock
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import (
+    ConsumerArguments,
     DeliveryCallback,
     Properties,
     ReadyCallback,
@@ -455,6 +456,7 @@ class AmqpTransport:
         prefetch: int,
         no_ack: bool = False,
         exclusive: bool = False,
+        arguments: ConsumerArguments | None = None,
     ) -> AmqpSubscription:
         await self._consuming.wait(self._recovery_wait)
         subscription = AmqpSubscription(
@@ -463,6 +465,7 @@ class AmqpTransport:
             prefetch=prefetch,
             no_ack=no_ack,
             exclusive=exclusive,
+            arguments=arguments,
             on_cancelled=self._restore_later,
             on_closed=self._forget,
         )

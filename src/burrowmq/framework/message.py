@@ -30,6 +30,7 @@ class Message:
         timestamp: when it was published, if the publisher said.
         reply_to: where a reply should go (RPC).
         queue: the queue it was consumed from.
+        offset: its offset in the stream it was read from (``None``: not a stream).
     """
 
     body: bytes
@@ -44,3 +45,4 @@ class Message:
     timestamp: datetime | None = None
     reply_to: str | None = None
     queue: str = ""
+    offset: int | None = None

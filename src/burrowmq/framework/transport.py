@@ -18,6 +18,7 @@ from burrowmq.framework.clock import Clock
 
 __all__ = [
     "NOTHING_UNDECODABLE",
+    "ConsumerArguments",
     "Delivery",
     "DeliveryCallback",
     "Properties",
@@ -99,6 +100,10 @@ class Delivery(Protocol):
 
 
 DeliveryCallback = Callable[[Delivery], None]
+ConsumerArguments = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+"""The arguments of a consumer (``x-stream-offset``, ``x-priority``), or a callable asked
+for them at every (re)start, so that a restored stream consumer resumes after what it
+settled instead of where it first started."""
 ReadyCallback = Callable[[], Awaitable[None]]
 ReplyClosedCallback = Callable[[str], None]
 """Told once, with a reason, that a :class:`ReplyChannel` closed."""
@@ -332,11 +337,16 @@ class Transport(Protocol):
         prefetch: int,
         no_ack: bool = False,
         exclusive: bool = False,
+        arguments: ConsumerArguments | None = None,
     ) -> Subscription:
         """Start consuming ``queue`` on a channel of its own with ``prefetch``.
 
         ``callback`` is called synchronously for each delivery; it must not block.
-        The subscription is restored after a reconnection.
+        The subscription is restored after a reconnection. ``arguments`` go with the
+        consume (a stream consumer's ``x-stream-offset``: an int, ``"first"``,
+        ``"last"``, ``"next"`` or a timezone-aware ``datetime``); a callable is asked
+        again at every restart. A stream delivery carries its offset in the
+        ``x-stream-offset`` header.
         """
         ...
 

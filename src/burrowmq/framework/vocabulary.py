@@ -26,6 +26,7 @@ __all__ = [
     "QUEUE_TYPES",
     "RESERVED_PREFIX",
     "STANDARD_EXCHANGES",
+    "STREAM_REFUSED_ARGUMENTS",
     "X_MATCH_MODES",
     "HeadersMatch",
     "QueueType",
@@ -55,6 +56,21 @@ exchange, a direct one, aside)."""
 QueueType = Literal["classic", "quorum", "stream"]
 QUEUE_TYPES: Final = ("classic", "quorum", "stream")
 """The values of the ``x-queue-type`` argument."""
+
+STREAM_REFUSED_ARGUMENTS: Final = (
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-delivery-limit",
+    "x-expires",
+    "x-max-length",
+    "x-max-priority",
+    "x-message-ttl",
+    "x-overflow",
+    "x-single-active-consumer",
+)
+"""Queue arguments RabbitMQ refuses on a stream (3.10 and 4.x: "invalid arg"); a stream
+cannot dead-letter, expire, cap by count or prioritise."""
 
 HeadersMatch = Literal["all", "any", "all-with-x", "any-with-x"]
 X_MATCH_MODES: Final = ("all", "any", "all-with-x", "any-with-x")

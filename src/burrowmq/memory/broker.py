@@ -63,6 +63,7 @@ from burrowmq.memory.queue import (
     MemoryConsumer,
     MemoryQueue,
 )
+from burrowmq.memory.stream import MemoryStream
 
 __all__ = ["MemoryBroker", "MemoryExchange"]
 
@@ -270,7 +271,8 @@ class MemoryBroker:
             return name
         check_new_queue(name, durable, exclusive, auto_delete, args)
         name = name or f"amq.gen-{uuid.uuid4().hex}"
-        self.queues[name] = MemoryQueue(
+        kind = MemoryStream if args.get("x-queue-type") == "stream" else MemoryQueue
+        self.queues[name] = kind(
             self,
             name,
             durable=durable,
@@ -509,6 +511,7 @@ class MemoryBroker:
         prefetch: int,
         no_ack: bool = False,
         exclusive: bool = False,
+        arguments: Mapping[str, Any] | None = None,
     ) -> MemoryConsumer:
         """Start a consumer on ``channel``; deliveries begin on the next loop iteration.
 
@@ -535,7 +538,12 @@ class MemoryBroker:
                 entity=entity,
             )
         return target.add_consumer(
-            channel, callback, prefetch=prefetch, no_ack=no_ack, exclusive=exclusive
+            channel,
+            callback,
+            prefetch=prefetch,
+            no_ack=no_ack,
+            exclusive=exclusive,
+            arguments=arguments,
         )
 
     def channel_error(self, channel: MemoryChannel, reason: str) -> None:

@@ -13,7 +13,12 @@ from typing import Any, Final
 
 from burrowmq.exceptions import TopologyError
 from burrowmq.framework.matching import BindingSpec
-from burrowmq.framework.vocabulary import EXCHANGE_TYPES, QUEUE_TYPES, RESERVED_PREFIX
+from burrowmq.framework.vocabulary import (
+    EXCHANGE_TYPES,
+    QUEUE_TYPES,
+    RESERVED_PREFIX,
+    STREAM_REFUSED_ARGUMENTS,
+)
 
 __all__ = [
     "MemoryExchange",
@@ -24,7 +29,7 @@ __all__ = [
     "check_queue",
 ]
 
-MODELLED_QUEUE_TYPES: Final = frozenset({"classic", "quorum"})
+MODELLED_QUEUE_TYPES: Final = frozenset({"classic", "quorum", "stream"})
 # The queue arguments RabbitMQ compares on redeclare; any other argument is ignored.
 CHECKED_QUEUE_ARGUMENTS: Final = (
     "x-queue-type",
@@ -152,7 +157,7 @@ def check_new_queue(
     if kind not in MODELLED_QUEUE_TYPES:
         raise TopologyError(
             f"{entity}: x-queue-type {kind!r} is not modelled by the memory transport "
-            "(classic and quorum are)",
+            "(classic, quorum and stream are)",
             entity=entity,
             argument="x-queue-type",
         )
@@ -162,13 +167,22 @@ def check_new_queue(
         ("auto-delete", auto_delete),
     )
     for flaw, present in flaws:
-        if kind == "quorum" and present:
+        if kind in ("quorum", "stream") and present:
             raise TopologyError(
                 f"{entity} was refused: PRECONDITION_FAILED - invalid property {flaw!r} "
-                "for a quorum queue",
+                f"for a {kind} queue",
                 entity=entity,
                 argument=flaw,
             )
+    if kind == "stream":
+        for argument in STREAM_REFUSED_ARGUMENTS:
+            if argument in arguments:
+                raise TopologyError(
+                    f"{entity} was refused: PRECONDITION_FAILED - invalid arg {argument!r} "
+                    "for queue type rabbit_stream_queue",
+                    entity=entity,
+                    argument=argument,
+                )
     overflow = arguments.get("x-overflow", "drop-head")
     if overflow not in ("drop-head", "reject-publish", "reject-publish-dlx"):
         raise TopologyError(

@@ -13,7 +13,7 @@ import asyncio
 import bisect
 import itertools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from burrowmq.framework.clock import Clock, Timer
@@ -292,8 +292,12 @@ class MemoryQueue:
         prefetch: int,
         no_ack: bool,
         exclusive: bool,
+        arguments: Mapping[str, Any] | None = None,
     ) -> MemoryConsumer:
-        """Add a consumer; it gets its first deliveries on the next loop iteration."""
+        """Add a consumer; it gets its first deliveries on the next loop iteration.
+
+        Consumer ``arguments`` change nothing on a queue (streams read ``x-stream-offset``).
+        """
         consumer = MemoryConsumer(
             self, channel, callback, prefetch=prefetch, no_ack=no_ack, exclusive=exclusive
         )

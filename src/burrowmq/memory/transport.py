@@ -12,7 +12,8 @@ alternate exchanges (routed by :mod:`burrowmq.framework.matching`), the default 
 manual ack, nack and requeue (``redelivered``), per-consumer prefetch, exclusive queues
 and consumers, auto-delete queues, dead-letter exchanges with ``x-death``, per-queue and
 per-message TTL, ``x-max-length`` and ``x-max-length-bytes`` with every ``x-overflow``,
-quorum queues' ``x-delivery-count`` and ``x-delivery-limit``, and the 404/405/406 refusals
+quorum queues' ``x-delivery-count`` and ``x-delivery-limit``, streams read from an
+offset (:mod:`burrowmq.memory.stream`), and the 404/405/406 refusals
 of declarations as :class:`~burrowmq.TopologyError`.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 from burrowmq.exceptions import ConnectionLost, TopologyError
 from burrowmq.framework.clock import Clock
 from burrowmq.framework.transport import (
+    ConsumerArguments,
     DeliveryCallback,
     Properties,
     ReadyCallback,
@@ -55,8 +57,10 @@ class _MemorySubscription:
         prefetch: int,
         no_ack: bool,
         exclusive: bool,
+        arguments: ConsumerArguments | None = None,
     ) -> None:
         self.queue = queue
+        self._arguments = arguments
         self._transport = transport
         self._callback = callback
         self._prefetch = prefetch
@@ -68,6 +72,7 @@ class _MemorySubscription:
 
     def start(self, broker: MemoryBroker) -> None:
         channel = broker.open_channel(self._transport)
+        arguments = self._arguments
         try:
             self._consumer = broker.consume(
                 channel,
@@ -76,6 +81,7 @@ class _MemorySubscription:
                 prefetch=self._prefetch,
                 no_ack=self._no_ack,
                 exclusive=self._exclusive,
+                arguments=arguments() if callable(arguments) else arguments,
             )
         except BaseException:
             channel.close()
@@ -495,8 +501,12 @@ class MemoryTransport:
         prefetch: int,
         no_ack: bool = False,
         exclusive: bool = False,
+        arguments: ConsumerArguments | None = None,
     ) -> _MemorySubscription:
         """Start consuming ``queue`` on a channel of its own with ``prefetch``.
+
+        ``arguments`` (or what a callable of them returns at each start) go to the
+        queue: a stream reads ``x-stream-offset`` from them.
 
         Raises:
             TopologyError: the queue does not exist or cannot be consumed.
@@ -504,7 +514,13 @@ class MemoryTransport:
         """
         broker = self._require("consume")
         subscription = _MemorySubscription(
-            self, queue, callback, prefetch=prefetch, no_ack=no_ack, exclusive=exclusive
+            self,
+            queue,
+            callback,
+            prefetch=prefetch,
+            no_ack=no_ack,
+            exclusive=exclusive,
+            arguments=arguments,
         )
         subscription.start(broker)
         self._subscriptions.append(subscription)

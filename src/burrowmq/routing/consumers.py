@@ -1,12 +1,14 @@
 """Consumers: a message route's pipeline and dispatcher, assembled from the App's settings.
 
 The App hands its settings over as one :class:`ConsumerSettings`; a route's own
-``retry``, ``prefetch`` and ``concurrency`` win over them. RPC routes are assembled by
+``retry``, ``prefetch`` and ``concurrency`` win over them. Stream routes get a
+:class:`~burrowmq.routing.stream.StreamDispatcher`. RPC routes are assembled by
 :func:`burrowmq.rpc.server.rpc_servers` from the same settings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
 
@@ -20,12 +22,14 @@ from burrowmq.routing.batch import BatchCollector
 from burrowmq.routing.dead_letter import dead_letter_exchange
 from burrowmq.routing.depends import Injection
 from burrowmq.routing.dispatch import Dispatcher
+from burrowmq.routing.offsets import OffsetStore, OffsetTracker
 from burrowmq.routing.pipeline import Pipeline
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import Route
 from burrowmq.routing.settle import MessageSettle
+from burrowmq.routing.stream import StreamDispatcher, StreamOptions, StreamSettle
 
-__all__ = ["ConsumerSettings", "message_consumer"]
+__all__ = ["ConsumerSettings", "message_consumer", "stream_consumer"]
 
 _log = get_logger()
 
@@ -76,8 +80,9 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
     A batch route runs ``size * concurrency`` workers (its concurrency counts batches,
     default 1), with a prefetch of at least as many, so that its batches can fill.
     """
+    if route.stream is not None:
+        return stream_consumer(route, route.stream, settings)
     queue = route.queue_name(settings.instance_id)
-    retry = route.retry or settings.retry
     base = route.dead_letter_base()
     settle = MessageSettle(
         settings.transport,
@@ -130,5 +135,52 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
         concurrency=concurrency,
         name=route.name,
         context={"handler": route.name},
+        hooks=settings.hooks,
+    )
+
+
+def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSettings) -> Dispatcher:
+    """The dispatcher of a stream route: from its offset or mark, failures to its dlq."""
+    queue = route.queue_name(settings.instance_id)
+    tracker = OffsetTracker()
+    store = None
+    wake = None
+    if stream.consumer is not None:
+        store = OffsetStore(settings.transport, settings.builder, queue, stream.consumer)
+        wake = asyncio.Event()
+    settle = StreamSettle(
+        settings.transport,
+        settings.builder,
+        dead_letter_queue=stream.dead_letter_queue(queue),
+        tracker=tracker,
+        wake=wake,
+    )
+    pipeline = Pipeline(
+        route.spec,
+        queue=queue,
+        retry=route.retry or settings.retry,
+        settle=settle,
+        chain=settings.chain,
+        hooks=settings.hooks,
+        timeout=route.timeout,
+        parameters=route.parameters,
+        injection=settings.injection,
+        codecs=settings.codecs,
+    )
+    return StreamDispatcher(
+        queue,
+        pipeline.run,
+        settle=settle,
+        tracker=tracker,
+        store=store,
+        offset=stream.offset,
+        wake=wake,
+        transport=settings.transport,
+        prefetch=route.prefetch or settings.prefetch,
+        # A log is read in order unless the route (or its router) says otherwise: the
+        # App's concurrency, meant for work queues, does not apply.
+        concurrency=route.concurrency or 1,
+        name=route.name,
+        context={"handler": route.name, "consumer": stream.consumer},
         hooks=settings.hooks,
     )

@@ -24,7 +24,13 @@ import structlog
 
 from burrowmq.framework.instrument import Hooks
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.transport import Delivery, Subscription, Transport
+from burrowmq.framework.transport import (
+    ConsumerArguments,
+    Delivery,
+    DeliveryCallback,
+    Subscription,
+    Transport,
+)
 
 __all__ = ["Dispatcher", "Handle"]
 
@@ -48,6 +54,9 @@ class Dispatcher:
         name: names the worker tasks and the log lines (the handler or service).
         context: log context each worker binds once (the same for every delivery).
         hooks: the App's instruments (``None``: none).
+        arguments: the consumer's arguments (a stream's offset), if any.
+        track: told of each delivery as it arrives, before it waits for a worker (a
+            stream's offset tracker); ``None``: nothing is done per delivery for it.
     """
 
     def __init__(
@@ -61,8 +70,12 @@ class Dispatcher:
         name: str,
         context: Mapping[str, Any] | None = None,
         hooks: Hooks | None = None,
+        arguments: ConsumerArguments | None = None,
+        track: DeliveryCallback | None = None,
     ) -> None:
         self.queue = queue
+        self._arguments = arguments
+        self._track = track
         self._hooks = hooks
         self.last_delivery: float | None = None
         """When the last delivery came (``time.monotonic()``), for health (``None``: none yet)."""
@@ -106,9 +119,14 @@ class Dispatcher:
             for _ in range(self._concurrency)
         ]
         try:
-            self._subscription = await self._transport.consume(
-                self.queue, self._deliver, prefetch=self._prefetch
-            )
+            if self._track is None and self._arguments is None:
+                self._subscription = await self._transport.consume(
+                    self.queue, self._deliver, prefetch=self._prefetch
+                )
+            else:
+                self._subscription = await self._transport.consume(
+                    self.queue, self._tracked, prefetch=self._prefetch, arguments=self._arguments
+                )
         except BaseException:
             await self._stop_workers(0)
             raise
@@ -154,6 +172,12 @@ class Dispatcher:
         return in_flight
 
     def _deliver(self, delivery: Delivery) -> None:
+        self.last_delivery = time.monotonic()
+        self._buffer.put_nowait(delivery)
+
+    def _tracked(self, delivery: Delivery) -> None:
+        if self._track is not None:
+            self._track(delivery)
         self.last_delivery = time.monotonic()
         self._buffer.put_nowait(delivery)
 

@@ -98,7 +98,8 @@ def queue_of(
     queue_type = settings.pop("type", None)
     # Work queues are quorum queues unless the caller says otherwise (RabbitMQ 4 safe).
     arguments.setdefault("x-queue-type", queue_type or "quorum")
-    if dead_letter is not False:
+    if dead_letter is not False and arguments["x-queue-type"] != "stream":
+        # (a stream cannot dead-letter: RabbitMQ refuses the argument on it)
         base = dead_letter if isinstance(dead_letter, str) else name
         arguments.setdefault("x-dead-letter-exchange", f"{base}.dlx")
     if settings.get("durable") is False:

@@ -90,6 +90,8 @@ class Inbound:
     message: Message = NO_MESSAGE
     seconds: float = 0.0
     """How long the handler took on its last attempt (measured when instruments listen)."""
+    offset: int | None = None
+    """Its offset in the stream it was read from (set by a stream's settle step)."""
 
     @property
     def properties(self) -> Properties:
@@ -113,6 +115,7 @@ class Inbound:
             timestamp=props.timestamp,
             reply_to=props.reply_to,
             queue=self.queue,
+            offset=self.offset,
         )
 
 

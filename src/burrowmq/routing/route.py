@@ -19,6 +19,7 @@ from burrowmq.routing.batch import MAX_PREFETCH, Batch
 from burrowmq.routing.handler import Handler, HandlerFunc
 from burrowmq.routing.key_pattern import KeyParameters, KeyPattern
 from burrowmq.routing.retry import Retry
+from burrowmq.routing.stream import StreamOptions
 from burrowmq.topology.model import Binding, Exchange, Queue, Topology
 
 __all__ = ["BindingKey", "Route", "rpc_target"]
@@ -66,6 +67,8 @@ class Route:
         batch: handle the messages in lists (:class:`~burrowmq.Batch`); the handler
             takes ``list[T]``. Not for RPC routes, nor with routing-key parameters.
             ``concurrency`` then counts batches at once (default 1).
+        stream: how a stream route reads its stream (``queue`` is the stream;
+            ``dead_letter`` must be ``False``: failures go to the consumer's dlq).
     """
 
     handler: HandlerFunc
@@ -82,6 +85,7 @@ class Route:
     timeout: float | None = None
     key_patterns: tuple[KeyPattern, ...] = ()
     batch: Batch | None = None
+    stream: StreamOptions | None = None
     # The handler, inspected. An init field only so that dataclasses.replace carries it
     # over: a copy (with_prefix, with_defaults) is not inspected again, since the local
     # names of the frame that decorated the handler may be gone by then.
@@ -124,6 +128,11 @@ class Route:
         if self.queue is None and self.exchange is None:
             raise ConfigurationError(
                 f"route {self.spec.name}: a route without a queue needs an exchange"
+            )
+        if self.stream is not None and (self.queue is None or self.dead_letter is not False):
+            raise ConfigurationError(
+                f"route {self.spec.name}: a stream route needs its stream as queue and "
+                "dead_letter=False (its failures go to the consumer's dlq)"
             )
         if self.retry is not None and not isinstance(self.retry, Retry):
             raise ConfigurationError(
@@ -268,6 +277,8 @@ class Route:
             )
         elif self.declare_queue:
             topo.add(self.queue, origin=origin)
+        if self.stream is not None:
+            topo = topo.merge(self.stream.topology(queue_name, origin=origin))
         if self.exchange is not None:
             for key in self.bindings:
                 topo.add(

@@ -22,11 +22,13 @@ from burrowmq.framework.vocabulary import (
 from burrowmq.routing.batch import Batch
 from burrowmq.routing.handler import HandlerFunc
 from burrowmq.routing.key_pattern import KeyPattern, parse_keys
+from burrowmq.routing.offsets import Offset
 from burrowmq.routing.options import exchange_of, keys_of, queue_of
 from burrowmq.routing.procedure import RPC_EXCHANGE, RPC_EXCHANGE_TYPE, Procedure
 from burrowmq.routing.retry import Retry
 from burrowmq.routing.route import BindingKey, Route
 from burrowmq.routing.schedule import Schedule, ScheduleFunc
+from burrowmq.routing.stream import StreamOptions, stream_queue
 from burrowmq.topology.model import Exchange, Queue
 
 __all__ = ["Router"]
@@ -504,6 +506,52 @@ class Router:
                 dead_letter=dead_letter,
                 timeout=timeout,
                 batch=batch,
+            )
+            return func
+
+        return decorator
+
+    def stream(
+        self,
+        name: str,
+        *,
+        consumer: str | None = None,
+        offset: Offset = "next",
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+        timeout: float | None = None,
+        max_age: timedelta | str | None = None,
+        max_length_bytes: int | None = None,
+    ) -> Callable[[F], F]:
+        """Read the RabbitMQ stream ``name`` (declared, with its retention), from ``offset``.
+
+        ``offset``: ``"first"``, ``"last"`` (the last chunk), ``"next"`` (what comes
+        after the start), an offset, an aware ``datetime`` or a ``timedelta`` back from
+        now. A named ``consumer`` stores the offset it has settled on the broker and a
+        restart resumes just after it (``offset`` then only says where the first start
+        begins); see :mod:`burrowmq.routing.stream` for the repeats a crash may cause.
+        ``Message.offset`` is each message's offset. Failures, after the route's retries
+        (which wait in process), go to ``<consumer>.dlq`` (``<name>.dlq`` unnamed).
+        ``max_age`` (``timedelta`` or ``"7D"``) and ``max_length_bytes`` set retention.
+        Messages are handled one at a time, in order, unless ``concurrency=`` (or the
+        router's) says otherwise; the App's ``concurrency`` does not apply.
+        """
+        queue = stream_queue(name, max_age=max_age, max_length_bytes=max_length_bytes)
+        options = StreamOptions(consumer=consumer, offset=offset)
+
+        def decorator(func: F) -> F:
+            self.add_route(
+                Route(
+                    func,
+                    queue,
+                    retry=retry,
+                    prefetch=prefetch,
+                    concurrency=concurrency,
+                    dead_letter=False,
+                    timeout=timeout,
+                    stream=options,
+                )
             )
             return func
 

@@ -47,7 +47,7 @@ from burrowmq.routing.pipeline import Inbound
 from burrowmq.routing.signals import Reject
 from burrowmq.topology.apply import declare_topology
 
-__all__ = ["MessageSettle", "reason_of"]
+__all__ = ["MessageSettle", "dead_letter_headers", "reason_of"]
 
 _log = get_logger()
 _MAX_REASON = 1000
@@ -62,6 +62,27 @@ def reason_of(exc: BaseException) -> str:
     signal = isinstance(exc, Reject | DecodeError | TooManyRedeliveries)
     reason = exc.reason if signal else str(exc)  # type: ignore[attr-defined]
     return redact(reason)[:_MAX_REASON]
+
+
+def dead_letter_headers(inbound: Inbound, exc: BaseException) -> tuple[dict[str, Any], str]:
+    """The headers of a dead-letter copy of ``inbound`` failed by ``exc``, and the reason.
+
+    The delivery's own headers, with ``x-exception-type``, ``x-exception-message``,
+    ``x-original-exchange``, ``-routing-key``, ``-queue``, ``x-retry-count`` and, when
+    some properties did not decode, ``x-undecodable-properties``.
+    """
+    delivery = inbound.delivery
+    headers = dict(delivery.properties.headers)
+    reason = reason_of(exc)
+    headers[HEADER_EXCEPTION_TYPE] = type(exc).__name__
+    headers[HEADER_EXCEPTION_MESSAGE] = reason
+    headers[HEADER_ORIGINAL_EXCHANGE] = inbound.exchange
+    headers[HEADER_ORIGINAL_ROUTING_KEY] = inbound.routing_key
+    headers[HEADER_ORIGINAL_QUEUE] = inbound.queue
+    headers[HEADER_RETRY_COUNT] = inbound.attempt - 1
+    if delivery.undecodable:
+        headers[HEADER_UNDECODABLE] = dict(delivery.undecodable)
+    return headers, reason
 
 
 class MessageSettle:
@@ -173,18 +194,8 @@ class MessageSettle:
             await delivery.nack(requeue=False)
             _log.warning("message_dropped", reason="dead-lettering is off for this route")
             return
-        props = delivery.properties
-        headers = dict(props.headers)
-        reason = reason_of(exc)
-        headers[HEADER_EXCEPTION_TYPE] = type(exc).__name__
-        headers[HEADER_EXCEPTION_MESSAGE] = reason
-        headers[HEADER_ORIGINAL_EXCHANGE] = inbound.exchange
-        headers[HEADER_ORIGINAL_ROUTING_KEY] = inbound.routing_key
-        headers[HEADER_ORIGINAL_QUEUE] = inbound.queue
-        headers[HEADER_RETRY_COUNT] = inbound.attempt - 1
-        if delivery.undecodable:
-            headers[HEADER_UNDECODABLE] = dict(delivery.undecodable)
-        copy = self._builder.copy(props, headers=headers, persistent=True)
+        headers, reason = dead_letter_headers(inbound, exc)
+        copy = self._builder.copy(delivery.properties, headers=headers, persistent=True)
         try:
             await self._transport.publish(
                 self._dlx, inbound.routing_key, delivery.body, copy, mandatory=True

@@ -18,7 +18,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from burrowmq.exceptions import TopologyProblem
-from burrowmq.framework.vocabulary import QUEUE_TYPES, STANDARD_EXCHANGES, X_MATCH_MODES, QueueType
+from burrowmq.framework.vocabulary import (
+    QUEUE_TYPES,
+    STANDARD_EXCHANGES,
+    STREAM_REFUSED_ARGUMENTS,
+    X_MATCH_MODES,
+    QueueType,
+)
 from burrowmq.topology.arguments import (
     EXCHANGE_ARGUMENTS,
     POLICY_KEYS,
@@ -255,6 +261,16 @@ class _Checker(Problems):
                 f"{declared_type!r} contradicts arguments.x-queue-type {argument_type!r}",
             )
         queue_type = argument_type or declared_type or settings.default_queue_type or "classic"
+        if queue_type == "stream":
+            for argument in STREAM_REFUSED_ARGUMENTS:
+                if argument in arguments:
+                    self.error(
+                        self.field_line(item, "arguments", argument),
+                        join_path(join_path(path, "arguments"), argument),
+                        "RabbitMQ refuses this argument on a stream (a stream cannot "
+                        "dead-letter, expire, cap by count or prioritise; retention is "
+                        "x-max-age and x-max-length-bytes)",
+                    )
         if fields.get("exclusive"):
             self.error(
                 self.field_line(item, "exclusive"),

@@ -27,6 +27,21 @@ queues:
 # (case id, YAML text, line, key path, part of the message)
 BAD_FILES = [
     (
+        "stream-dead-letter",
+        "queues:\n  - name: s\n    arguments:\n      x-queue-type: stream\n"
+        "      x-dead-letter-exchange: dlx\n",
+        5,
+        "queues[0].arguments.x-dead-letter-exchange",
+        "refuses this argument on a stream",
+    ),
+    (
+        "stream-max-age-bad",
+        "queues:\n  - name: s\n    type: stream\n    arguments: {x-max-age: 7days}\n",
+        4,
+        "queues[0].arguments.x-max-age",
+        "must be a duration",
+    ),
+    (
         "max-length-not-int",
         "queues:\n  - name: q\n    arguments:\n      x-max-length: '10'\n",
         4,
@@ -607,3 +622,18 @@ class TestLoading:
     def test_empty_file(self, write: Writer) -> None:
         """An empty file is an empty topology."""
         assert load_topology(write("")) == Topology()
+
+
+class TestStreams:
+    """Stream queues with their retention load as they are."""
+
+    def test_stream_retention_loads(self) -> None:
+        """x-max-age, x-max-length-bytes and the segment size are accepted on a stream."""
+        loaded = parse_topology(
+            "queues:\n  - name: events\n    arguments: {x-queue-type: stream, x-max-age: 7D, "
+            "x-max-length-bytes: 1000000000, x-stream-max-segment-size-bytes: 50000000}\n",
+            file="t.yaml",
+        )
+        assert not loaded.warnings
+        [queue] = loaded.topology.queues
+        assert queue.arguments["x-max-age"] == "7D"

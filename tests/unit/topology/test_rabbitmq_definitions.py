@@ -246,9 +246,11 @@ class TestOutOfScope:
 
         RabbitMQ skips a queue that already exists without looking at it; burrowmq
         checks a file on its own, never against a broker, and a fresh RabbitMQ refuses
-        this stream too (rabbit_stream_queue:declare: no auto-delete, durable only).
+        this stream too (rabbit_stream_queue:declare: no auto-delete, durable only, and
+        "invalid arg 'x-max-length'": a stream caps by bytes and age, not by count).
         """
         assert [e.split(": ")[1] for e in refused("case13a.json")] == [
+            "queues[0].arguments.x-max-length",
             "queues[0].auto_delete",
             "queues[0].durable",
         ]

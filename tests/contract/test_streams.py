@@ -1,0 +1,191 @@
+"""Contract: stream routes read from an offset, a named consumer resumes, failures to its dlq.
+
+Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from pydantic import BaseModel
+
+from burrowmq import Message, Reject, Retry, Router
+from tests.contract.conftest import Backend
+from tests.contract.test_routing import Seen
+
+pytestmark = pytest.mark.contract
+
+
+class Event(BaseModel):
+    n: int
+
+
+def _consumer(backend: Backend, stream: str, name: str = "proj") -> str:
+    """A unique consumer name whose dlq and offset queue are cleaned up."""
+    consumer = f"{backend.names.prefix}.{name}"
+    backend.names.add_queue(f"{consumer}.dlq")
+    backend.names.add_queue(f"{stream}.{consumer}.offset")
+    return consumer
+
+
+async def _publish(backend: Backend, stream: str, numbers: range) -> None:
+    app = backend.app(Router())
+    await app.start()
+    for n in numbers:
+        await app.publish("", Event(n=n), routing_key=stream)
+    await app.stop()
+
+
+async def _declare(backend: Backend, stream: str) -> None:
+    await backend.transport.declare_queue(stream, arguments={"x-queue-type": "stream"})
+
+
+class TestOffsets:
+    """A stream route starts where its offset says; each message carries its offset."""
+
+    @pytest.mark.parametrize(
+        ("offset", "expected"),
+        [
+            ("first", [0, 1, 2, 3, 4]),
+            (3, [3, 4]),
+            (datetime.timedelta(minutes=10), [0, 1, 2, 3, 4]),
+        ],
+    )
+    async def test_start_offset(
+        self, backend: Backend, offset: object, expected: list[int]
+    ) -> None:
+        """first, an int and a timedelta back from now start where they say."""
+        stream = backend.names.queue("events")
+        await _declare(backend, stream)
+        await _publish(backend, stream, range(5))
+        router, seen = Router(), Seen()
+
+        @router.stream(stream, offset=offset)  # type: ignore[arg-type]
+        async def project(event: Event, message: Message) -> None:
+            seen.add((event.n, message.offset))
+
+        await backend.app(router).start()
+        got = await seen.wait(len(expected))
+        assert [n for n, _ in got] == expected
+        assert [o for _, o in got] == expected  # offsets count from 0 in a fresh stream
+
+    async def test_next_sees_only_what_comes_after_the_start(self, backend: Backend) -> None:
+        """offset="next" (the default) skips what the stream held before the start."""
+        stream = backend.names.queue("events")
+        router, seen = Router(), Seen()
+
+        @router.stream(stream)
+        async def project(event: Event, message: Message) -> None:
+            seen.add(message.offset)
+
+        await _declare(backend, stream)
+        await _publish(backend, stream, range(3))
+        app = backend.app(router)
+        await app.start()
+        for n in range(3, 5):
+            await app.publish("", Event(n=n), routing_key=stream)
+        assert await seen.wait(2) == [3, 4]
+
+    async def test_stream_is_declared_with_retention(self, backend: Backend) -> None:
+        """The route declares the stream with x-max-age and x-max-length-bytes."""
+        stream = backend.names.queue("events")
+        router = Router()
+
+        @router.stream(stream, max_age=datetime.timedelta(days=7), max_length_bytes=10_000_000)
+        async def project(event: Event) -> None: ...
+
+        await backend.app(router).start()
+        await backend.transport.declare_queue(
+            stream,
+            arguments={
+                "x-queue-type": "stream",
+                "x-max-age": "604800s",
+                "x-max-length-bytes": 10_000_000,
+            },
+        )  # an equal redeclaration: accepted
+
+
+class TestNamedConsumer:
+    """A named consumer stores its offset on the broker and resumes just after it."""
+
+    async def test_resumes_after_stop_with_nothing_skipped(self, backend: Backend) -> None:
+        """Stopped after 10, restarted: it reads 10.. exactly, no repeat and no gap."""
+        stream = backend.names.queue("events")
+        consumer = _consumer(backend, stream)
+        seen = Seen()
+
+        def build() -> Router:
+            router = Router()
+
+            @router.stream(stream, consumer=consumer, offset="first", concurrency=4)
+            async def project(event: Event, message: Message) -> None:
+                seen.add(message.offset)
+
+            return router
+
+        first = backend.app(build())
+        await first.start()
+        for n in range(10):
+            await first.publish("", Event(n=n), routing_key=stream)
+        await seen.wait(10)
+        await first.stop()
+        await _publish(backend, stream, range(10, 15))
+        assert seen.items[:10] and sorted(seen.items) == list(range(10))
+        await backend.app(build()).start()
+        got = await seen.wait(15)
+        assert sorted(got[10:]) == list(range(10, 15))
+        assert await backend.transport.message_count(f"{stream}.{consumer}.offset") == 1
+
+
+class TestFailures:
+    """A stream cannot dead-letter: failures go to <consumer>.dlq, and reading goes on."""
+
+    async def test_failure_after_retries_goes_to_consumer_dlq(self, backend: Backend) -> None:
+        """Two attempts, then <consumer>.dlq with the x-exception-* headers; later ones flow."""
+        stream = backend.names.queue("events")
+        consumer = _consumer(backend, stream)
+        router, seen, attempts = Router(), Seen(), Seen()
+
+        @router.stream(stream, consumer=consumer, offset="first", retry=Retry(attempts=2, wait=0))
+        async def project(event: Event, message: Message) -> None:
+            if event.n == 1:
+                attempts.add(message.attempt)
+                raise ValueError("cannot project 1")
+            seen.add(event.n)
+
+        await _declare(backend, stream)
+        await _publish(backend, stream, range(3))
+        await backend.app(router).start()
+        assert await seen.wait(2) == [0, 2]
+        [dead] = await backend.take(f"{consumer}.dlq", 1)
+        headers = dead.properties.headers
+        assert attempts.items == [1, 2]
+        assert headers["x-exception-type"] == "ValueError"
+        assert headers["x-exception-message"] == "cannot project 1"
+        assert headers["x-original-queue"] == stream
+        assert headers["x-original-routing-key"] == stream
+        assert headers["x-retry-count"] == 1
+
+    async def test_poison_and_reject_go_to_dlq(self, backend: Backend) -> None:
+        """A payload that does not validate, and a Reject, go to the dlq at once."""
+        stream = backend.names.queue("events")
+        backend.names.add_queue(f"{stream}.dlq")
+        router, seen = Router(), Seen()
+
+        @router.stream(stream, offset="first")
+        async def project(event: Event) -> None:
+            if event.n == 2:
+                raise Reject("two is refused")
+            seen.add(event.n)
+
+        await _declare(backend, stream)
+        app = backend.app(router)
+        await app.start()
+        await app.publish("", b"not json", routing_key=stream)
+        await app.publish("", Event(n=2), routing_key=stream)
+        await app.publish("", Event(n=3), routing_key=stream)
+        assert await seen.wait(1) == [3]
+        dead = await backend.take(f"{stream}.dlq", 2)
+        types = [d.properties.headers["x-exception-type"] for d in dead]
+        assert types == ["DecodeError", "Reject"]
