@@ -75,6 +75,7 @@ def _figures(label: str, runs: list[list[int]], seconds: float) -> int:
 class TestNamedConsumerResume:
     """A named consumer of 100,000 messages resumes after its mark: nothing skipped."""
 
+    @pytest.mark.slow
     @pytest.mark.timeout(300)
     async def test_stop_and_restart(
         self, names: Names, broker_url: str, make_app: Callable[..., App]
@@ -119,6 +120,7 @@ class TestNamedConsumerResume:
         assert runs[1] and min(runs[1]) == max(runs[0]) + 1
         assert repeats == 0
 
+    @pytest.mark.slow
     @pytest.mark.timeout(300)
     async def test_kill_and_restart(self, names: Names, broker_url: str, tmp_path: Path) -> None:
         """Killed (-9) at about 40,000 and restarted: every offset handled, repeats bounded."""
