@@ -251,7 +251,13 @@ def run(
         for scenario, chosen, scenario_rows in plan:
             params = {**(scenario.quick if quick else scenario.params), "broker": broker}
             for client in rotated(chosen, rep):
-                figures = run_one(scenario, client, params)
+                try:
+                    figures = run_one(scenario, client, params)
+                except (subprocess.SubprocessError, RuntimeError, OSError) as exc:
+                    # One client failing (its traceback is above, on stderr) leaves a gap
+                    # in its column, not a lost run.
+                    print(f"rep {rep + 1}/{reps} {scenario.key} {client}: FAILED {exc}")
+                    figures = {}
                 for row in scenario_rows:
                     row.samples[client].append(figures.get(row.metric.key))
                 shown = ", ".join(
