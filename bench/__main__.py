@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from importlib.util import find_spec
 
 from bench import _runner
 from bench._common import URL
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
     if unknown := set(clients) - set(_runner.CLIENTS):
         parser.error(f"unknown clients {sorted(unknown)}; choose from {_runner.CLIENTS}")
+    missing = [c for c in ("pika", "faststream") if c in clients and not find_spec(c)]
+    if missing:
+        parser.error(
+            f"{', '.join(missing)} not installed: pip install -e '.[bench]', "
+            f"or leave them out with --clients"
+        )
     reps = args.reps or (1 if args.quick else 5)
     from burrowmq.framework.log import configure
 
