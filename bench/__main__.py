@@ -1,92 +1,90 @@
-"""Run every benchmark: burrowmq against hand-written aio-pika, interleaved, in one run.
+"""Run the benchmarks: pika, aio-pika, FastStream and burrowmq side by side, in one run.
 
-Usage: ``python -m bench [--reps 5] [--only consume,stream,publish,batch,fanout,rpc,memory]
-[--json bench/results/results.jsonl]``. Prints JSON lines, then a table of medians with
-the ratio burrowmq/raw and its spread (min-max over the repetitions).
+Usage: ``python -m bench [--quick] [--reps 5] [--only consume,publish,batch,rpc,fanout,
+stream, memory] [--clients pika,aiopika,faststream,burrowmq] [--messages N] [--json FILE]``.
+
+consume, publish, batch and rpc run each client in its own fresh process, the clients
+rotated over the repetitions, and print a table of medians per client with the ratios
+burrowmq/pika and burrowmq/best aio-pika (median, and min-max over the repetitions), and
+one JSON line per metric. fanout and stream are the older in-process comparisons of
+burrowmq with hand-written aio-pika (stream: a stream read by a named consumer); memory
+samples burrowmq's RSS over ``--messages`` consumed and then published. ``--quick``
+takes small counts and one repetition, for development.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import json
+from importlib.util import find_spec
 
-from bench import consume, fanout, publish, stream
-from bench._common import Samples, report
-from burrowmq.framework.log import configure
+from bench import _runner
+from bench._common import URL
+from bench._proc import broker_pid
 
-SCENARIOS = ("consume", "stream", "publish", "batch", "fanout", "rpc", "memory")
-
-
-async def run(reps: int, only: set[str], json_path: str | None) -> None:
-    """Interleave raw and burrowmq runs of each scenario over ``reps`` repetitions."""
-    rows: list[tuple[Samples, Samples]] = []
-    plan = {
-        "consume": ("consume 20k", "msgs/s", "CPU µs/msg", consume.one_round),
-        "stream": ("stream read 20k", "msgs/s", "CPU µs/msg", stream.one_round),
-        "publish": (
-            "publish 1-by-1",
-            "msgs/s",
-            "CPU µs/msg",
-            lambda **kw: publish.one_round(batch=False, count=3000, **kw),
-        ),
-        "batch": (
-            "publish batch",
-            "msgs/s",
-            "CPU µs/msg",
-            lambda **kw: publish.one_round(batch=True, **kw),
-        ),
-        "fanout": ("topic fan-out x8", "deliveries/s", "CPU µs/dlv", fanout.one_round),
-    }
-    for key, (scenario, rate_name, cpu_name, _) in plan.items():
-        if key in only:
-            rows.append(
-                (
-                    Samples(scenario, rate_name, "1/s", higher_is_better=True),
-                    Samples(scenario, cpu_name, "µs", higher_is_better=False),
-                )
-            )
-    selected = [plan[k] for k in plan if k in only]
-    for rep in range(reps):
-        for (scenario, _, _, round_), (rate, cpu) in zip(selected, rows, strict=True):
-            # Which side goes first alternates, so neither always meets a warmer broker.
-            ours_rate, raw_rate, ours_cpu, raw_cpu = await round_(ours_first=rep % 2 == 1)
-            rate.ours.append(ours_rate)
-            rate.raw.append(raw_rate)
-            cpu.ours.append(ours_cpu)
-            cpu.raw.append(raw_cpu)
-            print(
-                f"rep {rep + 1}/{reps} {scenario}: ours {ours_rate:.0f}/s raw {raw_rate:.0f}/s",
-                file=sys.stderr,
-            )
-    results = [sample for pair in rows for sample in pair]
-    if results:
-        report(results, json_path=json_path)
-    if "rpc" in only:
-        from bench import rpc
-
-        print()
-        await rpc.main(reps, 3000, json_path)
-    if "memory" in only:
-        from bench import memory
-
-        print()
-        await memory.main(json_path)
+SCENARIOS = (*_runner.SCENARIOS, "fanout", "stream", "memory")
+DEFAULT = ("consume", "publish", "batch", "rpc", "memory")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments and run."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--only", default=",".join(SCENARIOS))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, help="repetitions (default 5, 1 with --quick)")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"from {', '.join(SCENARIOS)}")
+    parser.add_argument("--clients", default=",".join(_runner.CLIENTS))
+    parser.add_argument("--quick", action="store_true", help="small counts, one repetition")
+    parser.add_argument(
+        "--messages", type=int, help="memory: messages consumed and published (default 100,000)"
+    )
     parser.add_argument("--json", help="append the JSON lines to this file")
     args = parser.parse_args(argv)
-    only = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = only - set(SCENARIOS)
-    if unknown:
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    clients = [c.strip() for c in args.clients.split(",") if c.strip()]
+    if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+    if unknown := set(clients) - set(_runner.CLIENTS):
+        parser.error(f"unknown clients {sorted(unknown)}; choose from {_runner.CLIENTS}")
+    missing = [c for c in ("pika", "faststream") if c in clients and not find_spec(c)]
+    if missing:
+        parser.error(
+            f"{', '.join(missing)} not installed: pip install -e '.[bench]', "
+            f"or leave them out with --clients"
+        )
+    reps = args.reps or (1 if args.quick else 5)
+    from burrowmq.framework.log import configure
+
     configure("warning")
-    asyncio.run(run(args.reps, only, args.json))
+    broker = broker_pid(URL)
+    print(f"broker pid {broker} (listening on {URL.rsplit('@', 1)[-1]})")
+    keys = [k for k in _runner.SCENARIOS if k in only]
+    if keys:
+        rows = _runner.run(keys, clients, reps=reps, quick=args.quick, broker=broker)
+        lines = [json.dumps(row.summary(), ensure_ascii=False) for row in rows]
+        print("\n".join(lines))
+        if args.json:
+            with open(args.json, "a", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+        print()
+        print(_runner.table(rows))
+    if "fanout" in only:
+        from bench import fanout
+
+        print()
+        asyncio.run(fanout.main(reps, args.json))
+    if "stream" in only:
+        from bench import stream
+
+        print()
+        asyncio.run(stream.main(reps, args.json))
+    if "memory" in only:
+        from bench import memory
+
+        print()
+        count = args.messages or (10_000 if args.quick else memory.COUNT)
+        asyncio.run(memory.main(args.json, count=count))
 
 
 if __name__ == "__main__":

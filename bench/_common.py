@@ -17,22 +17,38 @@ from pydantic import BaseModel
 URL = os.environ.get("BURROWMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
+class Item(BaseModel):
+    """One line of an :class:`Order`: the nested list every consumer validates."""
+
+    sku: str
+    quantity: int
+    price: float
+
+
 class Order(BaseModel):
-    """The payload every scenario validates."""
+    """The payload every scenario validates (pika, aio-pika, FastStream and burrowmq alike)."""
 
     order_id: str
     customer: str
     total: float
-    items: list[str]
+    items: list[Item]
+
+
+def make_order(n: int) -> Order:
+    """The ``n``-th order: three items, about 200 bytes as JSON."""
+    return Order(
+        order_id=f"o-{n}",
+        customer=f"c-{n % 97}",
+        total=n * 0.5,
+        items=[
+            Item(sku=f"sku-{n % 13}-{k}", quantity=k + 1, price=1.25 * (k + 1)) for k in range(3)
+        ],
+    )
 
 
 def payload(n: int) -> bytes:
-    """A realistic small JSON body (about 100 bytes)."""
-    return (
-        Order(order_id=f"o-{n}", customer=f"c-{n % 97}", total=n * 0.5, items=["a", "b", "c"])
-        .model_dump_json()
-        .encode()
-    )
+    """A realistic small JSON body (about 200 bytes)."""
+    return make_order(n).model_dump_json().encode()
 
 
 def unique(name: str) -> str:
@@ -57,6 +73,14 @@ async def prefill(queue: str, count: int, *, queue_type: str = "classic") -> Non
             ]
             for item in pending:
                 await item
+
+
+async def declare(queue: str) -> None:
+    """Declare an empty durable classic queue."""
+    connection = await aio_pika.connect(URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "classic"})
 
 
 async def delete_queues(*names: str, exchanges: Sequence[str] = ()) -> None:

@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from bench._common import URL, Order, Timer, delete_queues, prefill, unique
+from bench._common import URL, Order, Timer, delete_queues, make_order, prefill, unique
 
 COUNT = 20_000
 CALLS = 2_000
@@ -92,7 +92,7 @@ async def rpc(instrumented: bool) -> tuple[float, float]:
     instruments = _instruments() if instrumented else []
     server = App([router], url=URL, name="bench-server", instrumentation=instruments)
     client = App(url=URL, name="bench-client", instrumentation=instruments)
-    order = Order(order_id="o", customer="c", total=1.0, items=["a"])
+    order = make_order(0)
     async with server, client:
         for _ in range(100):
             await client.call(f"{service}.echo", order, returns=Order, timeout=10)

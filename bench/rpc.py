@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from bench._common import URL, Order, Samples, delete_queues, report, unique
+from bench._common import URL, Order, Samples, delete_queues, make_order, report, unique
 from bench._raw_rpc import RawClient, RawServer
 from burrowmq import App, Router
 from burrowmq.framework.log import configure
@@ -38,7 +38,7 @@ PREFETCH = 64
 
 
 def _order(n: int) -> Order:
-    return Order(order_id=f"o-{n}", customer=f"c-{n % 97}", total=n * 0.5, items=["a", "b", "c"])
+    return make_order(n)
 
 
 def _server_app(service: str) -> App:
