@@ -37,7 +37,7 @@ from burrowmq import (
     Router,
     TopologyError,
 )
-from burrowmq.routing.delay import LEVELS, OUTBOX, level_name
+from burrowmq.routing.delay import LEVELS, OUTBOX, OUTBOX_DLQ, level_name
 from tests.conftest import Names, app_factory
 from tests.faults.conftest import CONSUMER_TIMEOUT_MS
 from tests.faults.hostile import (
@@ -717,7 +717,7 @@ class TestDelayLadder:
             runs[message.message_id or "?"] += 1
             raise RuntimeError("always fails")
 
-        ladder = {level_name(k) for k in range(LEVELS)} | {OUTBOX}
+        ladder = {level_name(k) for k in range(LEVELS)} | {OUTBOX, OUTBOX_DLQ}
         own = f"{queue}."  # any queue the route made for itself (its .dlq aside)
         observed: set[str] = set()
         async with make_app(router, name="delay-ladder") as app, traffic.running(app):

@@ -25,6 +25,10 @@ with a fixed set of queues whatever the delays:
   destination, confirmed, before it acks it (:mod:`burrowmq.routing.forwarder`). A
   queue whose name a topic binding cannot spell (a ``*`` or ``#`` word, too long for
   the key) takes that way too.
+- **The parking queue** ``burrowmq.delay.outbox.dlq``: an outbox message that cannot be
+  forwarded for good (no destination, a destination inside the ladder, an exchange
+  that does not exist, no queue bound) is parked there with the reason, confirmed,
+  instead of being dropped or returned to the outbox forever.
 
 The ladder is shared: declared by every App that needs it, never per queue, never
 expiring. Its queues are quorum queues dead-lettering ``at-least-once``, so a message
@@ -47,6 +51,7 @@ __all__ = [
     "LEVELS",
     "MAX_DELAY",
     "OUTBOX",
+    "OUTBOX_DLQ",
     "PREFIX",
     "delay_seconds",
     "delivery_binding",
@@ -62,6 +67,8 @@ LEVELS = 28
 MAX_DELAY = 2**LEVELS - 1
 DELIVER_EXCHANGE = f"{PREFIX}.deliver"
 OUTBOX = f"{PREFIX}.outbox"
+OUTBOX_DLQ = f"{OUTBOX}.dlq"
+"""Where outbox messages that cannot be forwarded are parked, with the reason."""
 HEADER_DELAY_EXCHANGE = "x-delay-exchange"
 HEADER_DELAY_ROUTING_KEY = "x-delay-routing-key"
 
@@ -155,6 +162,7 @@ def ladder_topology(*, origin: str | None = "delays") -> Topology:
             origin=origin,
         )
     topology.add(Queue(name=OUTBOX, arguments={"x-queue-type": "quorum"}), origin=origin)
+    topology.add(Queue(name=OUTBOX_DLQ, arguments={"x-queue-type": "quorum"}), origin=origin)
     topology.add(delivery_binding(OUTBOX), origin=origin)
     return topology
 
