@@ -17,8 +17,8 @@ What can fail, and what becomes of the message:
   not exist; no queue bound for the routing key; a copy that cannot be encoded. It is
   *parked* in :data:`~burrowmq.routing.delay.OUTBOX_DLQ`, confirmed, with the reason in
   ``x-exception-type`` / ``x-exception-message`` and the destination in
-  ``x-original-exchange`` / ``-routing-key`` (so ``burrowmq dlq replay`` can send it on
-  once the destination exists), then acked. Should parking fail too, the message stays
+  ``x-original-exchange`` / ``-routing-key`` (so ``burrowmq dlq replay
+  burrowmq.delay.outbox`` can send it on once the destination exists), then acked. Should parking fail too, the message stays
   in the outbox as for a failure for now. A message is never dropped.
 
 Trust: whoever may publish to the ladder's exchanges can have the forwarder publish
