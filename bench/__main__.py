@@ -1,7 +1,8 @@
 """Run the benchmarks: pika, aio-pika, FastStream and burrowmq side by side, in one run.
 
 Usage: ``python -m bench [--quick] [--reps 5] [--only consume,publish,batch,rpc,fanout,
-stream, memory] [--clients pika,aiopika,faststream,burrowmq] [--messages N] [--json FILE]``.
+stream, memory] [--clients pika,aiopika,faststream,burrowmq[,burrowmq-uvloop]] [--messages N]
+[--json FILE]``.
 
 consume, publish, batch and rpc run each client in its own fresh process, the clients
 rotated over the repetitions, and print a table of medians per client with the ratios
@@ -45,9 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     clients = [c.strip() for c in args.clients.split(",") if c.strip()]
     if unknown := set(only) - set(SCENARIOS):
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
-    if unknown := set(clients) - set(_runner.CLIENTS):
-        parser.error(f"unknown clients {sorted(unknown)}; choose from {_runner.CLIENTS}")
-    missing = [c for c in ("pika", "faststream") if c in clients and not find_spec(c)]
+    if unknown := set(clients) - set(_runner.ALL):
+        parser.error(f"unknown clients {sorted(unknown)}; choose from {_runner.ALL}")
+    needed = {"pika": "pika", "faststream": "faststream", "burrowmq-uvloop": "uvloop"}
+    missing = [needed[c] for c in needed if c in clients and not find_spec(needed[c])]
     if missing:
         parser.error(
             f"{', '.join(missing)} not installed: pip install -e '.[bench]', "

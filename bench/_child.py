@@ -22,7 +22,10 @@ MODULES = {
     "aiopika-patterns": "bench.clients.with_aiopika",
     "faststream": "bench.clients.with_faststream",
     "burrowmq": "bench.clients.with_burrowmq",
+    "burrowmq-uvloop": "bench.clients.with_burrowmq",
 }
+UVLOOP = "-uvloop"
+"""A client whose name ends so runs its own code on uvloop's event loop."""
 
 
 def scenarios(client: str) -> dict[str, Callable[..., Any]]:
@@ -35,18 +38,26 @@ def scenarios(client: str) -> dict[str, Callable[..., Any]]:
 
 def run(client: str, what: str, params: dict[str, Any]) -> Any:
     """Run the scenario (or server) ``what`` of ``client`` with ``params``."""
+    base = client.removesuffix(UVLOOP)
     if what == "serve":
         module = importlib.import_module(MODULES[client])
-        function = module.SERVERS[client]
+        function = module.SERVERS[base]
     else:
-        function = scenarios(client)[what]
+        function = scenarios(base)[what]
     result = function(**params)
-    return asyncio.run(result) if inspect.iscoroutine(result) else result
+    if not inspect.iscoroutine(result):
+        return result
+    if client.endswith(UVLOOP):
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(result)
+    return asyncio.run(result)
 
 
 def main() -> None:
     client, what, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    if client == "burrowmq":
+    if client.startswith("burrowmq"):
         from burrowmq.framework.log import configure
 
         configure("warning")

@@ -21,6 +21,9 @@ from typing import Any
 from bench._common import declare, delete_queues, prefill, unique
 
 CLIENTS = ("pika", "aiopika", "faststream", "burrowmq")
+OPTIONAL = ("burrowmq-uvloop",)
+"""Clients run only when ``--clients`` names them: burrowmq on uvloop's event loop."""
+ALL = (*CLIENTS, *OPTIONAL)
 AIOPIKA = ("aiopika", "aiopika-patterns")
 TIMEOUT = 900
 
@@ -63,7 +66,7 @@ SCENARIOS = {
         Scenario(
             "consume",
             "consume (ack, prefetch 256)",
-            CLIENTS,
+            ALL,
             _rates("msg"),
             {"count": 20_000, "prefetch": 256},
             {"count": 2_000, "prefetch": 256},
@@ -72,7 +75,7 @@ SCENARIOS = {
         Scenario(
             "publish",
             "publish 1-by-1 (confirms)",
-            CLIENTS,
+            ALL,
             _rates("msg"),
             {"count": 3_000},
             {"count": 300},
@@ -80,7 +83,7 @@ SCENARIOS = {
         Scenario(
             "batch",
             "publish 256 in flight",
-            ("aiopika", "burrowmq"),
+            ("aiopika", "burrowmq", *OPTIONAL),
             _rates("msg"),
             {"count": 10_000, "window": 256},
             {"count": 2_000, "window": 256},
@@ -88,7 +91,7 @@ SCENARIOS = {
         Scenario(
             "rpc",
             "rpc",
-            ("pika", *AIOPIKA, "faststream", "burrowmq"),
+            ("pika", *AIOPIKA, "faststream", "burrowmq", *OPTIONAL),
             (
                 Metric("p50_ms", "c=1 p50 ms", "ms", False),
                 Metric("p99_ms", "c=1 p99 ms", "ms", False),
@@ -282,7 +285,9 @@ def _fmt_ratio(ratio: dict[str, float] | None) -> str:
 def table(rows: Sequence[Row]) -> str:
     """A Markdown table: medians per client, burrowmq/pika and burrowmq/best aio-pika."""
     clients = [
-        c for c in ("pika", *AIOPIKA, "faststream", "burrowmq") if any(c in r.samples for r in rows)
+        c
+        for c in ("pika", *AIOPIKA, "faststream", "burrowmq", *OPTIONAL)
+        if any(c in r.samples for r in rows)
     ]
     head = ["scenario", "metric", *clients, "burrowmq/pika", "burrowmq/best aio-pika"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -574,8 +574,14 @@ class App(Messaging):
             for sig in installed:
                 loop.remove_signal_handler(sig)
 
-    def run(self) -> None:
-        """Block running the app until SIGINT or SIGTERM, then shut down gracefully."""
-        asyncio.run(self.serve())
+    def run(self, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> None:
+        """Block running the app until SIGINT or SIGTERM, then shut down gracefully.
+
+        Args:
+            loop_factory: makes the event loop (e.g. ``uvloop.new_event_loop``); default
+                asyncio's own.
+        """
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(self.serve())
 
     # -- publishing and calling ------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -58,13 +59,22 @@ class TestDemo:
 
 
 class TestRunCommand:
-    async def test_run_serves_until_sigterm(self, fresh_vhost: str) -> None:
-        """`burrowmq run examples.direct:app` consumes, then exits 0 on SIGTERM."""
+    @pytest.mark.parametrize(("loop", "expected"), [("auto", "uvloop"), ("asyncio", "asyncio")])
+    async def test_run_serves_until_sigterm(
+        self, fresh_vhost: str, loop: str, expected: str
+    ) -> None:
+        """`burrowmq run examples.direct:app` consumes, then exits 0 on SIGTERM, on either loop.
+
+        uvloop is installed with the dev tools, so ``auto`` runs on it, as it would with
+        ``burrowmq[speed]``.
+        """
         process = await asyncio.create_subprocess_exec(
             BURROWMQ,
             "run",
             "examples.direct:app",
             "--log-json",
+            "--loop",
+            loop,
             cwd=ROOT,
             env=_env(fresh_vhost),
             stdout=asyncio.subprocess.PIPE,
@@ -83,6 +93,8 @@ class TestRunCommand:
                         return
 
             await until("app_started")
+            [chosen] = [json.loads(line) for line in lines if '"event": "event_loop"' in line]
+            assert chosen["loop"] == expected
             connection = await aio_pika.connect(fresh_vhost)
             async with connection:
                 channel = await connection.channel()

@@ -1,6 +1,8 @@
 """The ``burrowmq run`` command, and how any command finds the App it names.
 
-``burrowmq run module:app`` imports the App and runs it until SIGINT or SIGTERM.
+``burrowmq run module:app`` imports the App and runs it until SIGINT or SIGTERM, on
+uvloop's event loop when uvloop is installed (``burrowmq[speed]``), else on asyncio's;
+``--loop asyncio|uvloop`` chooses.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from burrowmq.app import App
@@ -56,15 +58,37 @@ def load_app(target: str) -> App:
     return obj
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory for ``--loop`` (``None``: asyncio's own loop).
+
+    Raises:
+        ConfigurationError: ``uvloop`` asked for but not installed.
+    """
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigurationError(
+                "--loop uvloop: uvloop is not installed (pip install 'burrowmq[speed]')"
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    factory = loop_factory(args.loop)
     app = load_app(args.app)
     if args.url:
         app.use_url(args.url)  # a URL on the command line wins over the one in the code
+    _log.info("event_loop", loop="uvloop" if factory is not None else "asyncio")
     if args.http:
         host, port = parse_address(args.http)
-        asyncio.run(_serve_with_probes(app, ProbeServer(app, host, port)))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve_with_probes(app, ProbeServer(app, host, port)))
     else:
-        app.run()
+        app.run(loop_factory=factory)
     return EXIT_OK
 
 
@@ -99,6 +123,12 @@ def add_run_command(
         "--http",
         metavar="HOST:PORT",
         help="also serve /metrics, /healthz and /readyz over HTTP (needs burrowmq[http])",
+    )
+    run.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the event loop: uvloop when installed (burrowmq[speed]), else asyncio (default auto)",
     )
     run.set_defaults(handler=_cmd_run)
     return run  # type: ignore[no-any-return]

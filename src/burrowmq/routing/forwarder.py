@@ -18,8 +18,9 @@ What can fail, and what becomes of the message:
   *parked* in :data:`~burrowmq.routing.delay.OUTBOX_DLQ`, confirmed, with the reason in
   ``x-exception-type`` / ``x-exception-message`` and the destination in
   ``x-original-exchange`` / ``-routing-key`` (so ``burrowmq dlq replay
-  burrowmq.delay.outbox`` can send it on once the destination exists), then acked. Should parking fail too, the message stays
-  in the outbox as for a failure for now. A message is never dropped.
+  burrowmq.delay.outbox`` can send it on once the destination exists), then acked.
+  Should parking fail too, the message stays in the outbox as for a failure for now.
+  A message is never dropped.
 
 Trust: whoever may publish to the ladder's exchanges can have the forwarder publish
 wherever the forwarder's own RabbitMQ user may write, as with any relay. Grant write
