@@ -153,7 +153,7 @@ def encode(value: Any) -> tuple[bytes, str]:
     if isinstance(value, BaseModel):
         data = value.__pydantic_serializer__.to_json(value)
         # A model writes a NaN as null (unless its config chose a form, which is kept).
-        if b"null" in data:
+        if b"null" in data and _null_not_none(value):
             _refuse_non_finite(value)
         return data, JSON
     try:
@@ -170,6 +170,17 @@ def encode(value: Any) -> tuple[bytes, str]:
     elif b"null" in data:  # a model inside writes its NaN as null
         _refuse_non_finite(value)
     return data, JSON
+
+
+def _null_not_none(model: BaseModel) -> bool:
+    """Whether a model's JSON holds a ``null`` that is not a field set to ``None``.
+
+    Only then can a NaN hide in it (as ``null``), and only then is the walk of
+    :func:`_non_finite` needed: optional fields left ``None``, the common case, cost one
+    more serialisation with ``exclude_none`` (about 2 µs) instead of a walk of the whole
+    model (about 15 µs for an order of five items).
+    """
+    return b"null" in model.__pydantic_serializer__.to_json(model, exclude_none=True)
 
 
 def _non_finite(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, float]]:
@@ -241,7 +252,7 @@ def encoder_for(annotation: Any) -> Encoder:
                     describe_validation_error(exc), errors=_plain_errors(exc)
                 ) from exc
             data = value.__pydantic_serializer__.to_json(value)
-            if b"null" in data:
+            if b"null" in data and _null_not_none(value):
                 _refuse_non_finite(value)
             return data, JSON
 

@@ -316,8 +316,41 @@ class Lenient(BaseModel):
     value: float
 
 
+class Sparse(BaseModel):
+    """A model with optional fields, left ``None``, beside floats."""
+
+    note: str | None = None
+    readings: list[Reading] = []
+    extra: dict[str, float | None] = {}
+
+
 class TestNonFiniteFloats:
     """JSON has no NaN or Infinity: such a float is refused, naming where it sits."""
+
+    @pytest.mark.parametrize(
+        ("value", "words"),
+        [
+            (
+                Sparse(readings=[Reading(sensor="s", value=math.nan)]),
+                "the float nan at readings.0.value",
+            ),
+            (Sparse(extra={"a": None, "b": math.inf}), "the float inf at extra.b"),
+        ],
+        ids=["beside-none-field", "beside-none-in-dict"],
+    )
+    def test_refused_beside_none_fields(self, value: Sparse, words: str) -> None:
+        """A NaN is found in a model whose ``None`` fields write ``null`` too."""
+        with pytest.raises(EncodeError) as info:
+            encode(value)
+        assert info.value.reason == f"cannot encode {words} as JSON, which has no NaN or Infinity"
+
+    def test_none_fields_alone_are_fine(self) -> None:
+        """Optional fields left ``None`` are encoded as ``null``, nothing refused."""
+        body = Sparse(readings=[Reading(sensor="s", value=1.5)], extra={"a": None})
+        assert encode(body) == (
+            b'{"note":null,"readings":[{"sensor":"s","value":1.5}],"extra":{"a":null}}',
+            JSON,
+        )
 
     @pytest.mark.parametrize(
         ("value", "words"),
