@@ -107,6 +107,9 @@ async def app_factory(url: str) -> AsyncIterator[Callable[..., App]]:
     def factory(*routers: Router, **options: Any) -> App:
         options.setdefault("url", url)
         options.setdefault("shutdown_timeout", 10.0)
+        # A loaded 2-core CI machine has been seen to take over 5 s (the default) for a
+        # handshake with a freshly booted node: tests allow more.
+        options.setdefault("connect_timeout", 15.0)
         app = App(list(routers), **options)
         apps.append(app)
         return app

@@ -38,6 +38,9 @@ class Backend:
         """An app on this backend (stopped when the test ends)."""
         options.setdefault("url", self.url)
         options.setdefault("shutdown_timeout", 5.0)
+        # A loaded 2-core CI machine has been seen to take over 5 s (the default) for a
+        # handshake with a freshly booted node: tests allow more.
+        options.setdefault("connect_timeout", 15.0)
         app = App(list(routers), **options)
         self._apps.append(app)
         return app
