@@ -326,6 +326,9 @@ async def _highest_offset(
     It reads until ``reached(offset)`` holds, or nothing came for a moment (the end),
     acking as it goes (on a stream an ack only frees credit). ``None``: no delivery
     within five seconds, an empty stream.
+
+    Raises:
+        ConfigurationError: ``stream`` is a queue, not a stream (nothing is taken from it).
     """
     got: asyncio.Queue[Delivery] = asyncio.Queue()
     subscription = await transport.consume(
@@ -341,10 +344,12 @@ async def _highest_offset(
             except TimeoutError:
                 return highest
             wait = _IDLE
-            await delivery.ack()
             offset = offset_of(delivery)
-            if offset is None:
-                continue
+            if offset is None:  # left unacked: it goes back to its queue
+                raise ConfigurationError(
+                    f"queue {stream!r} is not a stream: its deliveries carry no {OFFSET_HEADER}"
+                )
+            await delivery.ack()
             if highest is None or offset > highest:
                 highest = offset
             if reached(offset):
