@@ -19,6 +19,7 @@ import structlog
 
 from burrowmq import App, Message, Router
 from burrowmq.routing.offsets import OFFSET_QUEUE_ARGUMENTS, offset_queue
+from burrowmq.topology.management import ManagementClient
 from tests.conftest import Names
 
 from .conftest import wait_for
@@ -176,6 +177,7 @@ class TestDeletedOffsetQueue:
         self,
         names: Names,
         amqp: aio_pika.abc.AbstractChannel,
+        management: ManagementClient,
         make_app: Callable[..., App],
     ) -> None:
         """After the delete, the next commit declares it again (warning) and stores the mark."""
@@ -197,8 +199,9 @@ class TestDeletedOffsetQueue:
             assert recreated[0]["queue"] == queue and recreated[0]["log_level"] == "warning"
             await app.stop()
         assert await _stored(amqp, queue) == COUNT - 1
-        declared = await amqp.declare_queue(queue, passive=True)
-        assert declared.declaration_result.message_count == 1  # x-max-length 1 again
+        described = await management.queue(queue)
+        assert described is not None
+        assert described["arguments"] == dict(OFFSET_QUEUE_ARGUMENTS)  # one message, the newest
 
     @pytest.mark.timeout(60)
     async def test_graceful_stop_stores_an_unmoved_mark(
