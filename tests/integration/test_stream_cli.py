@@ -308,3 +308,40 @@ class TestReplay:
                 "stream", "replay", stream, "--from", value, "--to", "x", "--url", broker_url
             )
             assert code == 2 and text in err, err
+
+
+class TestReplayHostile:
+    """A message whose properties cannot all be read stops the replay, naming its offset."""
+
+    @pytest.mark.faults
+    @pytest.mark.timeout(60)
+    async def test_undecodable_properties_stop_the_replay(
+        self, names: Names, broker_url: str, amqp: aio_pika.abc.AbstractChannel
+    ) -> None:
+        """Offset 1 has a content_type of invalid UTF-8: offset 0 is replayed, then exit 1 at 1."""
+        from tests.faults.hostile import RawPublisher, content_header
+
+        stream, target = names.queue("events"), names.queue("target")
+        exchange = names.exchange("replayed")
+        await _fill(amqp, stream, 0, 1)
+        body = b'{"n": 1}'
+        async with RawPublisher.connect(broker_url) as raw:
+            await raw.publish(
+                "",
+                stream,
+                body,
+                content_header(len(body), content_type=b"application/\xff\xfejson"),
+            )
+        await _fill(amqp, stream, 2, 3)
+        declared = await amqp.declare_exchange(exchange, "fanout", durable=True)
+        queue = await amqp.declare_queue(target, durable=True)
+        await queue.bind(declared)
+        code, summary, err = await _json(
+            "stream", "replay", stream, "--from", "first", "--to", exchange, "--json",
+            "--url", broker_url,
+        )  # fmt: skip
+        assert code == 1, err
+        assert summary["replayed"] == 1
+        assert "replay stopped at offset 1" in summary["error"]
+        assert "could not be read" in summary["error"]
+        assert [json.loads(m.body)["n"] for m in await drain(amqp, target)] == [0]

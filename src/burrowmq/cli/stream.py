@@ -17,8 +17,9 @@ from that offset (or the first stored at or after that ISO-8601 time) to EXCHANG
 ``--routing-key`` is given. It stops at ``--until`` (an offset, included, or a time:
 before the first message stored at or after it), at ``--limit``, or at the stream's
 last offset as it was when the replay started, so a log that keeps growing ends. A
-message the broker does not confirm (no queue bound, a nack) stops the replay with an
-error naming its offset: nothing is skipped. Destinations that belong to burrowmq
+message the broker does not confirm (no queue bound, a nack), or one whose properties
+could not all be read, stops the replay with an error naming its offset: nothing is
+skipped. Destinations that belong to burrowmq
 (``burrowmq.*``: RPC, the delay ladder) or to the broker (``amq.*`` but its standard
 exchanges) are refused. The stream itself is never changed: reading a stream takes
 nothing away.
@@ -374,6 +375,13 @@ async def _send(
     args: argparse.Namespace,
     out: dict[str, Any],
 ) -> None:
+    if delivery.undecodable:
+        raise _Stopped(
+            f"replay stopped at offset {offset} of stream {args.name!r}: its "
+            f"{', '.join(sorted(delivery.undecodable))} could not be read, and a copy without "
+            f"them would not be the message; {out['replayed']} replayed before it, nothing "
+            "after it was published"
+        )
     headers = {k: v for k, v in delivery.properties.headers.items() if k != OFFSET_HEADER}
     headers[REPLAYED_FROM] = args.name
     headers[REPLAYED_OFFSET] = offset

@@ -73,7 +73,8 @@ OFFSET_QUEUE_ARGUMENTS: Mapping[str, Any] = MappingProxyType(
 
 _log = get_logger()
 _READ_TIMEOUT = 5.0
-_IDLE = 0.5  # no delivery for this long after one came: the end of the stream
+_IDLE = 1.0  # no delivery for this long after one came: the end of the stream
+_IDLE_BEFORE_IGNORING = 2.0  # longer before calling a mark past the end: it costs a replay
 _SCAN_PREFETCH = 500
 
 
@@ -208,7 +209,11 @@ class OffsetStore:
         value, problem = await read_mark(self._transport, self.queue)
         if value is not None:
             highest = await _highest_offset(
-                self._transport, self._stream, "last", reached=lambda seen: seen >= value
+                self._transport,
+                self._stream,
+                "last",
+                reached=lambda seen: seen >= value,
+                idle=_IDLE_BEFORE_IGNORING,
             )
             if highest is None:
                 problem = f"it holds offset {value}, but stream {self._stream!r} is empty"
@@ -319,7 +324,12 @@ async def stream_bounds(transport: Transport, stream: str) -> tuple[int, int] | 
 
 
 async def _highest_offset(
-    transport: Transport, stream: str, start: str, *, reached: Callable[[int], bool]
+    transport: Transport,
+    stream: str,
+    start: str,
+    *,
+    reached: Callable[[int], bool],
+    idle: float = _IDLE,
 ) -> int | None:
     """The highest offset a consumer of ``stream`` from ``start`` sees.
 
@@ -343,7 +353,7 @@ async def _highest_offset(
                     delivery = await got.get()
             except TimeoutError:
                 return highest
-            wait = _IDLE
+            wait = idle
             offset = offset_of(delivery)
             if offset is None:  # left unacked: it goes back to its queue
                 raise ConfigurationError(
