@@ -53,7 +53,7 @@ from burrowmq.routing.offsets import (
 )
 from burrowmq.topology.management import ManagementClient
 
-__all__ = ["add_stream_commands", "parse_position"]
+__all__ = ["add_stream_commands", "named_consumers", "parse_position"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -110,6 +110,29 @@ async def _check_stream(transport: Transport, name: str) -> None:
 # -- info --------------------------------------------------------------------------------
 
 
+def named_consumers(stream: str, queues: Sequence[dict[str, Any]]) -> list[str]:
+    """The named consumers of ``stream`` whose offset queues are among ``queues``.
+
+    ``<stream>.<consumer>.offset`` queues, less those of a longer stream's consumers
+    (``orders.eu.billing.offset`` belongs to the stream ``orders.eu`` when it exists).
+    """
+    prefix = f"{stream}."
+    names = [q["name"] for q in queues if isinstance(q.get("name"), str)]
+    longer = [
+        q["name"]
+        for q in queues
+        if q.get("type") == "stream" and str(q.get("name", "")).startswith(prefix)
+    ]
+    found = []
+    for queue in names:
+        if not queue.startswith(prefix) or not queue.endswith(_OFFSET_SUFFIX):
+            continue
+        consumer = queue[len(prefix) : -len(_OFFSET_SUFFIX)]
+        if consumer and not any(queue.startswith(f"{other}.") for other in longer):
+            found.append(consumer)
+    return sorted(found)
+
+
 async def _management_view(args: argparse.Namespace, name: str) -> dict[str, Any]:
     """What the management API says of the stream and its offset queues (or why nothing)."""
     client = ManagementClient(_url(args), management_url=args.management_url, tls=tls_of(args))
@@ -118,15 +141,7 @@ async def _management_view(args: argparse.Namespace, name: str) -> dict[str, Any
         queues = await client.list("queues")
     except TransportError as exc:
         return {"reachable": False, "error": str(exc)}
-    prefix = f"{name}."
-    consumers = sorted(
-        str(q["name"])[len(prefix) : -len(_OFFSET_SUFFIX)]
-        for q in queues
-        if isinstance(q.get("name"), str)
-        and q["name"].startswith(prefix)
-        and q["name"].endswith(_OFFSET_SUFFIX)
-        and len(q["name"]) > len(prefix) + len(_OFFSET_SUFFIX)
-    )
+    consumers = named_consumers(name, queues)
     details = []
     for consumer in queue.get("consumer_details") or []:
         channel = consumer.get("channel_details") or {}

@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from burrowmq.cli import build_parser
-from burrowmq.cli.stream import _check_destination, parse_position
+from burrowmq.cli.stream import _check_destination, named_consumers, parse_position
 from burrowmq.exceptions import ConfigurationError
 
 pytestmark = pytest.mark.unit
@@ -74,3 +74,20 @@ class TestParser:
             ["stream", "info", "events", "--consumer", "a", "--consumer", "b", "--json"]
         )
         assert (args.name, args.consumer, args.json) == ("events", ["a", "b"], True)
+
+
+class TestNamedConsumers:
+    def test_offset_queues_of_this_stream_only(self) -> None:
+        """Its `<stream>.<consumer>.offset` queues count; a longer stream's do not."""
+        queues = [
+            {"name": "orders", "type": "stream"},
+            {"name": "orders.billing.offset", "type": "classic"},
+            {"name": "orders.audit.v2.offset", "type": "classic"},
+            {"name": "orders.eu", "type": "stream"},
+            {"name": "orders.eu.billing.offset", "type": "classic"},
+            {"name": "orders.billing.dlq", "type": "quorum"},
+            {"name": "orders..offset", "type": "classic"},
+            {"name": "other.billing.offset", "type": "classic"},
+        ]
+        assert named_consumers("orders", queues) == ["audit.v2", "billing"]
+        assert named_consumers("orders.eu", queues) == ["billing"]
