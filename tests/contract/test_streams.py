@@ -11,6 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from burrowmq import Message, Reject, Retry, Router
+from burrowmq.framework.transport import Properties
+from burrowmq.routing.offsets import OFFSET_QUEUE_ARGUMENTS, offset_queue
 from tests.contract.conftest import Backend
 from tests.contract.test_routing import Seen
 
@@ -189,3 +191,29 @@ class TestFailures:
         dead = await backend.take(f"{stream}.dlq", 2)
         types = [d.properties.headers["x-exception-type"] for d in dead]
         assert types == ["DecodeError", "Reject"]
+
+
+class TestStoredMarkHygiene:
+    """A mark the consumer cannot trust is ignored: it starts at offset=, skipping nothing."""
+
+    @pytest.mark.parametrize(
+        "body", [b"not json", b'{"offset": -1}', b'{"offset": "2"}', b'{"offset": 1000000}']
+    )
+    async def test_forged_mark_starts_at_offset(self, backend: Backend, body: bytes) -> None:
+        """Not JSON, negative, not an int, past the end: every message from the first comes."""
+        stream = backend.names.queue("events")
+        consumer = _consumer(backend, stream)
+        await _declare(backend, stream)
+        await _publish(backend, stream, range(5))
+        queue = offset_queue(stream, consumer)
+        await backend.transport.declare_queue(queue, arguments=OFFSET_QUEUE_ARGUMENTS)
+        await backend.transport.publish("", queue, body, Properties(), mandatory=True)
+        seen = Seen()
+        router = Router()
+
+        @router.stream(stream, consumer=consumer, offset="first")
+        async def project(event: Event, message: Message) -> None:
+            seen.add(message.offset)
+
+        await backend.app(router).start()
+        assert sorted(await seen.wait(5)) == [0, 1, 2, 3, 4]

@@ -1,5 +1,5 @@
-"""The ``burrowmq`` command: one module per command group (run, publish, rpc, dlq, topology,
-asyncapi).
+"""The ``burrowmq`` command: one module per command group (run, publish, rpc, dlq, stream,
+topology, asyncapi).
 
 Each group registers its subcommands in :func:`build_parser`. Being an application, the
 CLI configures structlog for its own process; the library never does. Nothing in
@@ -20,6 +20,7 @@ from burrowmq.cli.dlq import add_dlq_commands
 from burrowmq.cli.publish import add_publish_command
 from burrowmq.cli.rpc import add_rpc_commands
 from burrowmq.cli.run import add_run_command, load_app
+from burrowmq.cli.stream import add_stream_commands
 from burrowmq.cli.topology import add_topology_commands
 from burrowmq.exceptions import BrokerUnreachable, BurrowError, ConfigurationError
 from burrowmq.framework.log import configure
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_publish_command(commands, parents=[logging_options()])
     add_rpc_commands(commands, parents=[logging_options()])
     add_dlq_commands(commands, parents=[logging_options()])
+    add_stream_commands(commands, parents=[logging_options()])
     add_topology_commands(commands, parents=[logging_options()])
     add_asyncapi_command(commands, parents=[logging_options()])
     return parser

@@ -16,7 +16,7 @@ its dispatcher only:
 - :class:`StreamDispatcher`: announces each delivery's offset as it arrives, subscribes
   (and resubscribes after a reconnection) after the last contiguous settled offset, and
   stores a named consumer's mark every :data:`COMMIT_EVERY` settled messages or
-  :data:`COMMIT_INTERVAL` seconds, and at stop.
+  :data:`COMMIT_INTERVAL` seconds, and at stop (always, even when it did not move).
 
 At-least-once: the mark only ever passes settled messages, so nothing is skipped, and
 a delivery settled past a slower one is acked only when the mark reaches it, so the
@@ -43,6 +43,7 @@ from burrowmq.framework.vocabulary import RESERVED_PREFIX, name_problem
 from burrowmq.routing.dispatch import Dispatcher, Handle
 from burrowmq.routing.offsets import (
     OFFSET_HEADER,
+    OFFSET_QUEUE_ARGUMENTS,
     Offset,
     OffsetStore,
     OffsetTracker,
@@ -113,7 +114,7 @@ class StreamOptions:
         dlq = Queue(name=self.dead_letter_queue(stream), arguments={"x-queue-type": "quorum"})
         topology.add(dlq, origin=origin)
         if self.consumer is not None:
-            arguments = {"x-queue-type": "classic", "x-max-length": 1, "x-overflow": "drop-head"}
+            arguments = dict(OFFSET_QUEUE_ARGUMENTS)
             topology.add(
                 Queue(name=offset_queue(stream, self.consumer), arguments=arguments),
                 origin=origin,
@@ -340,14 +341,14 @@ class StreamDispatcher(Dispatcher):
         if self._store is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
-                    await self._commit()
+                    await self._commit(force=True)  # even unmoved: its queue may be new
 
-    async def _commit(self) -> None:
+    async def _commit(self, *, force: bool = False) -> None:
         done = self._tracker.done
         if done is None or self._store is None:
             return
         self._tracker.since_commit = 0
-        await self._store.commit(done)
+        await self._store.commit(done, force=force)
 
     async def _commit_loop(self) -> None:
         wake = self._wake

@@ -219,6 +219,20 @@ class ManagementClient:
         answer = await self.request("GET", self._path(kind, self.vhost))
         return [item for item in answer or [] if isinstance(item, dict)]
 
+    async def queue(self, name: str) -> dict[str, Any] | None:
+        """What the API says of one queue of the virtual host (``None``: there is none).
+
+        Raises:
+            TransportError: the API cannot be reached or refused.
+        """
+        try:
+            answer = await self.request("GET", self._path("queues", self.vhost, name))
+        except TransportError as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+        return answer if isinstance(answer, dict) else None
+
     async def put_policy(
         self,
         name: str,

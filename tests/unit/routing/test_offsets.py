@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from burrowmq import ConfigurationError, Router
-from burrowmq.routing.offsets import OffsetTracker, check_offset, offset_argument
+from burrowmq.routing.offsets import OffsetTracker, check_offset, offset_argument, parse_mark
 from burrowmq.routing.stream import StreamOptions, stream_queue
 
 D: Any = object()  # stands in for a delivery
@@ -128,3 +128,31 @@ class TestStreamQueue:
         for name in ("", "amq.x"):
             with pytest.raises(ConfigurationError):
                 Router().stream("events", consumer=name)
+
+
+class TestParseMark:
+    """parse_mark: the offset a stored mark holds, or why it holds none."""
+
+    def test_a_good_mark(self) -> None:
+        """A JSON object with an int offset >= 0 gives that offset."""
+        assert parse_mark(b'{"stream": "s", "consumer": "c", "offset": 12}') == (12, None)
+        assert parse_mark(b'{"offset": 0}') == (0, None)
+
+    @pytest.mark.parametrize(
+        ("body", "says"),
+        [
+            (b"\xff{", "not JSON"),
+            (b"not json", "not JSON"),
+            (b"[1]", "not an integer"),
+            (b'{"offset": "3"}', "not an integer"),
+            (b'{"offset": 3.0}', "not an integer"),
+            (b'{"offset": true}', "not an integer"),
+            (b'{"other": 3}', "not an integer"),
+            (b'{"offset": -1}', "negative"),
+        ],
+    )
+    def test_a_forged_mark_says_why(self, body: bytes, says: str) -> None:
+        """A body that is not JSON, or whose offset is not an int >= 0, gives a reason."""
+        value, problem = parse_mark(body)
+        assert value is None
+        assert problem is not None and says in problem
