@@ -23,7 +23,9 @@ Scenarios, both in one process on a ``memory://`` broker:
 Configurations: ``plain`` (no instruments), ``prometheus`` (``Prometheus()`` alone),
 ``otel-R`` (``Prometheus()`` and ``OpenTelemetry()`` with the SDK's
 ``ParentBased(TraceIdRatioBased(R))`` sampler and a batch processor exporting to
-nothing). The table gives instructions per message and the overhead against ``plain``.
+nothing), ``otel-noop`` (the same with the API's no-op tracer provider: what burrowmq's
+own tracing code costs, with next to nothing of the SDK's). The table gives instructions
+per message and the overhead against ``plain``.
 
 ``--child SCENARIO CONFIG`` runs one measurement in this process (what the driver runs
 under callgrind); ``--profile`` runs it under cProfile instead and prints the functions
@@ -49,7 +51,7 @@ from typing import Any
 
 from bench._common import Order, make_order
 
-CONFIGS = ("plain", "prometheus", "otel-0", "otel-0.1", "otel-1")
+CONFIGS = ("plain", "prometheus", "otel-noop", "otel-0", "otel-0.1", "otel-1")
 SCENARIOS = ("consume", "rpc")
 
 _SHIM = """
@@ -75,6 +77,10 @@ def _instruments(config: str) -> list[Any]:
     metrics = Prometheus(CollectorRegistry())
     if config == "prometheus":
         return [metrics]
+    if config == "otel-noop":  # the API's tracer, which makes no spans: our side alone
+        from opentelemetry.trace import NoOpTracerProvider
+
+        return [metrics, OpenTelemetry(tracer_provider=NoOpTracerProvider())]
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
