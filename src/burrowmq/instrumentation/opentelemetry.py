@@ -9,6 +9,17 @@ Retries and dead letters are copies of the message, headers and all, so a retrie
 attempt joins the trace of the original publish; an RPC request made inside a handler
 is a child of that handler's span, and the server's span a child of the request.
 A failed handler attempt records its exception on its span and sets the span's status.
+
+Per message, two shortcuts keep the cost to the SDK's own. With the default propagator
+(W3C trace context, and baggage), a delivery whose only trace header is a plain
+version-00 ``traceparent`` has it read here rather than by the propagator (anything else,
+a ``tracestate`` or ``baggage`` header among them, goes to the propagator). And when that
+parent is not sampled and the tracer's sampler is ``ParentBased`` with its defaults for
+unsampled parents (drop, remote or local), no span is made at all: the span would not be
+recorded, and the parent's context is made current instead, so what the handler publishes
+carries the trace on, unsampled, as it would with the SDK's non-recording span (the only
+difference: downstream sees the upstream span's id as its parent rather than that of a
+span nobody recorded).
 """
 
 from __future__ import annotations
