@@ -96,7 +96,10 @@ class OpenTelemetry(Instrument):
             if remote is None:
                 parent = self._propagate.extract(_carrier(headers))
             elif remote.trace_flags.sampled or not self._drops_unsampled:
-                parent = self._trace.set_span_in_context(self._trace.NonRecordingSpan(remote))
+                # In a context of its own, as the propagator makes it.
+                parent = self._trace.set_span_in_context(
+                    self._trace.NonRecordingSpan(remote), self._context.Context()
+                )
             else:
                 # The sampler would drop this span (and any child of it): no span is made,
                 # the parent's context is current instead, so what the handler publishes
