@@ -9,6 +9,17 @@ Retries and dead letters are copies of the message, headers and all, so a retrie
 attempt joins the trace of the original publish; an RPC request made inside a handler
 is a child of that handler's span, and the server's span a child of the request.
 A failed handler attempt records its exception on its span and sets the span's status.
+
+Per message, two shortcuts keep the cost to the SDK's own. With the default propagator
+(W3C trace context, and baggage), a delivery whose only trace header is a plain
+version-00 ``traceparent`` has it read here rather than by the propagator (anything else,
+a ``tracestate`` or ``baggage`` header among them, goes to the propagator). And when that
+parent is not sampled and the tracer's sampler is ``ParentBased`` with its defaults for
+unsampled parents (drop, remote or local), no span is made at all: the span would not be
+recorded, and the parent's context is made current instead, so what the handler publishes
+carries the trace on, unsampled, as it would with the SDK's non-recording span (the only
+difference: downstream sees the upstream span's id as its parent rather than that of a
+span nobody recorded).
 """
 
 from __future__ import annotations
@@ -16,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import traceback
-from collections.abc import Iterator
 from typing import Any
 
 from burrowmq.exceptions import ConfigurationError
@@ -42,21 +52,24 @@ class OpenTelemetry(Instrument):
 
     def __init__(self, tracer_provider: Any = None) -> None:
         try:
-            from opentelemetry import propagate, trace
+            from opentelemetry import context, propagate, trace
         except ImportError:
             raise ConfigurationError(
                 "OpenTelemetry() needs opentelemetry-api: pip install 'burrowmq[otel]'"
             ) from None
         self._trace = trace
+        self._context = context
         self._propagate = propagate
         self._tracer = trace.get_tracer("burrowmq", _version(), tracer_provider=tracer_provider)
         self._consumer = trace.SpanKind.CONSUMER
         self._producer = trace.SpanKind.PRODUCER
+        self._drops_unsampled = _drops_unsampled(self._tracer)
+        self._textmap: Any = None
+        self._plain = False
 
-    @contextlib.contextmanager
     def tracing_publish(
         self, exchange: str, routing_key: str, properties: Properties
-    ) -> Iterator[Any]:
+    ) -> contextlib.AbstractContextManager[Any]:
         destination = exchange or "(default)"
         attributes = {
             "messaging.system": _SYSTEM,
@@ -68,18 +81,30 @@ class OpenTelemetry(Instrument):
             attributes["messaging.message.id"] = properties.message_id
         if properties.correlation_id:
             attributes["messaging.message.conversation_id"] = properties.correlation_id
-        with self._tracer.start_as_current_span(
+        span = self._tracer.start_span(
             f"publish {destination}", kind=self._producer, attributes=attributes
-        ) as span:
-            self._propagate.inject(properties.headers)
-            yield span
+        )
+        return _Publishing(self, span, properties.headers)
 
-    @contextlib.contextmanager
     def tracing_delivery(
         self, queue: str, handler: str, exchange: str, routing_key: str, properties: Properties
-    ) -> Iterator[Any]:
+    ) -> contextlib.AbstractContextManager[Any]:
         headers = properties.headers
-        parent = self._propagate.extract(_Carrier(headers)) if "traceparent" in headers else None
+        parent = None
+        if "traceparent" in headers:
+            remote = self._plain_parent(headers)
+            if remote is None:
+                parent = self._propagate.extract(_carrier(headers))
+            elif remote.trace_flags.sampled or not self._drops_unsampled:
+                # In a context of its own, as the propagator makes it.
+                parent = self._trace.set_span_in_context(
+                    self._trace.NonRecordingSpan(remote), self._context.Context()
+                )
+            else:
+                # The sampler would drop this span (and any child of it): no span is made,
+                # the parent's context is current instead, so what the handler publishes
+                # carries the trace on, unsampled, as the SDK's non-recording span would.
+                return _Processing(self, self._trace.NonRecordingSpan(remote))
         attributes = {
             "messaging.system": _SYSTEM,
             "messaging.operation.type": "process",
@@ -93,40 +118,160 @@ class OpenTelemetry(Instrument):
         span = self._tracer.start_span(
             f"process {queue}", context=parent, kind=self._consumer, attributes=attributes
         )
-        with self._trace.use_span(span, end_on_exit=True, record_exception=False,
-                                  set_status_on_exception=False):  # fmt: skip
-            try:
-                yield span
-            except BaseException as exc:
-                if span.is_recording():
-                    # The SDK would record the text as it is; credentials never leave.
-                    span.record_exception(
-                        exc,
-                        attributes={
-                            "exception.message": redact(str(exc)),
-                            "exception.stacktrace": redact(
-                                "".join(traceback.format_exception(exc))
-                            ),
-                        },
-                    )
-                    span.set_status(
-                        self._trace.Status(
-                            self._trace.StatusCode.ERROR,
-                            f"{type(exc).__name__}: {redact(str(exc))}",
-                        )
-                    )
-                raise
+        return _Processing(self, span)
 
-
-class _Carrier(dict[str, Any]):
-    """AMQP headers as a carrier: values that are bytes (a decoding leftover) read as text."""
-
-    def __init__(self, headers: dict[str, Any]) -> None:
-        super().__init__(
-            (k, v.decode("latin-1") if isinstance(v, bytes | bytearray) else v)
-            for k, v in headers.items()
-            if k in ("traceparent", "tracestate", "baggage")
+    def _plain_parent(self, headers: dict[str, Any]) -> Any:
+        """The remote parent of a delivery whose only trace header is a plain version-00
+        ``traceparent``, read here when the propagator is the default W3C one (what it
+        would read, at a fraction of the cost); ``None`` for anything else, which the
+        propagator reads."""
+        if "tracestate" in headers or "baggage" in headers or not self._default_textmap():
+            return None
+        value = headers["traceparent"]
+        if isinstance(value, bytes | bytearray):
+            value = value.decode("latin-1")
+        if not isinstance(value, str) or len(value) != _TRACEPARENT_LENGTH:
+            return None
+        if value[2] != "-" or value[35] != "-" or value[52] != "-" or value[:2] != "00":
+            return None
+        trace_id, span_id, flags = value[3:35], value[36:52], value[53:]
+        if not _HEX.issuperset(trace_id) or not _HEX.issuperset(span_id):
+            return None
+        if not _HEX.issuperset(flags):
+            return None
+        trace_number, span_number = int(trace_id, 16), int(span_id, 16)
+        if not trace_number or not span_number:
+            return None
+        trace = self._trace
+        return trace.SpanContext(
+            trace_number,
+            span_number,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(int(flags, 16)),
         )
+
+    def _default_textmap(self) -> bool:
+        """Whether the global propagator is the default one (W3C trace context and
+        baggage) or trace context alone; checked again when it is replaced."""
+        textmap = self._propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            from opentelemetry.baggage.propagation import W3CBaggagePropagator
+            from opentelemetry.propagators.composite import CompositePropagator
+            from opentelemetry.trace.propagation.tracecontext import (
+                TraceContextTextMapPropagator,
+            )
+
+            parts = textmap._propagators if type(textmap) is CompositePropagator else [textmap]
+            kinds = [type(part) for part in parts]
+            self._textmap = textmap
+            self._plain = kinds in (
+                [TraceContextTextMapPropagator, W3CBaggagePropagator],
+                [TraceContextTextMapPropagator],
+            )
+        return self._plain
+
+    def _record(self, span: Any, exc: BaseException) -> None:
+        """Record ``exc`` on ``span`` as failed, with credentials redacted from the text
+        (the SDK would record it as it is)."""
+        text = redact(str(exc))
+        span.record_exception(
+            exc,
+            attributes={
+                "exception.message": text,
+                "exception.stacktrace": redact("".join(traceback.format_exception(exc))),
+            },
+        )
+        span.set_status(
+            self._trace.Status(self._trace.StatusCode.ERROR, f"{type(exc).__name__}: {text}")
+        )
+
+
+# The two wrappers are plain classes rather than generator context managers: a message
+# costs one small object, not a generator, its frame and contextlib's wrapper around it.
+
+
+class _Publishing:
+    """One publish's span, current while the message is sent; the trace context goes into
+    its headers. A failure (an Exception) is recorded on the span, as the SDK would."""
+
+    __slots__ = ("_headers", "_span", "_token", "_tracing")
+
+    def __init__(self, tracing: OpenTelemetry, span: Any, headers: dict[str, Any]) -> None:
+        self._tracing, self._span, self._headers = tracing, span, headers
+
+    def __enter__(self) -> Any:
+        tracing = self._tracing
+        self._token = tracing._context.attach(tracing._trace.set_span_in_context(self._span))
+        try:
+            tracing._propagate.inject(self._headers)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self._span
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        span = self._span
+        try:
+            self._tracing._context.detach(self._token)
+            if isinstance(exc, Exception) and span.is_recording():
+                self._tracing._record(span, exc)
+        finally:
+            span.end()
+
+
+class _Processing:
+    """One handler attempt's span, current while it runs; what it raises is recorded."""
+
+    __slots__ = ("_span", "_token", "_tracing")
+
+    def __init__(self, tracing: OpenTelemetry, span: Any) -> None:
+        self._tracing, self._span = tracing, span
+
+    def __enter__(self) -> Any:
+        tracing = self._tracing
+        self._token = tracing._context.attach(tracing._trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        span = self._span
+        try:
+            self._tracing._context.detach(self._token)
+            if exc is not None and span.is_recording():
+                self._tracing._record(span, exc)
+        finally:
+            span.end()
+
+
+def _carrier(headers: dict[str, Any]) -> dict[str, Any]:
+    """The trace context of AMQP headers as a carrier: values that are bytes (a decoding
+    leftover) read as text."""
+    carrier = {}
+    for key in ("traceparent", "tracestate", "baggage"):
+        value = headers.get(key)
+        if value is not None:
+            carrier[key] = (
+                value.decode("latin-1") if isinstance(value, bytes | bytearray) else value
+            )
+    return carrier
+
+
+_TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
+_HEX = frozenset("0123456789abcdef")  # lower case only, as W3C trace context has it
+
+
+def _drops_unsampled(tracer: Any) -> bool:
+    """Whether ``tracer`` (the SDK's) drops every span whose parent is not sampled, remote
+    or local: a ``ParentBased`` sampler with its default ``ALWAYS_OFF`` for both."""
+    try:
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+    except ImportError:  # the API alone: its tracer makes no spans anyway
+        return False
+    sampler = getattr(tracer, "sampler", None)
+    return (
+        isinstance(sampler, ParentBased)
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
 
 
 def _version() -> str:

@@ -123,34 +123,53 @@ class Prometheus(Instrument):
         self._rpc_calls = metrics["rpc_calls"]
         self._rpc_duration = metrics["rpc_duration"]
         self._recoveries = metrics["recoveries"]
-        # Label lookups cost more than the update itself: children are kept per labels.
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        # Label lookups cost more than the update itself: each metric's children are
+        # resolved once per label values and kept, so a message costs one dict lookup.
+        self._messages_of = _Children(self._messages)
+        self._handler_duration_of = _Children(self._handler_duration)
+        self._in_flight_of = _Children(self._in_flight)
+        self._consumers_of = _Children(self._consumers)
+        self._published_of = _Children(self._published)
+        self._publish_duration_of = _Children(self._publish_duration)
+        self._rpc_calls_of = _Children(self._rpc_calls)
+        self._rpc_duration_of = _Children(self._rpc_duration)
 
     def delivery_settled(self, queue: str, handler: str, outcome: str, seconds: float) -> None:
-        self._child(self._messages, queue, handler, outcome).inc()
+        self._messages_of[queue, handler, outcome].inc()
         if seconds:
-            self._child(self._handler_duration, queue, handler).observe(seconds)
+            self._handler_duration_of[queue, handler].observe(seconds)
 
     def handling(self, queue: str, delta: int) -> None:
-        self._child(self._in_flight, queue).inc(delta)
+        self._in_flight_of[queue].inc(delta)
 
     def consumers(self, queue: str, delta: int) -> None:
-        self._child(self._consumers, queue).inc(delta)
+        self._consumers_of[queue].inc(delta)
 
     def published(self, exchange: str, outcome: str, seconds: float) -> None:
-        self._child(self._published, exchange, outcome).inc()
-        self._child(self._publish_duration, exchange).observe(seconds)
+        self._published_of[exchange, outcome].inc()
+        self._publish_duration_of[exchange].observe(seconds)
 
     def called(self, procedure: str, outcome: str, seconds: float) -> None:
-        self._child(self._rpc_calls, procedure, outcome).inc()
-        self._child(self._rpc_duration, procedure).observe(seconds)
+        self._rpc_calls_of[procedure, outcome].inc()
+        self._rpc_duration_of[procedure].observe(seconds)
 
     def recovered(self, role: str) -> None:
         self._recoveries.inc()
+
+
+class _Children(dict[Any, Any]):
+    """A metric's children by label values (a string, or a tuple of them), made on first use."""
+
+    __slots__ = ("_metric",)
+
+    def __init__(self, metric: Any) -> None:
+        super().__init__()
+        self._metric = metric
+
+    def __missing__(self, labels: Any) -> Any:
+        child = self[labels] = (
+            self._metric.labels(*labels)
+            if isinstance(labels, tuple)
+            else self._metric.labels(labels)
+        )
+        return child

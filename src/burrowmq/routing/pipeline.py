@@ -350,12 +350,37 @@ class Pipeline:
         while True:
             message = inbound.message
             try:
-                if hooks is not None:
-                    result = await self._observed(inbound, call, value, hooks)
-                elif chain is None:
-                    result = await call(value, message)
-                else:
-                    result = await chain(message, functools.partial(call, value, message))
+                if hooks is None:
+                    if chain is None:
+                        result = await call(value, message)
+                    else:
+                        result = await chain(message, functools.partial(call, value, message))
+                else:  # timed, and traced if an instrument traces (inline: no coroutine more)
+                    started = time.perf_counter()
+                    try:
+                        if not hooks.traces:
+                            if chain is None:
+                                result = await call(value, message)
+                            else:
+                                result = await chain(
+                                    message, functools.partial(call, value, message)
+                                )
+                        else:
+                            with hooks.tracing_delivery(
+                                self._queue,
+                                spec.name,
+                                inbound.exchange,
+                                inbound.routing_key,
+                                inbound.properties,
+                            ):
+                                if chain is None:
+                                    result = await call(value, message)
+                                else:
+                                    result = await chain(
+                                        message, functools.partial(call, value, message)
+                                    )
+                    finally:
+                        inbound.seconds = time.perf_counter() - started
             except Reject as signal:
                 _log.info("message_rejected", handler=spec.name, reason=signal.reason)
                 await settle.rejected(inbound, signal)
@@ -409,32 +434,6 @@ class Pipeline:
             if hooks is not None:
                 hooks.delivery_settled(self._queue, spec.name, "acked", inbound.seconds)
             return
-
-    async def _observed(
-        self,
-        inbound: Inbound,
-        call: Callable[[Any, Message], Awaitable[Any]],
-        value: Any,
-        hooks: Hooks,
-    ) -> Any:
-        """One handler attempt under the instruments: timed, and traced if they trace."""
-        spec = self._spec
-        message = inbound.message
-        chain = self._chain
-        started = time.perf_counter()
-        try:
-            if not hooks.traces:
-                if chain is None:
-                    return await call(value, message)
-                return await chain(message, functools.partial(call, value, message))
-            with hooks.tracing_delivery(
-                self._queue, spec.name, inbound.exchange, inbound.routing_key, inbound.properties
-            ):
-                if chain is None:
-                    return await call(value, message)
-                return await chain(message, functools.partial(call, value, message))
-        finally:
-            inbound.seconds = time.perf_counter() - started
 
 
 def timed(
