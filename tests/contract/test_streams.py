@@ -26,6 +26,7 @@ def _consumer(backend: Backend, stream: str, name: str = "proj") -> str:
     consumer = f"{backend.names.prefix}.{name}"
     backend.names.add_queue(f"{consumer}.dlq")
     backend.names.add_queue(f"{stream}.{consumer}.offset")
+    backend.names.add_queue(f"{stream}.{consumer}.lease")
     return consumer
 
 
@@ -136,6 +137,44 @@ class TestNamedConsumer:
         got = await seen.wait(15)
         assert sorted(got[10:]) == list(range(10, 15))
         assert await backend.transport.message_count(f"{stream}.{consumer}.offset") == 1
+
+
+class TestOneReader:
+    """A named consumer reads on one instance at a time; another takes over when it stops."""
+
+    async def test_the_second_instance_stands_by_then_resumes_after_the_mark(
+        self, backend: Backend
+    ) -> None:
+        """Two instances: the first reads everything; stopped, the second reads on after its mark."""
+        stream = backend.names.queue("events")
+        consumer = _consumer(backend, stream)
+        seen = Seen()
+
+        def build(label: str) -> Router:
+            router = Router()
+
+            @router.stream(stream, consumer=consumer, offset="first", concurrency=4)
+            async def project(event: Event, message: Message) -> None:
+                seen.add((label, message.offset))
+
+            return router
+
+        first, second = backend.app(build("a")), backend.app(build("b"))
+        await first.start()
+        await second.start()
+        for n in range(10):
+            await first.publish("", Event(n=n), routing_key=stream)
+        await seen.wait(10)
+        assert await backend.transport.message_count(f"{stream}.{consumer}.lease") == 0
+        await first.stop()  # stores its mark, then hands the lease on
+        for n in range(10, 15):
+            await second.publish("", Event(n=n), routing_key=stream)
+        got = await seen.wait(15)
+        assert sorted(offset for _, offset in got) == list(range(15))  # none twice, none skipped
+        assert {label for label, _ in got[:10]} == {"a"}
+        assert {label for label, _ in got[10:]} == {"b"}
+        health = second.health()
+        assert health.ready, health.problems
 
 
 class TestFailures:

@@ -41,6 +41,7 @@ from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Transport
 from burrowmq.framework.vocabulary import RESERVED_PREFIX, name_problem
 from burrowmq.routing.dispatch import Dispatcher, Handle
+from burrowmq.routing.lease import Lease, lease_queue
 from burrowmq.routing.offsets import (
     OFFSET_HEADER,
     Offset,
@@ -107,8 +108,13 @@ class StreamOptions:
         """Where failed messages of ``stream`` go: ``<consumer>.dlq``."""
         return f"{self.consumer or stream}.dlq"
 
+    def lease_queue(self, stream: str) -> str:
+        """The queue of a named consumer's lease: ``<stream>.<consumer>.lease``."""
+        return f"{stream}.{self.consumer}.lease"
+
     def topology(self, stream: str, *, origin: str) -> Topology:
-        """The dead-letter queue and, for a named consumer, the queue of its mark."""
+        """The dead-letter queue and, for a named consumer, the queues of its mark and
+        its lease."""
         topology = Topology()
         dlq = Queue(name=self.dead_letter_queue(stream), arguments={"x-queue-type": "quorum"})
         topology.add(dlq, origin=origin)
@@ -118,6 +124,7 @@ class StreamOptions:
                 Queue(name=offset_queue(stream, self.consumer), arguments=arguments),
                 origin=origin,
             )
+            topology.add(lease_queue(self.lease_queue(stream)), origin=origin)
         return topology
 
 
@@ -162,6 +169,8 @@ class StreamSettle:
         dead_letter_queue: their queue.
         tracker: told of every settled offset.
         wake: set when enough was settled to store the mark (``None``: no mark).
+        lease: the lease a named consumer reads under; while it is not held, no
+            delivery is handled (``None``: no lease, every delivery is).
     """
 
     FAILED = "dead_lettered"
@@ -175,8 +184,10 @@ class StreamSettle:
         dead_letter_queue: str,
         tracker: OffsetTracker,
         wake: asyncio.Event | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self._transport = transport
+        self._lease = lease
         self._builder = builder
         self._dlq = dead_letter_queue
         self._tracker = tracker
@@ -186,6 +197,8 @@ class StreamSettle:
         self.stopping = False
 
     async def admit(self, inbound: Inbound) -> bool:
+        if self._lease is not None and not self._lease.holder:
+            return False  # another instance reads now: left unsettled, the reader stops
         offset = inbound.offset = offset_of(inbound.delivery)
         if offset is not None and offset < self.floor:
             await self._settled(inbound)  # (the broker starts at a chunk's first message)
