@@ -10,7 +10,8 @@ import datetime
 import pytest
 from pydantic import BaseModel
 
-from burrowmq import Message, Reject, Retry, Router
+from burrowmq import ConfigurationError, Message, Reject, Retry, Router, Stream, Topology
+from burrowmq.topology.model import partition_of
 from tests.contract.conftest import Backend
 from tests.contract.test_routing import Seen
 
@@ -228,3 +229,43 @@ class TestFailures:
         dead = await backend.take(f"{stream}.dlq", 2)
         types = [d.properties.headers["x-exception-type"] for d in dead]
         assert types == ["DecodeError", "Reject"]
+
+
+class TestSuperStream:
+    """A Stream with partitions is RabbitMQ's super stream; partition_key picks a partition."""
+
+    async def test_partition_key_routes_to_the_hashed_partition(self, backend: Backend) -> None:
+        """Each key lands in partition murmur3(key) % N, and only there."""
+        orders = backend.names.exchange("orders")
+        partitions = [backend.names.add_queue(f"{orders}-{i}") for i in range(3)]
+        topology = Topology()
+        topology.add(Stream(orders, partitions=3))
+        router, seen = Router(), Seen()
+        for index, partition in enumerate(partitions):
+
+            @router.stream(partition, offset="first")
+            async def project(body: dict[str, str], index: int = index) -> None:
+                seen.add((index, body["key"]))
+
+        app = backend.app(router, topology=topology)
+        await app.start()
+        keys = [f"customer-{n}" for n in range(12)]
+        for key in keys:
+            await app.publish(orders, {"key": key}, partition_key=key, mandatory=True)
+        got = await seen.wait(len(keys))
+        assert sorted(got) == sorted((partition_of(key, 3), key) for key in keys)
+        assert len({index for index, _ in got}) > 1  # the keys spread
+
+    async def test_partition_key_needs_a_super_stream(self, backend: Backend) -> None:
+        """partition_key to a plain exchange, or with routing_key, is a ConfigurationError."""
+        orders = backend.names.exchange("orders")
+        for i in range(2):
+            backend.names.add_queue(f"{orders}-{i}")
+        topology = Topology()
+        topology.add(Stream(orders, partitions=2))
+        app = backend.app(Router(), topology=topology)
+        await app.start()
+        with pytest.raises(ConfigurationError, match=r"'amq\.direct' is not a partitioned stream"):
+            await app.publish("amq.direct", {"n": 1}, partition_key="k")
+        with pytest.raises(ConfigurationError, match=r"routing_key= or partition_key="):
+            await app.publish(orders, {"n": 1}, routing_key="0", partition_key="k")
