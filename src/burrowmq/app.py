@@ -399,6 +399,7 @@ class App(Messaging):
                 retry_waits=self.config.retry_waits,
                 injection=Injection(self, self.config.dependency_overrides),
                 codecs=self.config.codecs,
+                drain=self.config.shutdown_timeout,
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]

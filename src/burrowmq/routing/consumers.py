@@ -23,6 +23,7 @@ from burrowmq.routing.batch import BatchCollector
 from burrowmq.routing.dead_letter import dead_letter_exchange
 from burrowmq.routing.depends import Injection
 from burrowmq.routing.dispatch import Consumer, Dispatcher
+from burrowmq.routing.group import ConsumerGroup
 from burrowmq.routing.lease import Lease
 from burrowmq.routing.leased import LeasedConsumer
 from burrowmq.routing.offsets import OffsetStore, OffsetTracker
@@ -61,6 +62,8 @@ class ConsumerSettings:
         injection: what handlers' dependencies are bound to (the running App and its
             dependency overrides).
         codecs: the App's codecs (``None``: the built-in ones).
+        drain: seconds a consumer group gives a partition's handlers before it hands
+            the partition to another instance.
     """
 
     transport: Transport
@@ -77,6 +80,7 @@ class ConsumerSettings:
     retry_waits: bool = True
     injection: Injection | None = None
     codecs: Codecs | None = None
+    drain: float = 10.0
 
 
 def message_consumer(route: Route, settings: ConsumerSettings) -> Consumer:
@@ -151,7 +155,24 @@ def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSetti
     """
     queue = route.queue_name(settings.instance_id)
     if stream.consumer is None:
-        return _stream_dispatcher(route, stream, settings, None)
+        return _stream_dispatcher(route, stream, settings, queue, None)
+    parts = [_leased(route, stream, settings, name) for name in stream.streams(queue)]
+    if stream.partitions is None:
+        return parts[0]
+    return ConsumerGroup(
+        parts,
+        settings.transport,
+        members=stream.members_queue(queue),
+        queue=queue,
+        name=route.name,
+        drain=settings.drain,
+    )
+
+
+def _leased(
+    route: Route, stream: StreamOptions, settings: ConsumerSettings, queue: str
+) -> LeasedConsumer:
+    """The stream ``queue`` read while this instance holds its lease."""
     transport = settings.transport
     lease = Lease(
         stream.lease_queue(queue),
@@ -163,17 +184,20 @@ def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSetti
     )
     return LeasedConsumer(
         lease,
-        lambda: _stream_dispatcher(route, stream, settings, lease),
+        lambda: _stream_dispatcher(route, stream, settings, queue, lease),
         queue=queue,
         name=route.name,
     )
 
 
 def _stream_dispatcher(
-    route: Route, stream: StreamOptions, settings: ConsumerSettings, lease: Lease | None
+    route: Route,
+    stream: StreamOptions,
+    settings: ConsumerSettings,
+    queue: str,
+    lease: Lease | None,
 ) -> StreamDispatcher:
-    """A stream dispatcher that, given a lease, handles nothing once it is lost."""
-    queue = route.queue_name(settings.instance_id)
+    """A stream dispatcher of ``queue`` that, given a lease, handles nothing once it is lost."""
     tracker = OffsetTracker()
     store = None
     wake = None
@@ -183,7 +207,7 @@ def _stream_dispatcher(
     settle = StreamSettle(
         settings.transport,
         settings.builder,
-        dead_letter_queue=stream.dead_letter_queue(queue),
+        dead_letter_queue=stream.dead_letter_queue(route.queue_name(settings.instance_id)),
         tracker=tracker,
         wake=wake,
         lease=lease,

@@ -57,7 +57,7 @@ from burrowmq.routing.pipeline import Inbound
 from burrowmq.routing.settle import dead_letter_headers
 from burrowmq.routing.signals import Reject
 from burrowmq.topology.arguments import QUEUE_ARGUMENTS
-from burrowmq.topology.model import Queue, Topology
+from burrowmq.topology.model import Queue, Stream, Topology
 
 __all__ = [
     "COMMIT_EVERY",
@@ -86,12 +86,25 @@ class StreamOptions:
         consumer: the name under which its mark is stored on the broker (``None``: no
             mark; every start begins at ``offset``).
         offset: where a consumer with no stored mark starts.
+        partitions: the stream is a super stream of that many partitions, read by the
+            instances running the consumer as a group (``None``: a plain stream).
     """
 
     consumer: str | None = None
     offset: Offset = "next"
+    partitions: int | None = None
 
     def __post_init__(self) -> None:
+        partitions = self.partitions
+        if partitions is not None:
+            if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+                raise ConfigurationError(
+                    f"stream partitions= takes a number >= 1, got {partitions!r}"
+                )
+            if self.consumer is None:
+                raise ConfigurationError(
+                    "a partitioned stream is read by a consumer group: pass consumer="
+                )
         consumer = self.consumer
         if consumer is not None:
             if not isinstance(consumer, str) or not consumer:
@@ -112,19 +125,39 @@ class StreamOptions:
         """The queue of a named consumer's lease: ``<stream>.<consumer>.lease``."""
         return f"{stream}.{self.consumer}.lease"
 
-    def topology(self, stream: str, *, origin: str) -> Topology:
+    def members_queue(self, stream: str) -> str:
+        """The membership queue of a consumer group: ``<stream>.<consumer>.members``."""
+        return f"{stream}.{self.consumer}.members"
+
+    def streams(self, stream: str) -> tuple[str, ...]:
+        """The streams read: ``stream``, or its partitions ``stream-0`` .. ``stream-(N-1)``."""
+        if self.partitions is None:
+            return (stream,)
+        return tuple(f"{stream}-{i}" for i in range(self.partitions))
+
+    def topology(
+        self, stream: str, *, origin: str, arguments: dict[str, Any] | None = None
+    ) -> Topology:
         """The dead-letter queue and, for a named consumer, the queues of its mark and
-        its lease."""
+        its lease (of each partition's); a partitioned stream itself, with ``arguments``
+        (the retention)."""
         topology = Topology()
         dlq = Queue(name=self.dead_letter_queue(stream), arguments={"x-queue-type": "quorum"})
         topology.add(dlq, origin=origin)
-        if self.consumer is not None:
-            arguments = {"x-queue-type": "classic", "x-max-length": 1, "x-overflow": "drop-head"}
+        if self.partitions is not None:
+            retention = {k: v for k, v in (arguments or {}).items() if k != "x-queue-type"}
             topology.add(
-                Queue(name=offset_queue(stream, self.consumer), arguments=arguments),
-                origin=origin,
+                Stream(stream, partitions=self.partitions, arguments=retention), origin=origin
             )
-            topology.add(lease_queue(self.lease_queue(stream)), origin=origin)
+            members = Queue(name=self.members_queue(stream), arguments={"x-queue-type": "classic"})
+            topology.add(members, origin=origin)
+        if self.consumer is not None:
+            mark = {"x-queue-type": "classic", "x-max-length": 1, "x-overflow": "drop-head"}
+            for name in self.streams(stream):
+                topology.add(
+                    Queue(name=offset_queue(name, self.consumer), arguments=mark), origin=origin
+                )
+                topology.add(lease_queue(self.lease_queue(name)), origin=origin)
         return topology
 
 
