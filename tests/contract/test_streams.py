@@ -5,6 +5,7 @@ Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
 import pytest
@@ -269,3 +270,64 @@ class TestSuperStream:
             await app.publish("amq.direct", {"n": 1}, partition_key="k")
         with pytest.raises(ConfigurationError, match=r"routing_key= or partition_key="):
             await app.publish(orders, {"n": 1}, routing_key="0", partition_key="k")
+
+
+class TestConsumerGroup:
+    """Instances of one partitioned consumer split the partitions; each read by one."""
+
+    async def test_single_active_consumer_queue_counts_one(self, backend: Backend) -> None:
+        """A single-active-consumer queue reports its active consumer only (so groups
+        count their members elsewhere)."""
+        queue = backend.names.queue("lease")
+        await backend.transport.declare_queue(
+            queue, arguments={"x-queue-type": "quorum", "x-single-active-consumer": True}
+        )
+        subscriptions = [
+            await backend.transport.consume(queue, lambda delivery: None, prefetch=1)
+            for _ in range(3)
+        ]
+        try:
+            assert await backend.transport.consumer_count(queue) == 1
+        finally:
+            for subscription in subscriptions:
+                await subscription.close()
+
+    async def test_two_instances_split_the_partitions(self, backend: Backend) -> None:
+        """Two instances on 4 partitions both read, and every message is read once."""
+        orders, consumer = backend.names.exchange("orders"), f"{backend.names.prefix}.billing"
+        backend.names.add_queue(f"{consumer}.dlq")
+        backend.names.add_queue(f"{orders}.{consumer}.members")
+        for i in range(4):
+            for suffix in ("", f".{consumer}.offset", f".{consumer}.lease"):
+                backend.names.add_queue(f"{orders}-{i}{suffix}")
+        seen = Seen()
+
+        def build(label: str) -> Router:
+            router = Router()
+
+            @router.stream(orders, consumer=consumer, partitions=4, offset="first")
+            async def bill(body: dict[str, int], message: Message) -> None:
+                seen.add((label, message.routing_key, body["n"]))
+
+            return router
+
+        first, second = backend.app(build("a")), backend.app(build("b"))
+        await first.start()
+        await second.start()
+        shares: dict[str, set[str]] = {}
+        n = 0
+        for _ in range(100):  # rounds of 16 until a round shows the 2/2 split
+            for _ in range(16):
+                await first.publish(orders, {"n": n}, partition_key=f"key-{n}")
+                n += 1
+            await seen.wait(n, timeout=20)
+            shares = {}
+            for label, partition, _ in seen.items[-16:]:
+                shares.setdefault(label, set()).add(partition)
+            if len(shares) == 2 and all(len(s) == 2 for s in shares.values()):
+                break
+            await asyncio.sleep(0.1)  # the instances balance every second
+        got = seen.items
+        assert sorted(n for _, _, n in got) == list(range(len(got)))  # none twice
+        assert len(shares) == 2 and all(len(s) == 2 for s in shares.values()), shares
+        assert shares["a"].isdisjoint(shares["b"])

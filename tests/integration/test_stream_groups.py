@@ -156,6 +156,8 @@ class TestConsumerGroupFailover:
                 except subprocess.TimeoutExpired:
                     worker.kill()
                     worker.wait(5)
+        # The survivors stopped gracefully on SIGTERM (marks stored, leases let go).
+        assert [worker.returncode for worker in workers[1:]] == [0, 0]
         runs = [_records(r) for r in records]
         everything = sorted((rec, i) for i, run in enumerate(runs) for rec in run)
         unique = {(k, n) for (_, _, _, k, n), _ in everything}

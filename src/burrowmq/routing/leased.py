@@ -16,6 +16,9 @@ and a :class:`LeasedConsumer` starts a fresh stream dispatcher only once it hold
   running handlers are cancelled, and what was settled is stored as the mark. The
   instance then stands in line again (the lease's subscription is restored after a
   reconnection).
+- **Stopping** while a reader starts or stops (a takeover at shutdown, when another
+  instance has just let its lease go) waits for that step to finish rather than
+  cancelling it half-way, then stops the reader: nothing of it is left running.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from burrowmq.exceptions import BurrowError
 from burrowmq.framework.log import get_logger
 from burrowmq.routing.dispatch import Dispatcher
 from burrowmq.routing.lease import Lease
@@ -34,6 +36,7 @@ __all__ = ["POLL", "LeasedConsumer"]
 _log = get_logger()
 POLL = 0.25
 """Seconds between looks at whether the lease is still held (and at a standby's)."""
+_START_TIMEOUT = 10.0  # what a stop waits, beyond its drain, for a reader's start
 
 
 class LeasedConsumer:
@@ -54,6 +57,7 @@ class LeasedConsumer:
         self.lease = lease
         self._factory = factory
         self._active: Dispatcher | None = None
+        self._transition: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_delivery: float | None = None
         self.terms = 0
@@ -96,9 +100,15 @@ class LeasedConsumer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        transition, self._transition = self._transition, None
+        if transition is not None:
+            # A dispatcher cut short in its start (reading its mark, subscribing) or its
+            # stop would leave half of itself running: it finishes first.
+            await asyncio.wait([transition], timeout=timeout + _START_TIMEOUT)
         active, self._active = self._active, None
         if active is not None:
-            await active.stop(timeout)
+            with contextlib.suppress(Exception):
+                await active.stop(timeout)
         await self.lease.stop()  # after the mark is stored: the next reader starts after it
 
     def abandon(self) -> int:
@@ -108,23 +118,27 @@ class LeasedConsumer:
     async def _run(self) -> None:
         while True:
             await self.lease.acquired(POLL)
-            dispatcher = self._factory()
+            dispatcher = self._active = self._factory()
+            start = self._transition = asyncio.ensure_future(dispatcher.start())
             try:
-                await dispatcher.start()
-            except BurrowError as error:  # the broker went away: stand in line again
+                await asyncio.shield(start)  # a stop() meanwhile waits for it: see stop()
+            except Exception as error:  # the broker went away: stand in line again
+                self._active = self._transition = None
                 _log.warning("stream_takeover_failed", queue=self.queue, error=str(error))
-                with contextlib.suppress(BurrowError):
+                with contextlib.suppress(Exception):
                     await dispatcher.stop(0)
                 await asyncio.sleep(1.0)
                 continue
-            self._active = dispatcher
+            self._transition = None
             self.terms += 1
             _log.info("stream_reader_started", queue=self.queue, lease=self.lease.queue)
             await self.lease.lost(POLL)
             _log.warning("stream_lease_lost", queue=self.queue, lease=self.lease.queue)
-            self._active = None
             last = dispatcher.last_delivery
             if last is not None:
                 self._last_delivery = last
-            with contextlib.suppress(BurrowError):
-                await dispatcher.stop(0)
+            self._active = None
+            stopping = self._transition = asyncio.ensure_future(dispatcher.stop(0))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(stopping)
+            self._transition = None
