@@ -141,6 +141,15 @@ def yaml_reference() -> str:
             out.append(f"| `{name}` | {_kind(kind)} | {mark} |")
         out.append("")
     out += [
+        "`queues[].partitions` is burrowmq's own (a definitions export never has it): on a",
+        "stream (`x-queue-type: stream`), at least 1, it makes the entry a **super stream**",
+        "as RabbitMQ lays one out: a direct exchange of the entry's name",
+        "(`x-super-stream: true`), the streams `NAME-0` .. `NAME-(N-1)` with the entry's",
+        'arguments, bound with the routing keys `"0"` .. `"N-1"` and the binding argument',
+        "`x-stream-partition-order`. `app.publish(NAME, body, partition_key=KEY)` routes to",
+        "the partition KEY hashes to, as RabbitMQ's stream clients do. `burrowmq topology",
+        "export` writes the expanded entities.",
+        "",
         "## Queue arguments",
         "",
         "Checked in `queues[].arguments`. An unknown argument is stored with a warning",

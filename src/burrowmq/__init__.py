@@ -47,7 +47,7 @@ from burrowmq.routing.route import Route
 from burrowmq.routing.router import Router
 from burrowmq.routing.schedule import Schedule
 from burrowmq.routing.signals import BatchError, Reject
-from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
+from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Stream, Topology
 
 __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "App",
@@ -89,6 +89,7 @@ __all__ = [  # noqa: RUF022 - plainly sorted, as the export test checks
     "RpcTimeout",
     "Schedule",
     "StateError",
+    "Stream",
     "TLS",
     "TextCodec",
     "TooManyRedeliveries",

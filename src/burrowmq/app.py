@@ -46,7 +46,7 @@ from burrowmq.routing.declarations import (
 )
 from burrowmq.routing.delay import OUTBOX
 from burrowmq.routing.depends import Injection
-from burrowmq.routing.dispatch import Dispatcher
+from burrowmq.routing.dispatch import Consumer
 from burrowmq.routing.forwarder import Delays
 from burrowmq.routing.redelivery import DEFAULT_MAX_REDELIVERIES
 from burrowmq.routing.retry import DEFAULT_RETRY, Retry
@@ -211,10 +211,10 @@ class App(Messaging):
         self._transport: Transport | None = None
         self._publisher: Publisher | None = None
         self._builder = MessageBuilder(app_id=config.name, codecs=config.codecs)
-        self._consumers: list[Dispatcher] = []
+        self._consumers: list[Consumer] = []
         self._delays: Delays | None = None
         self._schedulers: list[Scheduler] = []
-        self._draining_consumers: list[Dispatcher] = []  # during the drain, to abandon it
+        self._draining_consumers: list[Consumer] = []  # during the drain, to abandon it
         self._topology: Topology | None = None
         self._rpc_client: RpcClient | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -399,6 +399,7 @@ class App(Messaging):
                 retry_waits=self.config.retry_waits,
                 injection=Injection(self, self.config.dependency_overrides),
                 codecs=self.config.codecs,
+                drain=self.config.shutdown_timeout,
             )
             consumers = [message_consumer(r, settings) for r in routes if r.procedure is None]
             consumers += [server.dispatcher for server in rpc_servers(routes, settings)]

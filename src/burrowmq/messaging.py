@@ -18,6 +18,7 @@ from burrowmq.routing.delay import delay_seconds
 from burrowmq.routing.depends import RunningApp
 from burrowmq.routing.route import Route, rpc_target
 from burrowmq.rpc.client import RpcClient
+from burrowmq.topology.model import Topology, partition_of
 
 if TYPE_CHECKING:
     from burrowmq.config import AppConfig
@@ -52,6 +53,7 @@ class Messaging(RunningApp):
     _rpc_client: RpcClient | None
     _builder: MessageBuilder
     _hooks: Hooks | None
+    _topology: Topology | None
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -81,6 +83,7 @@ class Messaging(RunningApp):
         compress: str | None = None,
         timeout: float | None = None,
         delay: float | timedelta | None = None,
+        partition_key: str | None = None,
     ) -> str:
         """Publish a message and wait until the broker confirmed it.
 
@@ -108,6 +111,9 @@ class Messaging(RunningApp):
             delay: seconds or a timedelta: deliver it that much later, to the second
                 (rounded to the nearest, up to 8.5 years), through the broker's delay
                 ladder; confirmed once the ladder holds it.
+            partition_key: to a super stream (``Stream(exchange, partitions=N)`` in the
+                app's topology): the partition this key hashes to, as RabbitMQ's stream
+                clients hash it (so all producers agree); instead of ``routing_key``.
 
         Returns:
             The message id.
@@ -115,7 +121,9 @@ class Messaging(RunningApp):
         Raises:
             StateError: the app is not running.
             ConfigurationError: a bad ``delay``, or ``delay`` with ``mandatory`` or
-                ``expiration`` (neither can hold across the wait).
+                ``expiration`` (neither can hold across the wait); ``partition_key``
+                with ``routing_key``, or to an exchange that is no super stream in the
+                app's topology.
             EncodeError: the body cannot be encoded.
             Unroutable: ``mandatory`` and nothing is bound.
             PublishNacked: the broker refused it.
@@ -124,6 +132,8 @@ class Messaging(RunningApp):
         """
         self._require_running("publish")
         assert self._publisher is not None
+        if partition_key is not None:
+            routing_key = self._partition_route(exchange, partition_key, routing_key)
         if delay is not None and (seconds := delay_seconds(delay)):
             if mandatory or expiration is not None:
                 raise ConfigurationError(
@@ -151,6 +161,23 @@ class Messaging(RunningApp):
             content_type=content_type,
             compress=check_compress(compress, "publish"),
         )
+
+    def _partition_route(self, exchange: str, key: str, routing_key: str) -> str:
+        """The routing key of the partition of ``exchange`` that ``key`` goes to."""
+        if not isinstance(key, str):
+            raise ConfigurationError(f"publish(partition_key=...) takes a str, got {key!r}")
+        if routing_key:
+            raise ConfigurationError(
+                f"publish() to {exchange!r} takes routing_key= or partition_key=, not both"
+            )
+        keys = self._topology.partition_keys(exchange) if self._topology is not None else ()
+        if not keys:
+            raise ConfigurationError(
+                f"publish(partition_key=...): exchange {exchange!r} is not a partitioned "
+                f"stream in this app's topology (declare Stream({exchange!r}, partitions=N) "
+                "in it, or queues: [{name: ..., partitions: N}] in its YAML)"
+            )
+        return keys[partition_of(key, len(keys))]
 
     async def publish_many(
         self,

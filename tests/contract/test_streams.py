@@ -5,14 +5,16 @@ Each test runs on the memory transport and on RabbitMQ (see ``conftest.py``).
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 
 import pytest
 from pydantic import BaseModel
 
-from burrowmq import Message, Reject, Retry, Router
+from burrowmq import ConfigurationError, Message, Reject, Retry, Router, Stream, Topology
 from burrowmq.framework.transport import Properties
 from burrowmq.routing.offsets import OFFSET_QUEUE_ARGUMENTS, offset_queue
+from burrowmq.topology.model import partition_of
 from tests.contract.conftest import Backend
 from tests.contract.test_routing import Seen
 
@@ -28,6 +30,7 @@ def _consumer(backend: Backend, stream: str, name: str = "proj") -> str:
     consumer = f"{backend.names.prefix}.{name}"
     backend.names.add_queue(f"{consumer}.dlq")
     backend.names.add_queue(f"{stream}.{consumer}.offset")
+    backend.names.add_queue(f"{stream}.{consumer}.lease")
     return consumer
 
 
@@ -140,6 +143,44 @@ class TestNamedConsumer:
         assert await backend.transport.message_count(f"{stream}.{consumer}.offset") == 1
 
 
+class TestOneReader:
+    """A named consumer reads on one instance at a time; another takes over when it stops."""
+
+    async def test_the_second_instance_stands_by_then_resumes_after_the_mark(
+        self, backend: Backend
+    ) -> None:
+        """Two instances: the first reads everything; stopped, the second reads on after its mark."""
+        stream = backend.names.queue("events")
+        consumer = _consumer(backend, stream)
+        seen = Seen()
+
+        def build(label: str) -> Router:
+            router = Router()
+
+            @router.stream(stream, consumer=consumer, offset="first", concurrency=4)
+            async def project(event: Event, message: Message) -> None:
+                seen.add((label, message.offset))
+
+            return router
+
+        first, second = backend.app(build("a")), backend.app(build("b"))
+        await first.start()
+        await second.start()
+        for n in range(10):
+            await first.publish("", Event(n=n), routing_key=stream)
+        await seen.wait(10)
+        assert await backend.transport.message_count(f"{stream}.{consumer}.lease") == 0
+        await first.stop()  # stores its mark, then hands the lease on
+        for n in range(10, 15):
+            await second.publish("", Event(n=n), routing_key=stream)
+        got = await seen.wait(15)
+        assert sorted(offset for _, offset in got) == list(range(15))  # none twice, none skipped
+        assert {label for label, _ in got[:10]} == {"a"}
+        assert {label for label, _ in got[10:]} == {"b"}
+        health = second.health()
+        assert health.ready, health.problems
+
+
 class TestFailures:
     """A stream cannot dead-letter: failures go to <consumer>.dlq, and reading goes on."""
 
@@ -217,3 +258,104 @@ class TestStoredMarkHygiene:
 
         await backend.app(router).start()
         assert sorted(await seen.wait(5)) == [0, 1, 2, 3, 4]
+
+
+class TestSuperStream:
+    """A Stream with partitions is RabbitMQ's super stream; partition_key picks a partition."""
+
+    async def test_partition_key_routes_to_the_hashed_partition(self, backend: Backend) -> None:
+        """Each key lands in partition murmur3(key) % N, and only there."""
+        orders = backend.names.exchange("orders")
+        partitions = [backend.names.add_queue(f"{orders}-{i}") for i in range(3)]
+        topology = Topology()
+        topology.add(Stream(orders, partitions=3))
+        router, seen = Router(), Seen()
+        for index, partition in enumerate(partitions):
+
+            @router.stream(partition, offset="first")
+            async def project(body: dict[str, str], index: int = index) -> None:
+                seen.add((index, body["key"]))
+
+        app = backend.app(router, topology=topology)
+        await app.start()
+        keys = [f"customer-{n}" for n in range(12)]
+        for key in keys:
+            await app.publish(orders, {"key": key}, partition_key=key, mandatory=True)
+        got = await seen.wait(len(keys))
+        assert sorted(got) == sorted((partition_of(key, 3), key) for key in keys)
+        assert len({index for index, _ in got}) > 1  # the keys spread
+
+    async def test_partition_key_needs_a_super_stream(self, backend: Backend) -> None:
+        """partition_key to a plain exchange, or with routing_key, is a ConfigurationError."""
+        orders = backend.names.exchange("orders")
+        for i in range(2):
+            backend.names.add_queue(f"{orders}-{i}")
+        topology = Topology()
+        topology.add(Stream(orders, partitions=2))
+        app = backend.app(Router(), topology=topology)
+        await app.start()
+        with pytest.raises(ConfigurationError, match=r"'amq\.direct' is not a partitioned stream"):
+            await app.publish("amq.direct", {"n": 1}, partition_key="k")
+        with pytest.raises(ConfigurationError, match=r"routing_key= or partition_key="):
+            await app.publish(orders, {"n": 1}, routing_key="0", partition_key="k")
+
+
+class TestConsumerGroup:
+    """Instances of one partitioned consumer split the partitions; each read by one."""
+
+    async def test_single_active_consumer_queue_counts_one(self, backend: Backend) -> None:
+        """A single-active-consumer queue reports its active consumer only (so groups
+        count their members elsewhere)."""
+        queue = backend.names.queue("lease")
+        await backend.transport.declare_queue(
+            queue, arguments={"x-queue-type": "quorum", "x-single-active-consumer": True}
+        )
+        subscriptions = [
+            await backend.transport.consume(queue, lambda delivery: None, prefetch=1)
+            for _ in range(3)
+        ]
+        try:
+            assert await backend.transport.consumer_count(queue) == 1
+        finally:
+            for subscription in subscriptions:
+                await subscription.close()
+
+    async def test_two_instances_split_the_partitions(self, backend: Backend) -> None:
+        """Two instances on 4 partitions both read, and every message is read once."""
+        orders, consumer = backend.names.exchange("orders"), f"{backend.names.prefix}.billing"
+        backend.names.add_queue(f"{consumer}.dlq")
+        backend.names.add_queue(f"{orders}.{consumer}.members")
+        for i in range(4):
+            for suffix in ("", f".{consumer}.offset", f".{consumer}.lease"):
+                backend.names.add_queue(f"{orders}-{i}{suffix}")
+        seen = Seen()
+
+        def build(label: str) -> Router:
+            router = Router()
+
+            @router.stream(orders, consumer=consumer, partitions=4, offset="first")
+            async def bill(body: dict[str, int], message: Message) -> None:
+                seen.add((label, message.routing_key, body["n"]))
+
+            return router
+
+        first, second = backend.app(build("a")), backend.app(build("b"))
+        await first.start()
+        await second.start()
+        shares: dict[str, set[str]] = {}
+        n = 0
+        for _ in range(100):  # rounds of 16 until a round shows the 2/2 split
+            for _ in range(16):
+                await first.publish(orders, {"n": n}, partition_key=f"key-{n}")
+                n += 1
+            await seen.wait(n, timeout=20)
+            shares = {}
+            for label, partition, _ in seen.items[-16:]:
+                shares.setdefault(label, set()).add(partition)
+            if len(shares) == 2 and all(len(s) == 2 for s in shares.values()):
+                break
+            await asyncio.sleep(0.1)  # the instances balance every second
+        got = seen.items
+        assert sorted(n for _, _, n in got) == list(range(len(got)))  # none twice
+        assert len(shares) == 2 and all(len(s) == 2 for s in shares.values()), shares
+        assert shares["a"].isdisjoint(shares["b"])

@@ -55,6 +55,7 @@ async def _fill(url: str, stream: str, total: int) -> float:
 def _register(names: Names, stream: str, consumer: str) -> None:
     names.add_queue(f"{consumer}.dlq")
     names.add_queue(f"{stream}.{consumer}.offset")
+    names.add_queue(f"{stream}.{consumer}.lease")
 
 
 def _figures(label: str, runs: list[list[int]], seconds: float) -> int:

@@ -435,9 +435,16 @@ class MemoryTransport:
         )
 
     async def consumer_count(self, queue: str) -> int | None:
-        """How many consumers ``queue`` has, or ``None`` if it does not exist."""
+        """How many consumers ``queue`` has, or ``None`` if it does not exist.
+
+        Of a single-active-consumer queue, as RabbitMQ counts them: the active one only.
+        """
         found = self._require("look at a queue").queues.get(queue)
-        return None if found is None else len(found.consumers)
+        if found is None:
+            return None
+        if found.arguments.get("x-single-active-consumer") is True:
+            return min(1, len(found.consumers))
+        return len(found.consumers)
 
     async def message_count(self, queue: str) -> int | None:
         """How many messages wait (ready) in ``queue``, or ``None`` if it does not exist."""

@@ -2,8 +2,9 @@
 
 The App hands its settings over as one :class:`ConsumerSettings`; a route's own
 ``retry``, ``prefetch`` and ``concurrency`` win over them. Stream routes get a
-:class:`~burrowmq.routing.stream.StreamDispatcher`. RPC routes are assembled by
-:func:`burrowmq.rpc.server.rpc_servers` from the same settings.
+:class:`~burrowmq.routing.stream.StreamDispatcher`; a named stream consumer's runs inside a
+:class:`~burrowmq.routing.leased.LeasedConsumer`, on one instance at a time. RPC routes
+are assembled by :func:`burrowmq.rpc.server.rpc_servers` from the same settings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from burrowmq.framework.transport import Transport
 from burrowmq.routing.batch import BatchCollector
 from burrowmq.routing.dead_letter import dead_letter_exchange
 from burrowmq.routing.depends import Injection
-from burrowmq.routing.dispatch import Dispatcher
+from burrowmq.routing.dispatch import Consumer, Dispatcher
+from burrowmq.routing.group import ConsumerGroup
+from burrowmq.routing.lease import Lease
+from burrowmq.routing.leased import LeasedConsumer
 from burrowmq.routing.offsets import OffsetStore, OffsetTracker
 from burrowmq.routing.pipeline import Pipeline
 from burrowmq.routing.retry import Retry
@@ -32,6 +36,8 @@ from burrowmq.routing.stream import StreamDispatcher, StreamOptions, StreamSettl
 __all__ = ["ConsumerSettings", "message_consumer", "stream_consumer"]
 
 _log = get_logger()
+LEASE_CHECK = 5.0
+"""Seconds between a standby's checks that its stream lease still has a token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,8 @@ class ConsumerSettings:
         injection: what handlers' dependencies are bound to (the running App and its
             dependency overrides).
         codecs: the App's codecs (``None``: the built-in ones).
+        drain: seconds a consumer group gives a partition's handlers before it hands
+            the partition to another instance.
     """
 
     transport: Transport
@@ -72,9 +80,10 @@ class ConsumerSettings:
     retry_waits: bool = True
     injection: Injection | None = None
     codecs: Codecs | None = None
+    drain: float = 10.0
 
 
-def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
+def message_consumer(route: Route, settings: ConsumerSettings) -> Consumer:
     """The dispatcher of a message route: its queue, through its pipeline, settled.
 
     A batch route runs ``size * concurrency`` workers (its concurrency counts batches,
@@ -139,9 +148,56 @@ def message_consumer(route: Route, settings: ConsumerSettings) -> Dispatcher:
     )
 
 
-def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSettings) -> Dispatcher:
-    """The dispatcher of a stream route: from its offset or mark, failures to its dlq."""
+def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSettings) -> Consumer:
+    """The consumer of a stream route: from its offset or mark, failures to its dlq.
+
+    A named consumer reads on one instance at a time: the holder of its lease.
+    """
     queue = route.queue_name(settings.instance_id)
+    if stream.consumer is None:
+        return _stream_dispatcher(route, stream, settings, queue, None)
+    parts = [_leased(route, stream, settings, name) for name in stream.streams(queue)]
+    if stream.partitions is None:
+        return parts[0]
+    return ConsumerGroup(
+        parts,
+        settings.transport,
+        members=stream.members_queue(queue),
+        queue=queue,
+        name=route.name,
+        drain=settings.drain,
+    )
+
+
+def _leased(
+    route: Route, stream: StreamOptions, settings: ConsumerSettings, queue: str
+) -> LeasedConsumer:
+    """The stream ``queue`` read while this instance holds its lease."""
+    transport = settings.transport
+    lease = Lease(
+        stream.lease_queue(queue),
+        transport,
+        settings.builder,
+        transport.clock,
+        state=lambda: {"stream": queue, "consumer": stream.consumer},
+        check_every=LEASE_CHECK,
+    )
+    return LeasedConsumer(
+        lease,
+        lambda: _stream_dispatcher(route, stream, settings, queue, lease),
+        queue=queue,
+        name=route.name,
+    )
+
+
+def _stream_dispatcher(
+    route: Route,
+    stream: StreamOptions,
+    settings: ConsumerSettings,
+    queue: str,
+    lease: Lease | None,
+) -> StreamDispatcher:
+    """A stream dispatcher of ``queue`` that, given a lease, handles nothing once it is lost."""
     tracker = OffsetTracker()
     store = None
     wake = None
@@ -151,9 +207,10 @@ def stream_consumer(route: Route, stream: StreamOptions, settings: ConsumerSetti
     settle = StreamSettle(
         settings.transport,
         settings.builder,
-        dead_letter_queue=stream.dead_letter_queue(queue),
+        dead_letter_queue=stream.dead_letter_queue(route.queue_name(settings.instance_id)),
         tracker=tracker,
         wake=wake,
+        lease=lease,
     )
     pipeline = Pipeline(
         route.spec,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -32,10 +32,53 @@ from burrowmq.framework.transport import (
     Transport,
 )
 
-__all__ = ["Dispatcher", "Handle"]
+__all__ = ["Consumer", "Dispatcher", "Handle"]
 
 Handle = Callable[[Delivery], Awaitable[None]]
 """Takes one delivery through its pipeline; settles it (or leaves it to the broker)."""
+
+
+class Consumer(Protocol):
+    """What the App runs and asks for health: a :class:`Dispatcher`, or a consumer that
+    runs one only while it holds a lease (:class:`~burrowmq.routing.leased.LeasedConsumer`)."""
+
+    @property
+    def queue(self) -> str:
+        """The queue consumed."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The handler's name."""
+        ...
+
+    @property
+    def consuming(self) -> bool:
+        """Whether it runs as it should (consuming, or standing by for its lease)."""
+        ...
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being handled now."""
+        ...
+
+    @property
+    def last_delivery(self) -> float | None:
+        """When the last delivery came (``time.monotonic()``)."""
+        ...
+
+    async def start(self) -> None:
+        """Start consuming."""
+        ...
+
+    async def stop(self, timeout: float) -> None:
+        """Stop, letting handlers finish for up to ``timeout`` seconds."""
+        ...
+
+    def abandon(self) -> int:
+        """Cancel the running handlers now; return how many there were."""
+        ...
+
 
 _log = get_logger()
 _bind = structlog.contextvars.bind_contextvars

@@ -275,10 +275,11 @@ class Route:
                 ),
                 origin=origin,
             )
-        elif self.declare_queue:
-            topo.add(self.queue, origin=origin)
+        elif self.declare_queue and (self.stream is None or self.stream.partitions is None):
+            topo.add(self.queue, origin=origin)  # (a super stream is its partitions)
         if self.stream is not None:
-            topo = topo.merge(self.stream.topology(queue_name, origin=origin))
+            retention = self.queue.arguments if self.queue is not None else None
+            topo = topo.merge(self.stream.topology(queue_name, origin=origin, arguments=retention))
         if self.exchange is not None:
             for key in self.bindings:
                 topo.add(

@@ -523,6 +523,7 @@ class Router:
         timeout: float | None = None,
         max_age: timedelta | str | None = None,
         max_length_bytes: int | None = None,
+        partitions: int | None = None,
     ) -> Callable[[F], F]:
         """Read the RabbitMQ stream ``name`` (declared, with its retention), from ``offset``.
 
@@ -536,9 +537,13 @@ class Router:
         ``max_age`` (``timedelta`` or ``"7D"``) and ``max_length_bytes`` set retention.
         Messages are handled one at a time, in order, unless ``concurrency=`` (or the
         router's) says otherwise; the App's ``concurrency`` does not apply.
+        A named consumer reads on one instance at a time (the holder of its lease).
+        ``partitions=N`` makes ``name`` a super stream (``name-0`` .. ``name-(N-1)``) read
+        by a consumer group: each partition by one instance, spread over those running
+        (see :mod:`burrowmq.routing.group`); it needs ``consumer``.
         """
         queue = stream_queue(name, max_age=max_age, max_length_bytes=max_length_bytes)
-        options = StreamOptions(consumer=consumer, offset=offset)
+        options = StreamOptions(consumer=consumer, offset=offset, partitions=partitions)
 
         def decorator(func: F) -> F:
             self.add_route(

@@ -19,9 +19,10 @@ then keeps the schedule. A schedule that has never run starts with the first tic
 after its leader took over. Ticks are sequential: a run that outlasts the interval
 makes the ticks it overlapped missed, coalesced into one run when it ends.
 
-The leader republishes the state every minute without a tick (so a long cron interval
-never trips RabbitMQ's consumer_timeout on the held message), and a standby that finds
-the queue empty (a lost state message) puts a fresh one in.
+The state message is a :class:`~burrowmq.routing.lease.Lease`'s token: the lease
+republishes it every minute without a tick (so a long cron interval never trips
+RabbitMQ's consumer_timeout on the held message), and a standby that finds the queue
+empty (a lost state message) puts a fresh one in.
 """
 
 from __future__ import annotations
@@ -35,24 +36,20 @@ from burrowmq.exceptions import BurrowError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.clock import Clock
 from burrowmq.framework.log import get_logger
-from burrowmq.framework.transport import Delivery, Subscription, Transport
+from burrowmq.framework.transport import Delivery, Transport
 from burrowmq.framework.urls import redact
+from burrowmq.routing.lease import REFRESH, Lease, lease_queue
 from burrowmq.routing.schedule import Schedule
 from burrowmq.topology.model import Queue
 
 __all__ = ["Scheduler", "schedule_queue"]
 
 _log = get_logger()
-REFRESH = 60.0
-"""Seconds between republishings of the held state, and between standbys' checks."""
 
 
 def schedule_queue(app_name: str, schedule: Schedule) -> Queue:
     """The leadership queue of ``schedule`` in the service ``app_name``."""
-    return Queue(
-        name=f"{app_name}.schedule.{schedule.name}",
-        arguments={"x-queue-type": "quorum", "x-single-active-consumer": True},
-    )
+    return lease_queue(f"{app_name}.schedule.{schedule.name}")
 
 
 def _last_of(delivery: Delivery) -> float | None:
@@ -87,15 +84,18 @@ class Scheduler:
     ) -> None:
         self.schedule = schedule
         self.queue = queue
-        self._transport = transport
-        self._builder = builder
         self._clock = clock
-        self._held: Delivery | None = None
-        self._held_last: float | None = None
-        self._held_since = 0.0
         self._last: float | None = None  # the latest tick known run, by anyone
         self._changed = asyncio.Event()
-        self._subscription: Subscription | None = None
+        self._lease = Lease(
+            queue,
+            transport,
+            builder,
+            clock,
+            state=lambda: {"last": self._last, "schedule": schedule.name},
+            rank=lambda delivery: _last_of(delivery) or 0.0,
+            on_token=self._token,
+        )
         self._task: asyncio.Task[None] | None = None
         self._running: asyncio.Task[Any] | None = None
         self.ticks = 0
@@ -104,13 +104,11 @@ class Scheduler:
     @property
     def leader(self) -> bool:
         """Whether this instance holds the schedule's state, so runs its ticks."""
-        return self._held is not None and not self._held.stale
+        return self._lease.holder
 
     async def start(self) -> None:
         """Start competing for leadership (the queue must exist)."""
-        self._subscription = await self._transport.consume(self.queue, self._received, prefetch=16)
-        if await self._transport.message_count(self.queue) == 0 and self._held is None:
-            await self._record(None)  # a first state; a leader holding one merges it away
+        await self._lease.start()
         self._task = asyncio.get_running_loop().create_task(
             self._loop(), name=f"burrowmq-schedule-{self.schedule.name}"
         )
@@ -126,35 +124,13 @@ class Scheduler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            with contextlib.suppress(BurrowError):
-                await subscription.close()  # the held state goes back to the queue
-        self._held = None
+        await self._lease.stop()  # the held state goes back to the queue
 
-    def _received(self, delivery: Delivery) -> None:
+    def _token(self, delivery: Delivery) -> None:
         last = _last_of(delivery)
-        held = self._held
-        if held is not None and not held.stale and (last or 0.0) < (self._held_last or 0.0):
-            self._settle(delivery)  # older than the one held: superseded
-        else:
-            self._held, self._held_last = delivery, last
-            self._held_since = self._clock.time()
-            if held is not None and not held.stale:
-                self._settle(held)
         if last is not None and (self._last is None or last > self._last):
             self._last = last
         self._changed.set()
-
-    def _settle(self, delivery: Delivery) -> None:
-        task = asyncio.get_running_loop().create_task(delivery.ack())
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-    async def _record(self, last: float | None) -> None:
-        outgoing = self._builder.message({"last": last, "schedule": self.schedule.name})
-        await self._transport.publish(
-            "", self.queue, outgoing.body, outgoing.properties, mandatory=True
-        )
 
     async def _wait(self, seconds: float) -> None:
         """Wait ``seconds`` on the clock, or until the state changes."""
@@ -183,10 +159,7 @@ class Scheduler:
     async def _step(self) -> None:
         now = self._clock.time()
         if not self.leader:
-            self._held = None
             await self._wait(REFRESH)
-            if not self.leader and await self._transport.message_count(self.queue) == 0:
-                await self._record(self._last)  # the state was lost: put one back
             return
         last, schedule = self._last, self.schedule
         due = schedule.latest_at(now)
@@ -194,10 +167,7 @@ class Scheduler:
             # Nothing missed: wait for the next tick (after the last one, or after now
             # for a schedule that never ran).
             tick = schedule.next_after(now if last is None else max(last, due))
-            wait = min(tick - now, REFRESH)
-            if now - self._held_since >= REFRESH:
-                await self._record(last)  # renew the held state (consumer_timeout)
-            await self._wait(wait)
+            await self._wait(min(tick - now, REFRESH))
             if self._clock.time() < tick or not self.leader:
                 return
             due = tick
@@ -205,10 +175,14 @@ class Scheduler:
 
     async def _run(self, tick: float) -> None:
         """Record ``tick`` as run on the broker, then run it."""
-        await self._record(tick)
+        self._last, previous = tick, self._last
+        try:
+            await self._lease.publish()
+        except BaseException:
+            self._last = previous
+            raise
         if not self.leader:  # lost the state meanwhile: whoever has it knows of tick
             return
-        self._last = tick
         self.ticks += 1
         log = _log.bind(schedule=self.schedule.name, tick=tick)
         self._running = asyncio.ensure_future(self.schedule.func())

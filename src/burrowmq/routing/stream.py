@@ -41,6 +41,7 @@ from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Transport
 from burrowmq.framework.vocabulary import RESERVED_PREFIX, name_problem
 from burrowmq.routing.dispatch import Dispatcher, Handle
+from burrowmq.routing.lease import Lease, lease_queue
 from burrowmq.routing.offsets import (
     OFFSET_HEADER,
     OFFSET_QUEUE_ARGUMENTS,
@@ -57,7 +58,7 @@ from burrowmq.routing.pipeline import Inbound
 from burrowmq.routing.settle import dead_letter_headers
 from burrowmq.routing.signals import Reject
 from burrowmq.topology.arguments import QUEUE_ARGUMENTS
-from burrowmq.topology.model import Queue, Topology
+from burrowmq.topology.model import Queue, Stream, Topology
 
 __all__ = [
     "COMMIT_EVERY",
@@ -86,12 +87,25 @@ class StreamOptions:
         consumer: the name under which its mark is stored on the broker (``None``: no
             mark; every start begins at ``offset``).
         offset: where a consumer with no stored mark starts.
+        partitions: the stream is a super stream of that many partitions, read by the
+            instances running the consumer as a group (``None``: a plain stream).
     """
 
     consumer: str | None = None
     offset: Offset = "next"
+    partitions: int | None = None
 
     def __post_init__(self) -> None:
+        partitions = self.partitions
+        if partitions is not None:
+            if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+                raise ConfigurationError(
+                    f"stream partitions= takes a number >= 1, got {partitions!r}"
+                )
+            if self.consumer is None:
+                raise ConfigurationError(
+                    "a partitioned stream is read by a consumer group: pass consumer="
+                )
         consumer = self.consumer
         if consumer is not None:
             if not isinstance(consumer, str) or not consumer:
@@ -108,17 +122,43 @@ class StreamOptions:
         """Where failed messages of ``stream`` go: ``<consumer>.dlq``."""
         return f"{self.consumer or stream}.dlq"
 
-    def topology(self, stream: str, *, origin: str) -> Topology:
-        """The dead-letter queue and, for a named consumer, the queue of its mark."""
+    def lease_queue(self, stream: str) -> str:
+        """The queue of a named consumer's lease: ``<stream>.<consumer>.lease``."""
+        return f"{stream}.{self.consumer}.lease"
+
+    def members_queue(self, stream: str) -> str:
+        """The membership queue of a consumer group: ``<stream>.<consumer>.members``."""
+        return f"{stream}.{self.consumer}.members"
+
+    def streams(self, stream: str) -> tuple[str, ...]:
+        """The streams read: ``stream``, or its partitions ``stream-0`` .. ``stream-(N-1)``."""
+        if self.partitions is None:
+            return (stream,)
+        return tuple(f"{stream}-{i}" for i in range(self.partitions))
+
+    def topology(
+        self, stream: str, *, origin: str, arguments: dict[str, Any] | None = None
+    ) -> Topology:
+        """The dead-letter queue and, for a named consumer, the queues of its mark and
+        its lease (of each partition's); a partitioned stream itself, with ``arguments``
+        (the retention)."""
         topology = Topology()
         dlq = Queue(name=self.dead_letter_queue(stream), arguments={"x-queue-type": "quorum"})
         topology.add(dlq, origin=origin)
-        if self.consumer is not None:
-            arguments = dict(OFFSET_QUEUE_ARGUMENTS)
+        if self.partitions is not None:
+            retention = {k: v for k, v in (arguments or {}).items() if k != "x-queue-type"}
             topology.add(
-                Queue(name=offset_queue(stream, self.consumer), arguments=arguments),
-                origin=origin,
+                Stream(stream, partitions=self.partitions, arguments=retention), origin=origin
             )
+            members = Queue(name=self.members_queue(stream), arguments={"x-queue-type": "classic"})
+            topology.add(members, origin=origin)
+        if self.consumer is not None:
+            mark = dict(OFFSET_QUEUE_ARGUMENTS)
+            for name in self.streams(stream):
+                topology.add(
+                    Queue(name=offset_queue(name, self.consumer), arguments=mark), origin=origin
+                )
+                topology.add(lease_queue(self.lease_queue(name)), origin=origin)
         return topology
 
 
@@ -163,6 +203,8 @@ class StreamSettle:
         dead_letter_queue: their queue.
         tracker: told of every settled offset.
         wake: set when enough was settled to store the mark (``None``: no mark).
+        lease: the lease a named consumer reads under; while it is not held, no
+            delivery is handled (``None``: no lease, every delivery is).
     """
 
     FAILED = "dead_lettered"
@@ -176,8 +218,10 @@ class StreamSettle:
         dead_letter_queue: str,
         tracker: OffsetTracker,
         wake: asyncio.Event | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self._transport = transport
+        self._lease = lease
         self._builder = builder
         self._dlq = dead_letter_queue
         self._tracker = tracker
@@ -187,6 +231,8 @@ class StreamSettle:
         self.stopping = False
 
     async def admit(self, inbound: Inbound) -> bool:
+        if self._lease is not None and not self._lease.holder:
+            return False  # another instance reads now: left unsettled, the reader stops
         offset = inbound.offset = offset_of(inbound.delivery)
         if offset is not None and offset < self.floor:
             await self._settled(inbound)  # (the broker starts at a chunk's first message)

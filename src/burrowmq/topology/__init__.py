@@ -7,6 +7,6 @@ only; routing builds on its model, and the CLI drives its tools.
 from __future__ import annotations
 
 from burrowmq.topology.loader import load_topology
-from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
+from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Stream, Topology
 
-__all__ = ["Binding", "Exchange", "Policy", "Queue", "Topology", "load_topology"]
+__all__ = ["Binding", "Exchange", "Policy", "Queue", "Stream", "Topology", "load_topology"]

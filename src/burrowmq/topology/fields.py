@@ -33,6 +33,7 @@ _QUEUE_FIELDS: dict[str, _Kind] = {
     "exclusive": "bool",
     "arguments": "map",
     "type": "str",
+    "partitions": "int",  # burrowmq's: a super stream of that many partitions
 }
 _BINDING_FIELDS: dict[str, _Kind] = {
     "source": "str",

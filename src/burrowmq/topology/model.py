@@ -4,6 +4,14 @@ The field names are those of a RabbitMQ definitions export (``rabbitmqctl
 export_definitions``), so an export loads as is and our export imports with
 ``rabbitmqctl import_definitions``. Decorators and YAML both produce a
 :class:`Topology`; :meth:`Topology.merge` joins them and refuses conflicts.
+
+:class:`Stream` is burrowmq's shorthand for a stream, or, with ``partitions=N``, a
+*super stream* laid out as RabbitMQ lays one out (``rabbitmq-streams add_super_stream``):
+a direct exchange ``name`` (``x-super-stream: true``) and the streams ``name-0`` ..
+``name-(N-1)``, bound with the routing keys ``"0"`` .. ``"N-1"`` and the binding argument
+``x-stream-partition-order`` = i. Adding one to a topology adds those entities.
+:func:`partition_of` picks a key's partition as RabbitMQ's stream clients do, so that
+every super-stream producer agrees on where a key goes.
 """
 
 from __future__ import annotations
@@ -11,17 +19,39 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import mmh3
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from burrowmq.exceptions import TopologyError
 
 __all__ = [
+    "PARTITION_ORDER",
     "Binding",
     "Exchange",
     "Policy",
     "Queue",
+    "Stream",
     "Topology",
+    "partition_of",
 ]
+
+PARTITION_ORDER = "x-stream-partition-order"
+"""The binding argument that numbers a super stream's partitions."""
+_HASH_SEED = 104729  # the seed of RabbitMQ's stream clients' murmur3 routing
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of ``key`` among ``partitions``, as RabbitMQ's stream clients pick it.
+
+    MurmurHash3 (x86, 32 bits, seed 104729) of the key's UTF-8 bytes, taken as unsigned,
+    modulo the number of partitions.
+
+    Raises:
+        ValueError: ``partitions`` is below 1.
+    """
+    if partitions < 1:
+        raise ValueError(f"partition_of() needs at least one partition, got {partitions}")
+    return mmh3.hash(key.encode("utf-8"), _HASH_SEED, signed=False) % partitions
 
 
 class _Entity(BaseModel):
@@ -150,6 +180,68 @@ class Policy(_Entity):
         return f"policy {self.name!r}"
 
 
+class Stream(_Entity):
+    """A stream, or with ``partitions`` a super stream (a partitioned stream).
+
+    Args:
+        name: the stream's name; of a super stream, its exchange's (the partitions are
+            ``name-0`` .. ``name-(N-1)``).
+        partitions: how many partitions (``None``: one plain stream).
+        arguments: the streams' arguments besides ``x-queue-type`` (retention:
+            ``x-max-age``, ``x-max-length-bytes``).
+    """
+
+    name: str
+    partitions: int | None = Field(default=None, strict=True)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        partitions: int | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        fields: dict[str, Any] = {
+            "name": name,
+            "partitions": partitions,
+            "arguments": arguments or {},
+        }
+        super().__init__(**fields)
+
+    @field_validator("partitions")
+    @classmethod
+    def _at_least_one(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"partitions must be at least 1, got {value!r}")
+        return value
+
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """The names of its streams: ``name``, or ``name-0`` .. ``name-(N-1)``."""
+        if self.partitions is None:
+            return (self.name,)
+        return tuple(f"{self.name}-{i}" for i in range(self.partitions))
+
+    def entities(self) -> list[Exchange | Queue | Binding]:
+        """What it is made of on the broker."""
+        arguments = {**self.arguments, "x-queue-type": "stream"}
+        queues = [Queue(name=name, arguments=arguments) for name in self.streams]
+        if self.partitions is None:
+            return list(queues)
+        exchange = Exchange(name=self.name, type="direct", arguments={"x-super-stream": True})
+        bindings = [
+            Binding(
+                source=self.name,
+                destination=queue.name,
+                routing_key=str(i),
+                arguments={PARTITION_ORDER: i},
+            )
+            for i, queue in enumerate(queues)
+        ]
+        return [exchange, *queues, *bindings]
+
+
 _Kind = Exchange | Queue | Binding | Policy
 
 
@@ -202,12 +294,17 @@ class Topology(BaseModel):
         """Where ``entity`` was declared, if recorded."""
         return self.origins.get(self._origin_key(entity))
 
-    def add(self, entity: _Kind, *, origin: str | None = None) -> None:
-        """Add one entity; an equal one already present is fine, a different one is not.
+    def add(self, entity: _Kind | Stream, *, origin: str | None = None) -> None:
+        """Add one entity (a :class:`Stream`: what it is made of); an equal one already
+        present is fine, a different one is not.
 
         Raises:
             TopologyError: an entity of that kind and name exists with other settings.
         """
+        if isinstance(entity, Stream):
+            for part in entity.entities():
+                self.add(part, origin=origin)
+            return
         bucket: list[Any] = getattr(self, _BUCKETS[type(entity)])
         for existing in bucket:
             if existing.key != entity.key:
@@ -247,6 +344,19 @@ class Topology(BaseModel):
     def queue(self, name: str) -> Queue | None:
         """The queue called ``name``, if declared."""
         return next((q for q in self.queues if q.name == name), None)
+
+    def partition_keys(self, exchange: str) -> tuple[str, ...]:
+        """The routing keys of the super stream ``exchange``'s partitions, in their order.
+
+        Read from its bindings with ``x-stream-partition-order``, as stream clients find
+        them; empty when ``exchange`` is no super stream here.
+        """
+        ordered = sorted(
+            (binding.arguments[PARTITION_ORDER], binding.routing_key)
+            for binding in self.bindings
+            if binding.source == exchange and PARTITION_ORDER in binding.arguments
+        )
+        return tuple(key for _, key in ordered)
 
 
 def _entities(topology: Topology) -> Iterable[_Kind]:

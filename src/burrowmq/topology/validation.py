@@ -51,7 +51,7 @@ from burrowmq.topology.document import (
     key_line,
 )
 from burrowmq.topology.fields import FIELDS, REQUIRED, describe, kind_error
-from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Topology
+from burrowmq.topology.model import Binding, Exchange, Policy, Queue, Stream, Topology
 
 __all__ = ["DEFINITIONS_KEYS", "EXTENSION_KEY", "Checked", "Settings", "check_document"]
 
@@ -271,6 +271,14 @@ class _Checker(Problems):
                         "dead-letter, expire, cap by count or prioritise; retention is "
                         "x-max-age and x-max-length-bytes)",
                     )
+        partitions = fields.get("partitions")
+        if partitions is not None and (queue_type != "stream" or partitions < 1):
+            self.error(
+                self.field_line(item, "partitions"),
+                join_path(path, "partitions"),
+                f"makes a super stream: needs x-queue-type stream and at least 1 partition "
+                f"(got {queue_type!r}, {partitions!r})",
+            )
         if fields.get("exclusive"):
             self.error(
                 self.field_line(item, "exclusive"),
@@ -434,6 +442,11 @@ def _build(file: str, sections: dict[str, list[Entry]], settings: Settings) -> T
         queue_type = queue_type or settings.default_queue_type
         if queue_type is not None:
             arguments["x-queue-type"] = queue_type
+        if (partitions := fields.pop("partitions", None)) is not None:
+            arguments.pop("x-queue-type", None)
+            stream = Stream(name=fields["name"], partitions=partitions, arguments=arguments)
+            topology.add(stream, origin=f"{file}:{item.line}")
+            continue
         topology.add(Queue(arguments=arguments, **fields), origin=f"{file}:{item.line}")
     for item in sections["bindings"]:
         topology.add(Binding(**item.fields), origin=f"{file}:{item.line}")
