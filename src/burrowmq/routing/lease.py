@@ -33,7 +33,7 @@ from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Subscription, Transport
 from burrowmq.topology.model import Queue
 
-__all__ = ["REFRESH", "Lease", "lease_queue"]
+__all__ = ["REFRESH", "Lease", "lease_queue", "wait_or_changed"]
 
 _log = get_logger()
 REFRESH = 60.0
@@ -47,6 +47,18 @@ def lease_queue(name: str) -> Queue:
 
 def _equal(delivery: Delivery) -> float:
     return 0.0
+
+
+async def wait_or_changed(clock: Clock, changed: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds`` on ``clock``, or until ``changed`` is set (it is cleared first)."""
+    changed.clear()
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    waiter = asyncio.ensure_future(changed.wait())
+    try:
+        await asyncio.wait((sleeper, waiter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        waiter.cancel()
 
 
 class Lease:
@@ -170,14 +182,7 @@ class Lease:
 
     async def _wait(self, seconds: float) -> None:
         """Wait ``seconds`` on the clock, or until a token arrives."""
-        self._changed.clear()
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        changed = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait((sleeper, changed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            changed.cancel()
+        await wait_or_changed(self._clock, self._changed, seconds)
 
     async def _loop(self) -> None:
         while True:

@@ -38,7 +38,7 @@ from burrowmq.framework.clock import Clock
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Delivery, Transport
 from burrowmq.framework.urls import redact
-from burrowmq.routing.lease import REFRESH, Lease, lease_queue
+from burrowmq.routing.lease import REFRESH, Lease, lease_queue, wait_or_changed
 from burrowmq.routing.schedule import Schedule
 from burrowmq.topology.model import Queue
 
@@ -134,14 +134,7 @@ class Scheduler:
 
     async def _wait(self, seconds: float) -> None:
         """Wait ``seconds`` on the clock, or until the state changes."""
-        self._changed.clear()
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        changed = asyncio.ensure_future(self._changed.wait())
-        try:
-            await asyncio.wait((sleeper, changed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            changed.cancel()
+        await wait_or_changed(self._clock, self._changed, seconds)
 
     async def _loop(self) -> None:
         while True:
