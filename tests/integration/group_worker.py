@@ -32,4 +32,4 @@ async def bill(order: dict[str, int | str], message: Message) -> None:
     os.write(_record, line.encode())
 
 
-app = App([router], name="group-worker", shutdown_timeout=5.0)
+app = App([router], name="group-worker", shutdown_timeout=5.0, connect_timeout=15.0)

@@ -33,4 +33,4 @@ async def tick() -> None:
 
 
 if __name__ == "__main__":
-    App([router], url=URL, name="sched-svc", shutdown_timeout=5.0).run()
+    App([router], url=URL, name="sched-svc", shutdown_timeout=5.0, connect_timeout=15.0).run()

@@ -30,4 +30,4 @@ async def project(event: dict[str, int], message: Message) -> None:
     os.write(_record, f"{message.offset}\n".encode())
 
 
-app = App([router], name="stream-worker", shutdown_timeout=5.0)
+app = App([router], name="stream-worker", shutdown_timeout=5.0, connect_timeout=15.0)

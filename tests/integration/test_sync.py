@@ -95,7 +95,13 @@ async def service(fresh_vhost: str) -> AsyncIterator[Service]:
     exchange = "orders"
     name = f"svc{uuid.uuid4().hex[:10]}"
     router = Router()
-    app = App([router], url=fresh_vhost, name=f"test-sync-{name}", shutdown_timeout=10)
+    app = App(
+        [router],
+        url=fresh_vhost,
+        name=f"test-sync-{name}",
+        shutdown_timeout=10,
+        connect_timeout=15.0,
+    )
     svc = Service(app=app, exchange=exchange, service=name)
 
     @router.topic(exchange, "order.*.placed", queue="orders.placed", concurrency=32)

@@ -133,7 +133,7 @@ class TestApply:
         conflicting = conflicting_topology()
         path = tmp_path / "conflict.yaml"
         path.write_text(conflicting, encoding="utf-8")
-        app = App([router], url=url, shutdown_timeout=5.0)
+        app = App([router], url=url, shutdown_timeout=5.0, connect_timeout=15.0)
         async with app:
             await app.publish("work", "before", routing_key="job")
             assert await asyncio.wait_for(received.get(), 30) == "before"
