@@ -77,6 +77,11 @@ async def _workload(
         await asyncio.wait_for(tally.event.wait(), 120)
     await asyncio.sleep(0.5)  # let the last acks out before the consumer stops
     handled_in = time.monotonic() - started
+    # Back-off with jitter may still be waiting out the last fault's reconnect delay: the
+    # consumer must be connected again within a bound, not at this very moment.
+    reconnected_in = await wait_for(
+        lambda: consumer.transport.is_connected, 15, "the consumer's reconnection"
+    )
     consumer_connected = consumer.transport.is_connected
     await consumer.stop()
     await publisher.stop()
@@ -95,7 +100,7 @@ async def _workload(
         f"({dict(report.errors)}) and were resent; handled {tally.unique} unique, "
         f"duplicates {tally.duplicates}; DLQ {len(dead)}; left in queue {remaining}; "
         f"missing confirmed {len(missing)}; published in {published:.1f}s, "
-        f"all handled after {handled_in:.1f}s"
+        f"all handled after {handled_in:.1f}s; consumer connected {reconnected_in:.1f}s after that"
     )
     assert len(faults_done) == len(fault_at)
     assert len(report.confirmed) == TOTAL
