@@ -279,3 +279,67 @@ class TestBadHeaders:
             )
         with pytest.raises(PublishError, match=r"header 'raw' holds a bytes"):
             await app.publish("", b"x", routing_key=names.queue(), headers={"raw": b"\x00"})
+
+
+def _lean_of(app: App) -> object:
+    """The lean publisher of an App's AMQP transport (None: it publishes with basic_publish)."""
+    return getattr(app._transport, "_lean", "no such attribute")
+
+
+class TestLeanPath:
+    async def test_a_checked_aiormq_publishes_on_the_lean_path(self, make_app, names, amqp) -> None:
+        """On a checked aiormq the publishing channel is lean, and every property arrives."""
+        from burrowmq.amqp.lean import supported
+
+        if not supported():
+            pytest.skip("the installed aiormq is not a version the lean path was checked on")
+        queue = names.queue("lean")
+        await amqp.declare_queue(queue, durable=True)
+        app = make_app(Router())
+        await app.start()
+        assert _lean_of(app) is not None
+        big = bytes(range(256)) * 2_000  # 512,000 bytes: several body frames
+        await app.publish(
+            "",
+            big,
+            routing_key=queue,
+            headers={"x-n": 7, "ratio": 0.1, "nested": {"a": [1, "b"]}},
+            correlation_id="c-1",
+            reply_to="somewhere",
+            expiration=60,
+            priority=3,
+            message_id="m-1",
+        )
+        (got,) = await drain(amqp, queue)
+        assert got.body == big
+        assert got.headers == {"x-n": 7, "ratio": 0.1, "nested": {"a": [1, "b"]}}
+        assert (got.correlation_id, got.reply_to, got.expiration, got.priority) == (
+            "c-1",
+            "somewhere",
+            60.0,
+            3,
+        )
+        assert got.message_id == "m-1"
+        assert got.delivery_mode == 2
+
+    async def test_an_unchecked_aiormq_falls_back_to_basic_publish(
+        self, make_app, names, amqp, monkeypatch
+    ) -> None:
+        """Where aiormq is not a checked version, publishing uses basic_publish, same results."""
+        from burrowmq.amqp import lean
+
+        monkeypatch.setattr(lean, "_SUPPORTED", False)
+        queue = names.queue("plain-path")
+        await amqp.declare_queue(
+            queue, durable=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+        )
+        app = make_app(Router())
+        await app.start()
+        assert _lean_of(app) is None
+        await app.publish("", {"n": 1}, routing_key=queue, message_id="m-1")
+        with pytest.raises(PublishNacked):
+            await app.publish("", {"n": 2}, routing_key=queue)
+        with pytest.raises(Unroutable):
+            await app.publish("", {"n": 3}, routing_key=names.queue("nobody"), mandatory=True)
+        (got,) = await drain(amqp, queue)
+        assert got.message_id == "m-1"

@@ -20,6 +20,7 @@ from aiormq.abc import DeliveredMessage
 from burrowmq.amqp.acker import Acker
 from burrowmq.amqp.errors import CONNECTION_ERRORS, CONSUME, Context, describe_exc, fail
 from burrowmq.amqp.frames import install, undecodable_of
+from burrowmq.amqp.lean import LeanPublisher
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
 from burrowmq.amqp.wire import from_pamqp
 from burrowmq.exceptions import ConnectionLost
@@ -307,7 +308,7 @@ class AmqpReplyChannel:
     reconnection (the RPC client opens a new one).
     """
 
-    __slots__ = ("_callback", "_channel", "_closed", "_in_flight", "_on_closed", "_watch")
+    __slots__ = ("_callback", "_channel", "_closed", "_in_flight", "_lean", "_on_closed", "_watch")
 
     def __init__(
         self,
@@ -320,6 +321,8 @@ class AmqpReplyChannel:
         self._on_closed = on_closed
         self._closed = False
         self._in_flight = InFlight()
+        # Only the requests are published here, so they may all take the lean path.
+        self._lean = LeanPublisher.of(channel)
         self._watch: asyncio.Future[Any] = channel.closing
         self._watch.add_done_callback(self._channel_closed)
 
@@ -362,7 +365,14 @@ class AmqpReplyChannel:
         properties.reply_to = DIRECT_REPLY_TO
         await self._in_flight.run(
             publish_confirmed(
-                self._channel, exchange, routing_key, body, properties, mandatory, timeout
+                self._channel,
+                exchange,
+                routing_key,
+                body,
+                properties,
+                mandatory,
+                timeout,
+                self._lean,
             ),
             f"a request for {routing_key!r}",
         )

@@ -14,6 +14,7 @@ import aiormq
 from pamqp import commands as spec
 
 from burrowmq.amqp.errors import PUBLISH, Context, fail
+from burrowmq.amqp.lean import LeanPublisher
 from burrowmq.amqp.wire import to_pamqp
 from burrowmq.exceptions import ConnectionLost, PublishNacked
 from burrowmq.framework.transport import Properties
@@ -29,8 +30,12 @@ async def publish_confirmed(
     properties: Properties,
     mandatory: bool,
     timeout: float | None,
+    lean: LeanPublisher | None = None,
 ) -> None:
     """Publish on a confirming channel and wait for the confirm.
+
+    ``lean`` (the channel's :class:`~burrowmq.amqp.lean.LeanPublisher`, where aiormq
+    allows one) publishes instead of ``basic_publish``; errors are the same either way.
 
     Raises:
         Unroutable: ``mandatory`` and no queue took it.
@@ -40,17 +45,23 @@ async def publish_confirmed(
         ConnectionLost: the connection dropped before the confirm.
     """
     try:
-        confirm = await channel.basic_publish(  # type: ignore[call-arg]
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=to_pamqp(properties),
-            mandatory=mandatory,
-            timeout=timeout,
-            # The confirm is awaited, and it can only follow the write: waiting for the
-            # socket drain as well would cost one more wake-up per message for nothing.
-            wait=False,
-        )
+        if lean is None:
+            confirm = await channel.basic_publish(  # type: ignore[call-arg]
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=to_pamqp(properties),
+                mandatory=mandatory,
+                timeout=timeout,
+                # The confirm is awaited, and it can only follow the write: waiting for
+                # the socket drain as well would cost one more wake-up for nothing.
+                wait=False,
+            )
+        elif timeout is None:
+            confirm = await lean.publish(exchange, routing_key, body, properties, mandatory)
+        else:
+            async with asyncio.timeout(timeout):
+                confirm = await lean.publish(exchange, routing_key, body, properties, mandatory)
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():

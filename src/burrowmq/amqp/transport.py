@@ -35,6 +35,7 @@ from burrowmq.amqp.errors import (
     describe_exc,
     fail,
 )
+from burrowmq.amqp.lean import LeanPublisher
 from burrowmq.amqp.link import Link
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
 from burrowmq.amqp.reply_check import ReplyCheck
@@ -105,6 +106,8 @@ class AmqpTransport:
         )
         self._declare_channel: aiormq.abc.AbstractChannel | None = None
         self._publish_channel: aiormq.abc.AbstractChannel | None = None
+        # Publishes on the publishing channel, where aiormq allows (None: basic_publish).
+        self._lean: LeanPublisher | None = None
         self._ready_callbacks: list[ReadyCallback] = []
         self._subscriptions: list[AmqpSubscription] = []
         self._closing = False
@@ -175,9 +178,11 @@ class AmqpTransport:
 
     async def _publisher_up(self, raw: aiormq.abc.AbstractConnection) -> None:
         self._publish_channel = await _open_channel(raw, confirms=True)
+        self._lean = LeanPublisher.of(self._publish_channel)
 
     def _publisher_down(self) -> None:
         self._publish_channel = None
+        self._lean = None
         self._in_flight.fail_all()
 
     async def wait_connected(self, timeout: float) -> None:
@@ -242,6 +247,8 @@ class AmqpTransport:
                 return channel
             channel = await _open_channel(link.raw, confirms=which == "_publish_channel")
             setattr(self, which, channel)
+            if which == "_publish_channel":
+                self._lean = LeanPublisher.of(channel)
             return channel
 
     # -- declarations ------------------------------------------------------------
@@ -426,10 +433,13 @@ class AmqpTransport:
         channel = self._publish_channel
         if channel is None or channel.is_closed or not self._publishing.connected.is_set():
             channel = await self._channel("_publish_channel", self._publishing)
+        lean = self._lean
+        if lean is not None and lean.channel is not channel:
+            lean = None  # not this channel's (it was just replaced)
         try:
             await self._in_flight.run(
                 publish_confirmed(
-                    channel, exchange, routing_key, body, properties, mandatory, timeout
+                    channel, exchange, routing_key, body, properties, mandatory, timeout, lean
                 ),
                 f"a message for exchange {exchange!r}, routing key {routing_key!r}",
             )

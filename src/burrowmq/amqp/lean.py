@@ -1,0 +1,272 @@
+"""The lean publish path: a publish's frames marshalled in one piece, its confirm bookkept once.
+
+Part of the AMQP transport. aiormq's ``Channel.basic_publish`` takes the channel lock
+(an async context manager), opens an ``asyncio.timeout`` scope and a second context
+manager, builds pamqp frame objects and marshals them field by field through pamqp's
+generic encoder, then registers a done callback on the confirmation. On the publishing
+channel, which only burrowmq publishes on, none of that is needed per message:
+:class:`LeanPublisher` marshals the method, content header and body frames straight
+into one ``bytes`` (the header's values through pamqp's own encoders, so a field table
+is encoded exactly as pamqp encodes it), numbers the publish, registers its confirmation
+where aiormq's channel reader resolves it (ack, nack, return, channel close, lost
+connection: the same code as for ``basic_publish``), and hands the bytes to the
+connection's writer queue, without awaiting anything unless that queue is full.
+
+It relies on attributes of aiormq's ``Channel`` that are public by name but not
+documented (``delivery_tag``, ``confirmations``, ``message_id_delivery_tag``,
+``write_queue``, ``max_content_size``, ``number``, ``create_future``) and on
+``aiormq.abc.ChannelFrame``. :meth:`LeanPublisher.of` returns ``None`` (the caller
+publishes with ``basic_publish``) unless the installed aiormq is a version this was
+checked against (:data:`CHECKED`) and the channel has them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+import uuid
+from importlib import metadata
+from typing import Any, Final
+
+from aiormq.abc import ChannelFrame
+from aiormq.exceptions import ChannelInvalidStateError
+from pamqp import encode
+
+from burrowmq.framework.transport import Properties
+
+__all__ = ["CHECKED", "LeanPublisher", "marshal_properties", "supported"]
+
+CHECKED: Final = ((7, 2), (8,))
+"""The aiormq versions (from, up to but not including) whose channel internals were read."""
+
+_NEEDS = (
+    "delivery_tag",
+    "confirmations",
+    "message_id_delivery_tag",
+    "write_queue",
+    "max_content_size",
+    "number",
+    "create_future",
+    "is_closed",
+)
+_FRAME = struct.Struct(">BHI")
+_HEADER = struct.Struct(">HHQ")  # class 60, weight 0, body size
+_END = b"\xce"
+_PUBLISH = b"\x00\x3c\x00\x28\x00\x00"  # class 60 (basic), method 40 (publish), ticket 0
+_FLAGS = {False: b"\x00", True: b"\x01"}  # the mandatory bit; immediate is never set
+
+
+def _parse(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def supported(version: str | None = None) -> bool:
+    """Whether ``version`` of aiormq (default: the installed one) is in :data:`CHECKED`."""
+    if version is None:
+        try:
+            version = metadata.version("aiormq")
+        except metadata.PackageNotFoundError:
+            return False
+    found = _parse(version)
+    return CHECKED[0] <= found < CHECKED[1]
+
+
+_SUPPORTED: Final = supported()
+
+
+def marshal_properties(props: Properties, message_id: str) -> bytes:
+    """The property flags and values of a content header, as pamqp marshals them.
+
+    A value that is ``None`` (or an empty string, or no headers) is left out, as pamqp
+    leaves it out.
+
+    Raises:
+        TypeError, ValueError, struct.error: a value AMQP cannot carry (as pamqp raises).
+    """
+    short = encode.short_string
+    flags = 0x0080  # message_id, always set
+    parts = []
+    if props.content_type:
+        flags |= 0x8000
+        parts.append(short(props.content_type))
+    if props.content_encoding:
+        flags |= 0x4000
+        parts.append(short(props.content_encoding))
+    if props.headers:
+        flags |= 0x2000
+        parts.append(encode.field_table(props.headers))
+    if props.delivery_mode is not None:
+        if props.delivery_mode not in (1, 2):
+            raise ValueError(f"Invalid delivery_mode value: {props.delivery_mode}")
+        flags |= 0x1000
+        parts.append(encode.octet(props.delivery_mode))
+    if props.priority is not None:
+        flags |= 0x0800
+        parts.append(encode.octet(props.priority))
+    if props.correlation_id:
+        flags |= 0x0400
+        parts.append(short(props.correlation_id))
+    if props.reply_to:
+        flags |= 0x0200
+        parts.append(short(props.reply_to))
+    if props.expiration:
+        flags |= 0x0100
+        parts.append(short(props.expiration))
+    parts.append(short(message_id))
+    if props.timestamp is not None:
+        flags |= 0x0040
+        parts.append(encode.timestamp(props.timestamp))
+    if props.type:
+        flags |= 0x0020
+        parts.append(short(props.type))
+    if props.user_id:
+        flags |= 0x0010
+        parts.append(short(props.user_id))
+    if props.app_id:
+        flags |= 0x0008
+        parts.append(short(props.app_id))
+    return struct.pack(">H", flags) + b"".join(parts)
+
+
+def _short_name(value: str, what: str) -> bytes:
+    raw = value.encode("utf-8")
+    if len(raw) > 255:
+        raise ValueError(f"{what} too long (max 255 bytes)")
+    return bytes((len(raw),)) + raw
+
+
+class LeanPublisher:
+    """Publishes on one confirming aiormq channel without ``basic_publish``'s per-call work.
+
+    Every publish on the channel must go through it (the delivery tags it assigns must
+    match the order the frames are written in): the transport uses one per publishing
+    channel and nothing else publishes there.
+    """
+
+    __slots__ = ("_channel", "_confirmations", "_ids", "_lock", "_max", "_number", "_queue")
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+        self._confirmations: dict[int, Any] = channel.confirmations
+        self._ids: dict[str, int] = channel.message_id_delivery_tag
+        self._queue: asyncio.Queue[Any] = channel.write_queue
+        self._number: int = channel.number
+        self._max: int = channel.max_content_size
+        # Held only while a publish waits for room in a full write queue, so that no
+        # publish numbered after it is written before it.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def of(cls, channel: Any) -> LeanPublisher | None:
+        """A lean publisher for ``channel``, or ``None`` where aiormq is not one checked."""
+        if not _SUPPORTED or not getattr(channel, "publisher_confirms", False):
+            return None
+        if not all(hasattr(channel, name) for name in _NEEDS):
+            return None
+        return cls(channel)
+
+    @property
+    def channel(self) -> Any:
+        """The aiormq channel published on."""
+        return self._channel
+
+    def frames(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        mandatory: bool,
+        message_id: str,
+    ) -> bytes:
+        """The method, content header and body frames of one publish, in one piece."""
+        number = self._number
+        method = (
+            _PUBLISH
+            + _short_name(exchange, "Exchange name")
+            + _short_name(routing_key, "Routing key")
+            + _FLAGS[bool(mandatory)]
+        )
+        header = _HEADER.pack(60, 0, len(body)) + marshal_properties(properties, message_id)
+        parts = [
+            _FRAME.pack(1, number, len(method)),
+            method,
+            _END,
+            _FRAME.pack(2, number, len(header)),
+            header,
+            _END,
+        ]
+        size = self._max
+        for start in range(0, len(body), size):
+            chunk = body[start : start + size]
+            parts += (_FRAME.pack(3, number, len(chunk)), chunk, _END)
+        return b"".join(parts)
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        mandatory: bool,
+    ) -> Any:
+        """Publish and return the broker's confirm (aiormq's errors, as ``basic_publish``).
+
+        Raises:
+            ChannelInvalidStateError: the channel is closed.
+            aiormq.exceptions.PublishError: returned (mandatory, unroutable).
+            aiormq.exceptions.DeliveryError: nacked.
+            TypeError, ValueError, struct.error: a value AMQP cannot carry.
+        """
+        channel = self._channel
+        if channel.is_closed:
+            raise ChannelInvalidStateError(f"{channel!r} closed")
+        # aiormq gives a message without an id one, to match a return to its publish.
+        message_id = properties.message_id or uuid.uuid4().hex
+        payload = self.frames(exchange, routing_key, body, properties, mandatory, message_id)
+        queue = self._queue
+        if self._lock.locked() or queue.full():
+            return await self._queued(payload, message_id)
+        # No await from numbering to queueing: the frames go out in the order numbered.
+        tag = channel.delivery_tag + 1
+        channel.delivery_tag = tag
+        confirmation = channel.create_future()
+        self._confirmations[tag] = confirmation
+        ids = self._ids
+        ids[message_id] = tag
+        queue.put_nowait(ChannelFrame(payload=payload, should_close=False))
+        try:
+            return await confirmation
+        finally:
+            if ids.get(message_id) == tag:
+                del ids[message_id]
+
+    async def _queued(self, payload: bytes, message_id: str) -> Any:
+        """Publish when the write queue is full: numbered and queued under the lock."""
+        channel = self._channel
+        ids = self._ids
+        async with self._lock:
+            if channel.is_closed:
+                raise ChannelInvalidStateError(f"{channel!r} closed")
+            tag = channel.delivery_tag + 1
+            channel.delivery_tag = tag
+            confirmation = channel.create_future()
+            self._confirmations[tag] = confirmation
+            ids[message_id] = tag
+            try:
+                await self._queue.put(ChannelFrame(payload=payload, should_close=False))
+            except BaseException:
+                # Not queued, so the broker never sees it: give its number back.
+                if channel.delivery_tag == tag:
+                    channel.delivery_tag = tag - 1
+                self._confirmations.pop(tag, None)
+                if ids.get(message_id) == tag:
+                    del ids[message_id]
+                confirmation.cancel()
+                raise
+        try:
+            return await confirmation
+        finally:
+            if ids.get(message_id) == tag:
+                del ids[message_id]

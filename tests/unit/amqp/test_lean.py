@@ -1,0 +1,235 @@
+"""The lean publish path: its frames are pamqp's byte for byte, and its bookkeeping is aiormq's."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pamqp.frame
+import pytest
+from aiormq.exceptions import ChannelInvalidStateError
+from pamqp import body as pamqp_body
+from pamqp import commands as spec
+from pamqp import header
+
+from burrowmq.amqp import lean
+from burrowmq.amqp.frames import install
+from burrowmq.amqp.lean import LeanPublisher, marshal_properties, supported
+from burrowmq.amqp.wire import to_pamqp
+from burrowmq.framework.transport import Properties
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
+
+install()
+
+STAMP = datetime(2026, 12, 2, 17, 30, 5, tzinfo=UTC)
+
+PROPERTIES = [
+    Properties(),
+    Properties(message_id="m-1"),
+    Properties(
+        content_type="application/json",
+        content_encoding="gzip",
+        headers={
+            "x-retry-count": 3,
+            "ratio": 0.1,
+            "flag": True,
+            "nested": {"a": [1, "two", 3.5], "b": None},
+            "big": 2**40,
+            "name": "Zoë",
+        },
+        delivery_mode=2,
+        priority=0,
+        correlation_id="c-9",
+        reply_to="amq.rabbitmq.reply-to",
+        expiration="1500",
+        message_id="m-2",
+        timestamp=STAMP,
+        type="result",
+        user_id="guest",
+        app_id="orders",
+    ),
+    Properties(content_type="", headers={}, delivery_mode=1, priority=9, app_id="é" * 100),
+]
+
+
+def _pamqp_header(props: Properties, message_id: str, size: int) -> bytes:
+    converted = to_pamqp(props)
+    converted.message_id = message_id
+    content = header.ContentHeader(properties=converted, body_size=size)
+    return pamqp.frame.marshal(content, 5)[7:-1]  # the payload, without frame head and end
+
+
+class FakeChannel:
+    """What LeanPublisher reads of an aiormq channel, and nothing else."""
+
+    def __init__(self, *, room: int = 0, max_content_size: int = 131_064) -> None:
+        self.delivery_tag = 0
+        self.confirmations: dict[int, Any] = {}
+        self.message_id_delivery_tag: dict[str, int] = {}
+        self.write_queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=room)
+        self.max_content_size = max_content_size
+        self.number = 5
+        self.is_closed = False
+        self.publisher_confirms = True
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    def confirm(self, tag: int) -> None:
+        self.confirmations.pop(tag).set_result(spec.Basic.Ack(delivery_tag=tag))
+
+
+class TestMarshal:
+    @pytest.mark.parametrize("props", PROPERTIES)
+    def test_properties_are_marshalled_as_pamqp_does(self, props: Properties) -> None:
+        """Every property, set or not, is encoded exactly as pamqp encodes it."""
+        ours = lean._HEADER.pack(60, 0, 7) + marshal_properties(props, props.message_id or "x")
+        assert ours == _pamqp_header(props, props.message_id or "x", 7)
+
+    def test_a_bad_delivery_mode_is_refused_as_pamqp_refuses_it(self) -> None:
+        """A delivery mode other than 1 or 2 raises ValueError, as pamqp's validation does."""
+        with pytest.raises(ValueError, match="delivery_mode"):
+            marshal_properties(Properties(delivery_mode=3), "m")
+
+    def test_an_overlong_string_property_raises(self) -> None:
+        """A short string over 255 bytes raises pamqp's TypeError instead of being cut."""
+        with pytest.raises(TypeError, match="255"):
+            marshal_properties(Properties(correlation_id="x" * 256), "m")
+
+    @pytest.mark.parametrize("size", [0, 1, 10, 11, 35])
+    async def test_frames_are_pamqps_and_the_body_is_split_as_aiormq_splits_it(
+        self, size: int
+    ) -> None:
+        """Method, header and body frames match pamqp's, bodies cut at max_content_size."""
+        publisher = LeanPublisher(FakeChannel(max_content_size=11))
+        body = bytes(range(size))
+        props = PROPERTIES[2]
+        ours = publisher.frames("ex.orders", "rk.é", body, props, True, "m-2")
+        expected = pamqp.frame.marshal(
+            spec.Basic.Publish(exchange="ex.orders", routing_key="rk.é", mandatory=True), 5
+        )
+        converted = to_pamqp(props)
+        expected += pamqp.frame.marshal(header.ContentHeader(0, size, converted), 5)
+        for start in range(0, size, 11):
+            expected += pamqp.frame.marshal(pamqp_body.ContentBody(body[start : start + 11]), 5)
+        assert ours == expected
+
+    async def test_an_overlong_routing_key_raises_value_error(self) -> None:
+        """A routing key over 255 bytes raises ValueError naming it, as aiormq does."""
+        publisher = LeanPublisher(FakeChannel())
+        with pytest.raises(ValueError, match="Routing key too long"):
+            publisher.frames("", "k" * 256, b"", Properties(), False, "m")
+
+
+class TestVersionGuard:
+    @pytest.mark.parametrize(
+        ("version", "expected"),
+        [("7.2.4", True), ("7.9.0", True), ("7.1.9", False), ("6.8.1", False), ("8.0.0", False)],
+    )
+    def test_only_checked_versions_are_supported(self, version: str, expected: bool) -> None:
+        """The lean path is used only on the aiormq versions whose internals were read."""
+        assert supported(version) is expected
+
+    async def test_an_unchecked_aiormq_falls_back(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where aiormq is not a checked version, there is no lean publisher (basic_publish)."""
+        monkeypatch.setattr(lean, "_SUPPORTED", False)
+        assert LeanPublisher.of(FakeChannel()) is None
+
+    async def test_a_channel_missing_an_attribute_falls_back(self) -> None:
+        """A channel without one of the attributes relied on gets no lean publisher."""
+        channel = FakeChannel()
+        del channel.message_id_delivery_tag
+        assert LeanPublisher.of(channel) is None
+
+    async def test_a_channel_without_confirms_falls_back(self) -> None:
+        """A channel without publisher confirms gets no lean publisher."""
+        channel = FakeChannel()
+        channel.publisher_confirms = False
+        assert LeanPublisher.of(channel) is None
+
+
+class TestPublish:
+    async def test_a_publish_is_numbered_queued_and_returns_its_confirm(self) -> None:
+        """The publish takes the next tag, queues its frames and returns the broker's ack."""
+        channel = FakeChannel()
+        publisher = LeanPublisher.of(channel)
+        assert publisher is not None
+        task = asyncio.create_task(publisher.publish("", "q", b"hi", Properties(), False))
+        frame = await channel.write_queue.get()
+        assert frame.payload == publisher.frames("", "q", b"hi", Properties(), False, _id(channel))
+        assert channel.delivery_tag == 1
+        channel.confirm(1)
+        assert isinstance(await task, spec.Basic.Ack)
+        assert channel.message_id_delivery_tag == {}
+
+    async def test_a_message_without_an_id_gets_one_for_returns(self) -> None:
+        """A message without message_id is given one, mapped to its tag until it is settled."""
+        channel = FakeChannel()
+        publisher = LeanPublisher(channel)
+        task = asyncio.create_task(publisher.publish("", "q", b"", Properties(), True))
+        await channel.write_queue.get()
+        (message_id,) = channel.message_id_delivery_tag
+        assert channel.message_id_delivery_tag[message_id] == 1
+        channel.confirmations.pop(1).set_exception(ValueError("returned"))
+        with pytest.raises(ValueError, match="returned"):
+            await task
+        assert channel.message_id_delivery_tag == {}
+
+    async def test_a_closed_channel_raises_before_anything_is_sent(self) -> None:
+        """On a closed channel the publish raises ChannelInvalidStateError and queues nothing."""
+        channel = FakeChannel()
+        channel.is_closed = True
+        with pytest.raises(ChannelInvalidStateError):
+            await LeanPublisher(channel).publish("", "q", b"", Properties(), False)
+        assert channel.write_queue.empty()
+        assert channel.delivery_tag == 0
+
+    async def test_a_full_queue_keeps_the_frames_in_tag_order(self) -> None:
+        """Publishes waiting for room, and those after them, are written in the order numbered."""
+        channel = FakeChannel(room=1)
+        publisher = LeanPublisher(channel)
+        channel.write_queue.put_nowait("someone else's frame")
+        tasks = [
+            asyncio.create_task(
+                publisher.publish("", "q", b"", Properties(message_id=f"m{n}"), False)
+            )
+            for n in range(4)
+        ]
+        await asyncio.sleep(0)
+        written = []
+        assert await channel.write_queue.get() == "someone else's frame"
+        for _ in range(4):
+            written.append((await channel.write_queue.get()).payload)
+        order = [channel.message_id_delivery_tag[f"m{n}"] for n in range(4)]
+        expected = [
+            publisher.frames("", "q", b"", Properties(message_id=f"m{n}"), False, f"m{n}")
+            for n in sorted(range(4), key=lambda n: order[n])
+        ]
+        assert written == expected
+        for tag in range(1, 5):
+            channel.confirm(tag)
+        await asyncio.gather(*tasks)
+
+    async def test_a_publish_cancelled_while_waiting_for_room_gives_its_tag_back(self) -> None:
+        """A publish cancelled before it was queued leaves no tag, confirmation or id behind."""
+        channel = FakeChannel(room=1)
+        publisher = LeanPublisher(channel)
+        channel.write_queue.put_nowait("full")
+        task = asyncio.create_task(
+            publisher.publish("", "q", b"", Properties(message_id="m"), False)
+        )
+        await asyncio.sleep(0)
+        assert channel.delivery_tag == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert channel.delivery_tag == 0
+        assert channel.confirmations == {}
+        assert channel.message_id_delivery_tag == {}
+
+
+def _id(channel: FakeChannel) -> str:
+    (message_id,) = channel.message_id_delivery_tag
+    return message_id
