@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aio_pika
 import pytest
@@ -79,8 +79,30 @@ class Names:
         self.queues.add(name)
         return name
 
+    def _left_on_broker(self, url: str) -> tuple[set[str], set[str]]:
+        """Queues and exchanges on the broker whose names start with this test's prefix.
+
+        What the code under test declared without the test registering it (a stream
+        consumer's lease and mark queues, a partition's dead-letter queue) is deleted
+        too. Through the management API; nothing when it does not answer.
+        """
+        vhost = quote(unquote(urlsplit(url).path[1:]) or "/", safe="")
+        client = ManagementClient(url, management_url=MANAGEMENT_URL)
+        found: tuple[set[str], set[str]] = (set(), set())
+        for kind, names in (("queues", found[0]), ("exchanges", found[1])):
+            with contextlib.suppress(Exception):
+                listed = client._send("GET", f"/api/{kind}/{vhost}?columns=name", None)
+                names.update(
+                    item["name"] for item in listed if item["name"].startswith(self.prefix)
+                )
+        return found
+
     async def cleanup(self, url: str) -> None:
-        """Delete every queue and exchange registered (missing ones are fine)."""
+        """Delete every queue and exchange registered, and any other carrying this test's
+        prefix (missing ones are fine)."""
+        queues, exchanges = await asyncio.to_thread(self._left_on_broker, url)
+        self.queues |= queues
+        self.exchanges |= exchanges
         connection = await aio_pika.connect(url)
         try:
             for name in sorted(self.queues):
