@@ -128,6 +128,58 @@ class TestPrometheus:
         await app.stop()
         assert _value(_samples(registry), "burrowmq_consumers", queue=queue) == 0
 
+    @pytest.mark.timeout(30)
+    async def test_in_flight_and_consumers_are_read_off_the_running_consumers(
+        self, backend: Backend
+    ) -> None:
+        """While two handlers of a queue run, in_flight says 2; after they end, 0; after stop, no consumer."""
+        registry = CollectorRegistry()
+        queue = backend.names.queue("busy")
+        release = asyncio.Event()
+        running: list[int] = []
+        router = Router()
+
+        @router.consume(queue, queue_options={}, concurrency=4)
+        async def hold(body: dict[str, int]) -> None:
+            running.append(body["n"])
+            await release.wait()
+
+        app = backend.app(router, instrumentation=[Prometheus(registry)])
+        await app.start()
+        try:
+            for n in range(2):
+                await app.publish("", {"n": n}, routing_key=queue)
+            for _ in range(200):
+                if len(running) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert sorted(running) == [0, 1]
+            samples = _samples(registry)
+            assert _value(samples, "burrowmq_in_flight", queue=queue) == 2
+            assert _value(samples, "burrowmq_consumers", queue=queue) == 1
+            release.set()
+            for _ in range(200):
+                samples = _samples(registry)
+                if (
+                    _value(
+                        samples,
+                        "burrowmq_messages_total",
+                        queue=queue,
+                        handler=f"{hold.__module__}.{hold.__qualname__}",
+                        outcome="acked",
+                    )
+                    == 2
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            assert _value(samples, "burrowmq_in_flight", queue=queue) == 0
+        finally:
+            release.set()
+            await app.stop()
+        samples = _samples(registry)
+        assert ("burrowmq_consumers", (("queue", queue),)) in samples  # the series stays, at 0
+        assert _value(samples, "burrowmq_consumers", queue=queue) == 0
+
 
 class TestOpenTelemetry:
     """One trace from a publish through a consumer, its retry, an RPC call and its server."""

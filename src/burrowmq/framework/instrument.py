@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.log import get_logger
 from burrowmq.framework.transport import Properties
 
-__all__ = ["Hooks", "Instrument", "compose_instruments"]
+__all__ = ["Hooks", "Instrument", "Watched", "compose_instruments"]
 
 _log = get_logger()
 
@@ -29,13 +29,24 @@ OUTCOMES_PUBLISHED = ("confirmed", "nacked", "unroutable", "lost")
 OUTCOMES_CALLED = ("ok", "remote_error", "timeout", "no_route")
 
 
+class Watched(Protocol):
+    """A running consumer, as instruments see it: its queue and its handlers running now."""
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+
 class Instrument:
     """The base of instruments: every hook does nothing; override those you observe."""
 
     HOOKS: ClassVar[tuple[str, ...]] = (
         "delivery_settled",
         "handling",
-        "consumers",
+        "consumer_started",
+        "consumer_stopped",
         "published",
         "called",
         "recovered",
@@ -48,10 +59,18 @@ class Instrument:
         ``rejected`` (invalid or ``Reject``); ``seconds`` its handler took (0 if not run)."""
 
     def handling(self, queue: str, delta: int) -> None:
-        """A handler of ``queue`` started (``+1``) or finished (``-1``)."""
+        """A handler of ``queue`` started (``+1``) or finished (``-1``).
 
-    def consumers(self, queue: str, delta: int) -> None:
-        """A consumer of ``queue`` started (``+1``) or stopped (``-1``)."""
+        Two calls per message: an instrument that only reports how many handlers run
+        reads ``in_flight`` of the consumers it was given by :meth:`consumer_started`
+        instead, when it is asked.
+        """
+
+    def consumer_started(self, consumer: Watched) -> None:
+        """A consumer started (``consumer.queue``; ``consumer.in_flight`` stays current)."""
+
+    def consumer_stopped(self, consumer: Watched) -> None:
+        """A consumer given to :meth:`consumer_started` stopped."""
 
     def published(self, exchange: str, outcome: str, seconds: float) -> None:
         """A publish ended: ``confirmed``, ``nacked``, ``unroutable`` or ``lost``."""
@@ -91,6 +110,8 @@ class Hooks:
         self.traces = bool(self._by_hook["tracing_publish"] or self._by_hook["tracing_delivery"])
         self._settled = self._by_hook["delivery_settled"]
         self._handling = self._by_hook["handling"]
+        self.watches_handling = bool(self._handling)
+        """Whether any instrument observes each handler's start and end."""
         self._published = self._by_hook["published"]
         self._called = self._by_hook["called"]
 
@@ -113,9 +134,13 @@ class Hooks:
             except Exception:
                 _log.exception("instrument_failed", hook="handling")
 
-    def consumers(self, queue: str, delta: int) -> None:
+    def consumer_started(self, consumer: Watched) -> None:
         """Tell every instrument that observes consumers."""
-        self._call("consumers", queue, delta)
+        self._call("consumer_started", consumer)
+
+    def consumer_stopped(self, consumer: Watched) -> None:
+        """Tell every instrument that observes consumers."""
+        self._call("consumer_stopped", consumer)
 
     def published(self, exchange: str, outcome: str, seconds: float) -> None:
         """Tell every instrument that observes publishes."""

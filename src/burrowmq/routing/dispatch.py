@@ -120,6 +120,9 @@ class Dispatcher:
         self._arguments = arguments
         self._track = track
         self._hooks = hooks
+        # Told of each handler's start and end only if an instrument asks for it: those
+        # that report how many run read self.in_flight instead, when asked.
+        self._handling_hooks = hooks if hooks is not None and hooks.watches_handling else None
         self.last_delivery: float | None = None
         """When the last delivery came (``time.monotonic()``), for health (``None``: none yet)."""
         self.name = name
@@ -174,7 +177,7 @@ class Dispatcher:
             await self._stop_workers(0)
             raise
         if self._hooks is not None:
-            self._hooks.consumers(self.queue, 1)
+            self._hooks.consumer_started(self)
         _log.debug(
             "consumer_started",
             queue=self.queue,
@@ -196,7 +199,7 @@ class Dispatcher:
             await self._subscription.close()
             self._subscription = None
             if self._hooks is not None:
-                self._hooks.consumers(self.queue, -1)
+                self._hooks.consumer_stopped(self)
         _log.debug("consumer_stopped", queue=self.queue, handler=self.name)
 
     def abandon(self) -> int:
@@ -277,7 +280,7 @@ class Dispatcher:
 
     async def _run(self, delivery: Delivery) -> None:
         self.in_flight += 1
-        hooks = self._hooks
+        hooks = self._handling_hooks
         if hooks is not None:
             hooks.handling(self.queue, 1)
         try:
