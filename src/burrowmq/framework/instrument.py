@@ -13,7 +13,9 @@ The two tracing hooks return context managers that wrap the operation.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
 from burrowmq.exceptions import ConfigurationError
@@ -114,6 +116,23 @@ class Hooks:
         """Whether any instrument observes each handler's start and end."""
         self._published = self._by_hook["published"]
         self._called = self._by_hook["called"]
+        # The two tracing wrappers: with one instrument tracing (the usual case), its own
+        # method, called straight from the publish and delivery paths; with several, all of
+        # them nested, the first outermost.
+        self.tracing_publish: Callable[[str, str, Properties], AbstractContextManager[Any]] = (
+            self._one_or_nested("tracing_publish")
+        )
+        """Every instrument's publish wrapper (it may add headers to the properties)."""
+        self.tracing_delivery: Callable[
+            [str, str, str, str, Properties], AbstractContextManager[Any]
+        ] = self._one_or_nested("tracing_delivery")
+        """Every instrument's wrapper of one handler attempt."""
+
+    def _one_or_nested(self, name: str) -> Callable[..., AbstractContextManager[Any]]:
+        hooks = self._by_hook[name]
+        if len(hooks) == 1:
+            return hooks[0]  # type: ignore[no-any-return]
+        return functools.partial(self._nested, name)
 
     # The per-message hooks loop over their listeners inline: no argument tuple, no
     # lookup by name and no extra call per message (with one instrument, the loop runs once).
@@ -168,24 +187,6 @@ class Hooks:
                 hook(*args)
             except Exception:  # an instrument never fails the work it observes
                 _log.exception("instrument_failed", hook=name)
-
-    def tracing_publish(
-        self, exchange: str, routing_key: str, properties: Properties
-    ) -> contextlib.AbstractContextManager[Any]:
-        """Every instrument's publish wrapper, the first outermost."""
-        hooks = self._by_hook["tracing_publish"]
-        if len(hooks) == 1:  # the usual case: no stack to build per message
-            return hooks[0](exchange, routing_key, properties)  # type: ignore[no-any-return]
-        return self._nested("tracing_publish", exchange, routing_key, properties)
-
-    def tracing_delivery(
-        self, queue: str, handler: str, exchange: str, routing_key: str, properties: Properties
-    ) -> contextlib.AbstractContextManager[Any]:
-        """Every instrument's delivery wrapper, the first outermost."""
-        hooks = self._by_hook["tracing_delivery"]
-        if len(hooks) == 1:
-            return hooks[0](queue, handler, exchange, routing_key, properties)  # type: ignore[no-any-return]
-        return self._nested("tracing_delivery", queue, handler, exchange, routing_key, properties)
 
     @contextlib.contextmanager
     def _nested(self, name: str, *args: Any) -> Iterator[None]:

@@ -66,6 +66,11 @@ class OpenTelemetry(Instrument):
         self._drops_unsampled = _drops_unsampled(self._tracer)
         self._textmap: Any = None
         self._plain = False
+        # Looked up once: the wrappers call them for every message.
+        self._attach = context.attach
+        self._detach = context.detach
+        self._in_context = trace.set_span_in_context
+        self._inject = propagate.inject
 
     def tracing_publish(
         self, exchange: str, routing_key: str, properties: Properties
@@ -201,9 +206,9 @@ class _Publishing:
 
     def __enter__(self) -> Any:
         tracing = self._tracing
-        self._token = tracing._context.attach(tracing._trace.set_span_in_context(self._span))
+        self._token = tracing._attach(tracing._in_context(self._span))
         try:
-            tracing._propagate.inject(self._headers)
+            tracing._inject(self._headers)
         except BaseException as exc:
             self.__exit__(type(exc), exc, exc.__traceback__)
             raise
@@ -212,7 +217,7 @@ class _Publishing:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         span = self._span
         try:
-            self._tracing._context.detach(self._token)
+            self._tracing._detach(self._token)
             if isinstance(exc, Exception) and span.is_recording():
                 self._tracing._record(span, exc)
         finally:
@@ -229,13 +234,13 @@ class _Processing:
 
     def __enter__(self) -> Any:
         tracing = self._tracing
-        self._token = tracing._context.attach(tracing._trace.set_span_in_context(self._span))
+        self._token = tracing._attach(tracing._in_context(self._span))
         return self._span
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         span = self._span
         try:
-            self._tracing._context.detach(self._token)
+            self._tracing._detach(self._token)
             if exc is not None and span.is_recording():
                 self._tracing._record(span, exc)
         finally:
