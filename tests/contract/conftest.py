@@ -75,12 +75,31 @@ BACKENDS = [
 ]
 
 
+OWN_VHOST = "own_vhost"
+"""The marker of a contract test whose RabbitMQ half runs in a fresh vhost of its own.
+
+For a test whose retries wait past ``broker_delay_threshold``: the App then declares the
+broker's delay ladder (:mod:`burrowmq.routing.delay`), about 30 ``burrowmq.delay.*``
+queues and exchanges, shared and never deleted, which would otherwise stay in the shared
+broker's vhost. The vhost, ladder and all, is deleted when the test ends.
+"""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{OWN_VHOST}: the RabbitMQ half runs in a fresh vhost, deleted afterwards"
+    )
+
+
 @pytest.fixture(params=BACKENDS)
 def target(request: pytest.FixtureRequest) -> tuple[str, str, Names]:
     """Which backend, its URL and the test's unique names (RabbitMQ's are cleaned up)."""
     if request.param == "memory":
         return "memory", f"memory://contract-{uuid.uuid4().hex[:10]}", Names(request.node.name)
     # Resolved here, in a plain fixture, since async fixtures cannot request others lazily.
+    if request.node.get_closest_marker(OWN_VHOST):
+        # Deleting the vhost deletes every name in it: no names to clean up one by one.
+        return "amqp", request.getfixturevalue("fresh_vhost"), Names(request.node.name)
     return "amqp", request.getfixturevalue("broker_url"), request.getfixturevalue("names")
 
 

@@ -74,6 +74,7 @@ class TestRetriesAndDeadLetters:
         assert dead.properties.headers["x-retry-count"] == 0
         assert seen.items == [1]
 
+    @pytest.mark.own_vhost
     async def test_retry_through_broker_delay_queue(self, backend: Backend) -> None:
         """A long wait parks the message in a TTL queue that dead-letters it back for attempt 2."""
         exchange, queue = backend.names.exchange(), backend.names.queue()

@@ -178,6 +178,7 @@ class TestRoutingKeyParameters:
             await app.publish(exchange, n, routing_key=key)
         assert await seen.wait(2) == [(0, "eu"), (2, "us")]
 
+    @pytest.mark.own_vhost
     async def test_parameters_survive_a_retry_through_the_broker(self, backend: Backend) -> None:
         """A retry parked in a delay queue comes back with its original key's words."""
         exchange, queue = backend.names.exchange("logs"), backend.names.queue("audit")

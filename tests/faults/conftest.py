@@ -14,7 +14,6 @@ session's first line says which.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -121,12 +120,6 @@ async def amqp(node_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
     """A raw aio-pika channel on the private node, to look at it independently."""
     async with raw_channel(node_url) as channel:
         yield channel
-
-
-@pytest.fixture
-def project_root() -> str:
-    """The repository root (child processes run from it, to import ``tests.faults``)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 CONSUMER_TIMEOUT_MS = 3000

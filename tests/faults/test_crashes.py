@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from pydantic import BaseModel
 
 from burrowmq import Retry, Router
 from tests.faults.workload import Tally, drain, publish_all, queue_depth, wait_for
+from tests.workers import BurrowmqProcess, recorded, start_worker
 
 pytestmark = pytest.mark.faults
 
@@ -24,64 +22,20 @@ class Job(BaseModel):
     crash: bool = False
 
 
-class Worker:
-    """``burrowmq run tests.faults.worker:app`` in a child process, on the private node."""
-
-    def __init__(self, root: str, url: str, queue: str, record: Path, **env: str) -> None:
-        self.log = record.with_suffix(f".{time.monotonic_ns()}.log")
-        self._stderr = self.log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from burrowmq.cli import main; sys.exit(main())",
-                "run",
-                "tests.faults.worker:app",
-                "--url",
-                url,
-                "--log-level",
-                "warning",
-            ],
-            cwd=root,
-            env={
-                **os.environ,
-                "BURROWMQ_FAULT_QUEUE": queue,
-                "BURROWMQ_FAULT_RECORD": str(record),
-                **env,
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no acks, like a crash or an OOM kill."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self._stderr.close()
-
-    def stop(self) -> None:
-        """SIGTERM, then wait for a graceful exit (killed if it takes too long)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._stderr.close()
-
-    async def exited(self, timeout: float) -> int:
-        """Wait for the process to end by itself; return its exit code."""
-        await wait_for(lambda: self.process.poll() is not None, timeout, "the worker to exit")
-        self._stderr.close()
-        return int(self.process.returncode)
+def _start(url: str, queue: str, record: Path, **env: str) -> BurrowmqProcess:
+    """``tests/faults/worker.py`` consuming ``queue``, recording each job it handled in ``record``."""
+    return start_worker(
+        "tests.faults.worker:app",
+        url,
+        record.with_suffix(f".{time.monotonic_ns()}.log"),
+        BURROWMQ_FAULT_QUEUE=queue,
+        BURROWMQ_FAULT_RECORD=str(record),
+        **env,
+    )
 
 
 def _recorded(record: Path) -> list[int]:
-    if not record.exists():
-        return []
-    return [int(line) for line in record.read_text().split("\n") if line.strip().isdigit()]
+    return [int(line) for line in recorded(record)]
 
 
 async def _wait_queue_exists(amqp_url: str, queue: str, timeout: float) -> None:
@@ -107,13 +61,13 @@ async def _wait_queue_exists(amqp_url: str, queue: str, timeout: float) -> None:
 class TestConsumerKilled:
     @pytest.mark.timeout(120)
     async def test_kill_9_mid_stream_loses_nothing(
-        self, make_app, names, amqp, node_url, project_root, tmp_path
+        self, make_app, names, amqp, node_url, tmp_path
     ) -> None:
         """A consumer process killed with SIGKILL amid 5,000 messages loses none: a second consumer drains the rest."""
         total = 5_000
         queue = names.queue("jobs")
         record = tmp_path / "first.txt"
-        worker = Worker(project_root, node_url, queue, record, BURROWMQ_FAULT_DELAY="0.004")
+        worker = _start(node_url, queue, record, BURROWMQ_FAULT_DELAY="0.004")
         try:
             await _wait_queue_exists(node_url, queue, 30)
             publisher = make_app(name="publisher")
@@ -164,7 +118,7 @@ class TestConsumerKilled:
 
     @pytest.mark.timeout(120)
     async def test_message_that_kills_the_worker_ends_in_the_dlq(
-        self, make_app, names, amqp, node_url, project_root, tmp_path
+        self, make_app, names, amqp, node_url, tmp_path
     ) -> None:
         """A message that kills its consumer process each time is dead-lettered after max_redeliveries, and the consumer then keeps working."""
         limit = 2
@@ -173,7 +127,7 @@ class TestConsumerKilled:
         env = {"BURROWMQ_FAULT_MAX_REDELIVERIES": str(limit)}
         publisher = make_app(name="publisher")
         started = time.monotonic()
-        worker = Worker(project_root, node_url, queue, record, **env)
+        worker = _start(node_url, queue, record, **env)
         deaths = 0
         try:
             await _wait_queue_exists(node_url, queue, 30)
@@ -187,18 +141,18 @@ class TestConsumerKilled:
                 assert code == -signal.SIGKILL
                 deaths += 1
                 assert deaths <= limit + 1, "the crash loop did not stop"
-                worker = Worker(project_root, node_url, queue, record, **env)
+                worker = _start(node_url, queue, record, **env)
                 if deaths == limit + 1:
                     break
             for _ in range(300):
                 if await queue_depth(amqp, f"{queue}.dlq"):
                     break
-                assert worker.process.poll() is None, "the worker died once more"
+                assert worker.running(), "the worker died once more"
                 await asyncio.sleep(0.05)
             for n in range(10, 20):
                 await publisher.publish("", Job(n=n), routing_key=queue)
             await wait_for(lambda: len(set(_recorded(record))) >= 20, 30, "the later good jobs")
-            assert worker.process.poll() is None
+            assert worker.running()
         finally:
             worker.stop()
         dead = await drain(amqp, f"{queue}.dlq")

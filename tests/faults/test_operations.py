@@ -5,16 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -28,11 +23,9 @@ from tests.faults.node import RabbitNode
 from tests.faults.ops_service import Job as OpsJob
 from tests.faults.ops_service import least_privilege_app
 from tests.faults.workload import drain, publish_all, queue_depth, wait_for
+from tests.workers import BurrowmqProcess, start_worker
 
 pytestmark = pytest.mark.faults
-
-BURROWMQ = str(Path(sys.executable).with_name("burrowmq"))
-"""The real ``burrowmq`` console script of this virtualenv."""
 
 
 class Job(BaseModel):
@@ -43,54 +36,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-class Child:
-    """A ``burrowmq`` command in a child process, its output in a log file."""
-
-    def __init__(self, root: str, log: Path, *args: str, **env: str) -> None:
-        self.log = log
-        self._out = log.open("w")
-        self.process = subprocess.Popen(
-            [BURROWMQ, *args],
-            cwd=root,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
-
-    def signal(self, sig: signal.Signals) -> None:
-        """Send ``sig`` if the process still runs."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-
-    async def exited(self, timeout: float) -> int:
-        """Wait for the process to end; return its exit code (killed after ``timeout``)."""
-        try:
-            await wait_for(lambda: self.process.poll() is not None, timeout, "the child to exit")
-        finally:
-            self.close()
-        return int(self.process.returncode)
-
-    def close(self) -> None:
-        """Kill the process if it still runs, reap it, close its log."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-        self._out.close()
-
-    def output(self) -> str:
-        """What the process printed so far."""
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def _child(root: str, log: Path, *args: str, **env: str) -> Iterator[Child]:
-    child = Child(root, log, *args, **env)
-    try:
-        yield child
-    finally:
-        child.close()
 
 
 async def _wait_depth(
@@ -130,7 +75,7 @@ def _duplicates(*counts: Counter[str]) -> Counter[str]:
 class TestDlqReplayKilled:
     @pytest.mark.timeout(120)
     async def test_replay_killed_halfway_loses_nothing(
-        self, make_app, names, amqp, node_url, project_root, tmp_path
+        self, make_app, names, amqp, node_url, tmp_path
     ) -> None:
         """``burrowmq dlq replay`` of 1,000 dead letters, killed with SIGKILL halfway, loses none: each is in the work queue or the DLQ, and a second replay moves the rest."""
         total = 1_000
@@ -157,8 +102,7 @@ class TestDlqReplayKilled:
         expected = {f"m{n}" for n in range(total)}
 
         # The first replay, killed once the work queue holds 400 messages.
-        with _child(
-            project_root,
+        with BurrowmqProcess(
             tmp_path / "replay1.log",
             "dlq",
             "replay",
@@ -170,7 +114,7 @@ class TestDlqReplayKilled:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
             while (at_kill := await queue_depth(amqp, queue)) < 400:
-                assert replay.process.poll() is None, (
+                assert replay.running(), (
                     f"the replay ended (exit {replay.process.returncode}) before it was killed, "
                     f"with {at_kill} replayed:\n{replay.output()[-2000:]}"
                 )
@@ -231,8 +175,7 @@ class TestDlqReplayKilled:
 
         # The second replay, to completion.
         began = time.monotonic()
-        with _child(
-            project_root,
+        with BurrowmqProcess(
             tmp_path / "replay2.log",
             "dlq",
             "replay",
@@ -268,14 +211,14 @@ async def _status(http: httpx.AsyncClient, path: str) -> tuple[int, dict[str, An
 
 
 async def _wait_status(
-    http: httpx.AsyncClient, path: str, status: int, timeout: float, child: Child
+    http: httpx.AsyncClient, path: str, status: int, timeout: float, child: BurrowmqProcess
 ) -> tuple[float, dict[str, Any]]:
     """Poll ``path`` until it answers ``status``; the seconds it took and the body."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     last: Any = None
     while True:
-        assert child.process.poll() is None, f"the service exited:\n{child.output()[-2000:]}"
+        assert child.running(), f"the service exited:\n{child.output()[-2000:]}"
         try:
             code, body = await _status(http, path)
         except httpx.TransportError as exc:
@@ -292,23 +235,18 @@ async def _wait_status(
 class TestReadiness:
     @pytest.mark.timeout(150)
     async def test_readyz_while_the_broker_is_down(
-        self, node: RabbitNode, node_url, names, project_root, tmp_path
+        self, node: RabbitNode, node_url, names, tmp_path
     ) -> None:
         """``/readyz`` of ``burrowmq run --http`` answers 503 naming the lost connection while the node is stopped, ``/healthz`` stays 200, and readiness returns once the node is back."""
         queue = names.queue("ops")
         port = _free_port()
         try:
-            with _child(
-                project_root,
-                tmp_path / "service.log",
-                "run",
+            with start_worker(
                 "tests.faults.ops_service:app",
+                node_url,
+                tmp_path / "service.log",
                 "--http",
                 f"127.0.0.1:{port}",
-                "--url",
-                node_url,
-                "--log-level",
-                "warning",
                 BURROWMQ_OPS_QUEUE=queue,
             ) as service:
                 async with httpx.AsyncClient(
@@ -365,7 +303,7 @@ class TestReadiness:
 class TestLeastPrivilege:
     @pytest.mark.timeout(120)
     async def test_service_without_configure_permission(
-        self, node: RabbitNode, node_url, names, amqp, project_root, tmp_path
+        self, node: RabbitNode, node_url, names, amqp, tmp_path
     ) -> None:
         """A user with configure '^$' runs a declare=False service on a topology an operator applied: consume, publish, RPC, a retry down the delay ladder and dead-lettering work; declare=True fails naming the permission."""
         work = names.queue("work")
@@ -380,30 +318,20 @@ class TestLeastPrivilege:
         try:
             node.ctl("set_permissions", "-p", "/", user, "^$", ".*", ".*")
             began = time.monotonic()
-            applied = await asyncio.to_thread(
-                subprocess.run,
-                [
-                    BURROWMQ,
-                    "topology",
-                    "apply",
-                    "tests.faults.ops_service:least_privilege_app",
-                    "--url",
-                    node_url,
-                    "--no-management",
-                ],
-                cwd=project_root,
-                env={
-                    **os.environ,
-                    "BURROWMQ_OPS_PREFIX": names.prefix,
-                    "BURROWMQ_OPS_SERVICE": service,
-                },
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            with BurrowmqProcess(
+                tmp_path / "apply.log",
+                "topology",
+                "apply",
+                "tests.faults.ops_service:least_privilege_app",
+                "--url",
+                node_url,
+                "--no-management",
+                BURROWMQ_OPS_PREFIX=names.prefix,
+                BURROWMQ_OPS_SERVICE=service,
+            ) as applying:
+                applied = await applying.exited(60)
             apply_seconds = time.monotonic() - began
-            assert applied.returncode == 0, applied.stdout + applied.stderr
+            assert applied == 0, applying.output()
             for queue in (work, f"{work}.dlq", tier, doomed, f"{doomed}.dlq", f"rpc.{service}"):
                 await amqp.declare_queue(queue, passive=True)
             for name in (exchange, f"{work}.dlx", f"{doomed}.dlx", "burrowmq.rpc"):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aio_pika
 import pytest
 
 from burrowmq import App
 from tests.conftest import Names, app_factory, raw_channel
+from tests.workers import BurrowmqProcess, recorded, start_worker
 
 
 @pytest.fixture
@@ -59,3 +61,21 @@ async def wait_for(check: Callable[[], bool], timeout: float = 15.0) -> None:
         if loop.time() > deadline:
             pytest.fail(f"condition not met within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+def start_stream_worker(url: str, stream: str, consumer: str, record: Path) -> BurrowmqProcess:
+    """``tests/integration/stream_worker.py`` in a child process: consumes ``stream`` as the
+    named ``consumer``, appending each offset it handles to ``record`` (its log beside it)."""
+    return start_worker(
+        "tests.integration.stream_worker:app",
+        url,
+        record.with_suffix(".log"),
+        BURROWMQ_STREAM=stream,
+        BURROWMQ_STREAM_CONSUMER=consumer,
+        BURROWMQ_STREAM_RECORD=str(record),
+    )
+
+
+def offsets(record: Path) -> list[int]:
+    """The offsets a stream worker recorded so far, in the order it handled them."""
+    return [int(line) for line in recorded(record)]

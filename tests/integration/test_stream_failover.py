@@ -12,10 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,43 +20,13 @@ import pytest
 
 from burrowmq.routing.stream import COMMIT_EVERY
 from tests.conftest import Names
+from tests.workers import BurrowmqProcess, stop_all
 
-from .conftest import wait_for
+from .conftest import offsets, start_stream_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 PREFETCH = 256  # the worker's (tests/integration/stream_worker.py)
-
-
-def _spawn(url: str, stream: str, consumer: str, record: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from burrowmq.cli import main; sys.exit(main())",
-            "run",
-            "tests.integration.stream_worker:app",
-            "--url",
-            url,
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "BURROWMQ_STREAM": stream,
-            "BURROWMQ_STREAM_CONSUMER": consumer,
-            "BURROWMQ_STREAM_RECORD": str(record),
-        },
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def _lines(record: Path) -> list[int]:
-    if not record.exists():
-        return []
-    return [int(line) for line in record.read_text().split()]
 
 
 class _Publisher:
@@ -113,41 +79,32 @@ class TestOneReaderFailover:
         publisher = _Publisher(broker_url, stream)
         publishing = asyncio.ensure_future(publisher.run())
         records = [tmp_path / f"worker{i}.txt" for i in range(3)]
-        workers: list[subprocess.Popen[bytes]] = []
+        workers: list[BurrowmqProcess] = []
         try:
-            workers.append(_spawn(broker_url, stream, consumer, records[0]))
-            await wait_for(lambda: len(_lines(records[0])) > 0, 30)  # the first holds the lease
-            workers += [_spawn(broker_url, stream, consumer, r) for r in records[1:]]
+            workers.append(start_stream_worker(broker_url, stream, consumer, records[0]))
+            await wait_for(lambda: len(offsets(records[0])) > 0, 30)  # the first holds the lease
+            workers += [start_stream_worker(broker_url, stream, consumer, r) for r in records[1:]]
             await asyncio.sleep(3.0)  # the others start, stand in line, and must not read
-            assert _lines(records[1]) == [] and _lines(records[2]) == [], "a standby read"
-            before = len(_lines(records[0]))
-            await wait_for(lambda: len(_lines(records[0])) > before + 500, 30)
-            workers[0].send_signal(signal.SIGKILL)
-            workers[0].wait(10)
+            assert offsets(records[1]) == [] and offsets(records[2]) == [], "a standby read"
+            before = len(offsets(records[0]))
+            await wait_for(lambda: len(offsets(records[0])) > before + 500, 30)
+            workers[0].kill()
             killed = time.perf_counter()
-            await wait_for(lambda: bool(_lines(records[1]) or _lines(records[2])), 5.0)
+            await wait_for(lambda: bool(offsets(records[1]) or offsets(records[2])), 5.0)
             takeover = time.perf_counter() - killed
             await asyncio.sleep(2.0)
-            readers = [i for i in (1, 2) if _lines(records[i])]
+            readers = [i for i in (1, 2) if offsets(records[i])]
             assert len(readers) == 1, "two instances read at once"
             publisher.stop()
             await publishing
             total = publisher.sent
-            await wait_for(lambda: len(set().union(*(_lines(r) for r in records))) >= total, 60)
+            await wait_for(lambda: len(set().union(*(offsets(r) for r in records))) >= total, 60)
         finally:
             publisher.stop()
             with contextlib.suppress(Exception):
                 await publishing
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                try:
-                    worker.wait(15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait(5)
-        runs = [_lines(r) for r in records]
+            stop_all(workers)
+        runs = [offsets(r) for r in records]
         handled = sum(len(run) for run in runs)
         unique = set().union(*runs)
         repeats = handled - len(unique)

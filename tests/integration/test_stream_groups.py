@@ -13,10 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -25,50 +21,34 @@ import pytest
 
 from burrowmq import App, Router, Stream, Topology
 from tests.conftest import Names
+from tests.workers import BurrowmqProcess, recorded, start_worker, stop_all
 
 from .conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS, WORKERS, KEYS = 6, 3, 60
 
 Record = tuple[float, int, int, str, int]  # time, partition, offset, key, n
 
 
-def _spawn(url: str, stream: str, consumer: str, record: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from burrowmq.cli import main; sys.exit(main())",
-            "run",
-            "tests.integration.group_worker:app",
-            "--url",
-            url,
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "BURROWMQ_GROUP_STREAM": stream,
-            "BURROWMQ_GROUP_CONSUMER": consumer,
-            "BURROWMQ_GROUP_PARTITIONS": str(PARTITIONS),
-            "BURROWMQ_GROUP_RECORD": str(record),
-        },
-        stdout=subprocess.DEVNULL,
+def _start(url: str, stream: str, consumer: str, record: Path) -> BurrowmqProcess:
+    return start_worker(
+        "tests.integration.group_worker:app",
+        url,
+        record.with_suffix(".log"),
+        BURROWMQ_GROUP_STREAM=stream,
+        BURROWMQ_GROUP_CONSUMER=consumer,
+        BURROWMQ_GROUP_PARTITIONS=str(PARTITIONS),
+        BURROWMQ_GROUP_RECORD=str(record),
     )
 
 
 def _records(path: Path) -> list[Record]:
-    if not path.exists():
-        return []
     out = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 5:
-            out.append((float(parts[0]), int(parts[1]), int(parts[2]), parts[3], int(parts[4])))
+    for line in recorded(path):
+        t, partition, offset, key, n = line.split()
+        out.append((float(t), int(partition), int(offset), key, int(n)))
     return out
 
 
@@ -111,10 +91,10 @@ class TestConsumerGroupFailover:
                     await asyncio.sleep(0.01)
 
         records = [tmp_path / f"worker{i}.txt" for i in range(WORKERS)]
-        workers: list[subprocess.Popen[bytes]] = []
+        workers: list[BurrowmqProcess] = []
         publishing = asyncio.ensure_future(publish())
         try:
-            workers = [_spawn(broker_url, stream, consumer, r) for r in records]
+            workers = [_start(broker_url, stream, consumer, r) for r in records]
             # Balanced: for 3 s every instance reads exactly its 2 partitions.
             await wait_for(lambda: all(_records(r) for r in records), 60)
             await asyncio.sleep(6.0)  # a few balancing rounds
@@ -124,8 +104,7 @@ class TestConsumerGroupFailover:
             print(f"\nshares while 3 ran: {shares}")
             assert all(len(share) <= 2 for share in shares), shares
             assert set().union(*shares) == set(range(PARTITIONS))
-            workers[0].send_signal(signal.SIGKILL)
-            workers[0].wait(10)
+            workers[0].kill()
             killed = time.time()
             await asyncio.sleep(8.0)
             window = time.time()
@@ -147,17 +126,10 @@ class TestConsumerGroupFailover:
             with contextlib.suppress(Exception):
                 await publishing
             await publisher.stop()
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                try:
-                    worker.wait(15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait(5)
+            stop_all(workers)
         # The survivors stopped gracefully on SIGTERM (marks stored, leases let go).
-        assert [worker.returncode for worker in workers[1:]] == [0, 0]
+        codes = [worker.process.returncode for worker in workers[1:]]
+        assert codes == [0, 0], [worker.output()[-2000:] for worker in workers[1:]]
         runs = [_records(r) for r in records]
         everything = sorted((rec, i) for i, run in enumerate(runs) for rec in run)
         unique = {(k, n) for (_, _, _, k, n), _ in everything}

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,13 +20,12 @@ from burrowmq import App, Message, Router
 from burrowmq.routing.stream import COMMIT_EVERY
 from tests.conftest import Names
 
-from .conftest import wait_for
+from .conftest import offsets, start_stream_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
 TOTAL = 100_000
 PREFETCH = 256
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _fill(url: str, stream: str, total: int) -> float:
@@ -130,53 +125,19 @@ class TestNamedConsumerResume:
         await _fill(broker_url, stream, TOTAL)
         records = [tmp_path / "run1.txt", tmp_path / "run2.txt"]
 
-        def spawn(record: Path) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "import sys; from burrowmq.cli import main; sys.exit(main())",
-                    "run",
-                    "tests.integration.stream_worker:app",
-                    "--url",
-                    broker_url,
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env={
-                    **os.environ,
-                    "BURROWMQ_STREAM": stream,
-                    "BURROWMQ_STREAM_CONSUMER": consumer,
-                    "BURROWMQ_STREAM_RECORD": str(record),
-                },
-                stdout=subprocess.DEVNULL,
-            )
-
-        def lines(record: Path) -> list[int]:
-            if not record.exists():
-                return []
-            return [int(line) for line in record.read_text().split()]
-
         started = time.perf_counter()
-        worker = spawn(records[0])
+        worker = start_stream_worker(broker_url, stream, consumer, records[0])
         try:
-            await wait_for(lambda: len(lines(records[0])) >= 40_000, 120)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-            worker = spawn(records[1])
+            await wait_for(lambda: len(offsets(records[0])) >= 40_000, 120)
+            worker.kill()
+            worker = start_stream_worker(broker_url, stream, consumer, records[1])
             await wait_for(
-                lambda: len(set(lines(records[0])) | set(lines(records[1]))) >= TOTAL, 120
+                lambda: len(set(offsets(records[0])) | set(offsets(records[1]))) >= TOTAL,
+                120,
             )
             seconds = time.perf_counter() - started
         finally:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait(5)
-        runs = [lines(record) for record in records]
+            worker.stop()
+        runs = [offsets(record) for record in records]
         repeats = _figures("kill -9/restart", runs, seconds)
         assert repeats <= COMMIT_EVERY + 2 * PREFETCH
