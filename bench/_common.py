@@ -7,7 +7,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +56,15 @@ def unique(name: str) -> str:
     return f"bench.{name}.{uuid.uuid4().hex[:8]}"
 
 
-async def prefill(queue: str, count: int, *, queue_type: str = "classic") -> None:
-    """Declare a durable queue and fill it with ``count`` persistent messages (confirmed)."""
+async def prefill(
+    queue: str,
+    count: int,
+    *,
+    queue_type: str = "classic",
+    headers: Callable[[int], dict[str, Any]] | None = None,
+) -> None:
+    """Declare a durable queue and fill it with ``count`` persistent messages (confirmed),
+    message ``n`` with the AMQP headers ``headers(n)`` if given."""
     connection = await aio_pika.connect(URL)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
@@ -66,7 +73,12 @@ async def prefill(queue: str, count: int, *, queue_type: str = "classic") -> Non
         for start in range(0, count, window):
             pending = [
                 channel.default_exchange.publish(
-                    aio_pika.Message(payload(n), delivery_mode=2, content_type="application/json"),
+                    aio_pika.Message(
+                        payload(n),
+                        delivery_mode=2,
+                        content_type="application/json",
+                        headers=headers(n) if headers is not None else None,
+                    ),
                     routing_key=queue,
                 )
                 for n in range(start, min(count, start + window))

@@ -1,13 +1,17 @@
 """Instrumentation overhead: burrowmq with Prometheus and OpenTelemetry on, then off.
 
-Usage: ``python -m bench.instrumented [--reps 5] [--sampling 1.0] [--tracer sdk|noop]``. In one run,
+Usage: ``python -m bench.instrumented [--reps 5] [--sampling 1.0] [--tracer sdk|noop]
+[--upstream none|traced]``. In one run,
 alternating which goes first: draining 20,000 messages (client CPU per message) and 2,000
 RPC calls one at a time (p50 latency) and 64 at a time (calls/s), with ``App(
 instrumentation=[Prometheus(), OpenTelemetry()])`` (the real SDK: a tracer provider whose
 parent-based sampler keeps ``--sampling`` of the traces, a batch processor exporting to
 nothing) and without; ``--sampling 0`` leaves tracing out (Prometheus alone);
 ``--tracer noop`` traces with the API's no-op tracer provider instead of the SDK's: what
-burrowmq's own tracing code costs, with next to nothing of the SDK's. The ratio
+burrowmq's own tracing code costs, with next to nothing of the SDK's. The drained
+messages carry no trace context (``--upstream none``: each consumed message starts a
+trace, the worst case), or a W3C ``traceparent`` of an upstream service that sampled
+``--sampling`` of its traces (``--upstream traced``: a traced system). The ratio
 instrumented/plain is per repetition, its median printed.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import time
@@ -29,6 +34,15 @@ CALLS = 2_000
 
 SAMPLING = 1.0
 TRACER = "sdk"
+UPSTREAM = "none"
+
+
+def _upstream(n: int) -> dict[str, Any]:
+    """The trace context an upstream service that samples ``SAMPLING`` of its traces
+    puts in message ``n``."""
+    sampled = random.random() < SAMPLING
+    trace_id, span_id = random.getrandbits(128) | 1, random.getrandbits(64) | 1
+    return {"traceparent": f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"}
 
 
 def _instruments() -> list[Any]:
@@ -60,7 +74,7 @@ async def consume(instrumented: bool) -> float:
     from burrowmq import App, Router
 
     queue = unique("instr.consume")
-    await prefill(queue, COUNT)
+    await prefill(queue, COUNT, headers=_upstream if UPSTREAM == "traced" else None)
     done = asyncio.Event()
     seen = 0
     router = Router()
@@ -158,9 +172,11 @@ if __name__ == "__main__":
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--sampling", type=float, default=1.0)
     parser.add_argument("--tracer", choices=("sdk", "noop"), default="sdk")
+    parser.add_argument("--upstream", choices=("none", "traced"), default="none")
     args = parser.parse_args()
     SAMPLING = args.sampling
     TRACER = args.tracer
+    UPSTREAM = args.upstream
     from burrowmq.framework.log import configure
 
     configure("warning")

@@ -85,12 +85,6 @@ broker's vhost. The vhost, ladder and all, is deleted when the test ends.
 """
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"{OWN_VHOST}: the RabbitMQ half runs in a fresh vhost, deleted afterwards"
-    )
-
-
 @pytest.fixture(params=BACKENDS)
 def target(request: pytest.FixtureRequest) -> tuple[str, str, Names]:
     """Which backend, its URL and the test's unique names (RabbitMQ's are cleaned up)."""
