@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import re
 import traceback
 from typing import Any
 
@@ -135,15 +136,12 @@ class OpenTelemetry(Instrument):
         value = headers["traceparent"]
         if isinstance(value, bytes | bytearray):
             value = value.decode("latin-1")
-        if not isinstance(value, str) or len(value) != _TRACEPARENT_LENGTH:
+        if not isinstance(value, str):
             return None
-        if value[2] != "-" or value[35] != "-" or value[52] != "-" or value[:2] != "00":
+        match = _TRACEPARENT(value)
+        if match is None:
             return None
-        trace_id, span_id, flags = value[3:35], value[36:52], value[53:]
-        if not _HEX.issuperset(trace_id) or not _HEX.issuperset(span_id):
-            return None
-        if not _HEX.issuperset(flags):
-            return None
+        trace_id, span_id, flags = match.groups()
         trace_number, span_number = int(trace_id, 16), int(span_id, 16)
         if not trace_number or not span_number:
             return None
@@ -260,8 +258,8 @@ def _carrier(headers: dict[str, Any]) -> dict[str, Any]:
     return carrier
 
 
-_TRACEPARENT_LENGTH = 55  # version 00: 2 + 1 + 32 + 1 + 16 + 1 + 2
-_HEX = frozenset("0123456789abcdef")  # lower case only, as W3C trace context has it
+# Version 00 exactly: trace id, span id and flags in lower-case hex, as W3C trace context has it.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})").fullmatch
 
 
 def _drops_unsampled(tracer: Any) -> bool:

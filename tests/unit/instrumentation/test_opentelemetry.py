@@ -80,6 +80,8 @@ class TestDelivery:
             f"00-{TRACE}-{SPAN}-01-extra",  # version 00 has four fields
             f"01-{TRACE}-{SPAN}-01-extra",  # a later version may have more
             f"00-{TRACE}-{SPAN[:-1]}x-01",
+            f"00-{TRACE}-{SPAN}-01\n",  # a trailing newline
+            f"00-{TRACE}-{SPAN}-0A",  # upper-case flags
             "garbage",
         ],
     )
