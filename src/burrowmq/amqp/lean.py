@@ -12,10 +12,18 @@ where aiormq's channel reader resolves it (ack, nack, return, channel close, los
 connection: the same code as for ``basic_publish``), and hands the bytes to the
 connection's writer queue, without awaiting anything unless that queue is full.
 
+Publishes made while the writer has not caught up yet (many in flight: ``publish_many``,
+concurrent RPC calls, a server's replies) go out together: a publish whose predecessor's
+frames still wait, last in the writer queue, is added to them (:class:`_Batch`), so the
+writer sends them in one socket write, in the order numbered, instead of one write and
+one wake-up of the writer task each. A publish made when the writer is idle is queued
+alone and written at once, as before.
+
 It relies on attributes of aiormq's ``Channel`` that are public by name but not
 documented (``delivery_tag``, ``confirmations``, ``message_id_delivery_tag``,
-``write_queue``, ``max_content_size``, ``number``, ``create_future``) and on
-``aiormq.abc.ChannelFrame``. :meth:`LeanPublisher.of` returns ``None`` (the caller
+``write_queue``, ``max_content_size``, ``number``, ``create_future``), on
+``aiormq.abc.ChannelFrame`` and on the deque that holds an ``asyncio.Queue``'s items
+(without it, publishes are queued one by one). :meth:`LeanPublisher.of` returns ``None`` (the caller
 publishes with ``basic_publish``) unless the installed aiormq is a version this was
 checked against (:data:`CHECKED`) and the channel has them all.
 """
@@ -23,6 +31,7 @@ checked against (:data:`CHECKED`) and the channel has them all.
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import struct
 import uuid
@@ -55,6 +64,7 @@ _HEADER = struct.Struct(">HHQ")  # class 60, weight 0, body size
 _END = b"\xce"
 _PUBLISH = b"\x00\x3c\x00\x28\x00\x00"  # class 60 (basic), method 40 (publish), ticket 0
 _FLAGS = {False: b"\x00", True: b"\x01"}  # the mandatory bit; immediate is never set
+_BATCH_BYTES = 128 * 1024  # a batch this big takes no more: the next publish starts one
 
 
 def _parse(version: str) -> tuple[int, ...]:
@@ -136,6 +146,30 @@ def _short_name(value: str, what: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+class _Batch(ChannelFrame):
+    """The frames of publishes queued one after another while the writer was busy: one item
+    of the writer queue, its payload joined when the writer takes it."""
+
+    should_close = False
+    drain_future = None
+
+    def __init__(self, first: bytes) -> None:  # (not the dataclass's: payload is computed)
+        object.__setattr__(self, "parts", [first])
+        object.__setattr__(self, "size", len(first))
+
+    parts: list[bytes]
+    size: int
+
+    @property  # (a field of the frozen parent, computed here)
+    def payload(self) -> bytes:
+        return b"".join(self.parts)
+
+    def add(self, frames: bytes) -> None:
+        """Append one more publish's frames (only while the batch waits in the queue)."""
+        self.parts.append(frames)
+        object.__setattr__(self, "size", self.size + len(frames))
+
+
 class LeanPublisher:
     """Publishes on one confirming aiormq channel without ``basic_publish``'s per-call work.
 
@@ -144,13 +178,30 @@ class LeanPublisher:
     channel and nothing else publishes there.
     """
 
-    __slots__ = ("_channel", "_confirmations", "_ids", "_lock", "_max", "_number", "_queue")
+    __slots__ = (
+        "_batch",
+        "_channel",
+        "_confirmations",
+        "_ids",
+        "_lock",
+        "_max",
+        "_number",
+        "_queue",
+        "_waiting",
+    )
 
     def __init__(self, channel: Any) -> None:
         self._channel = channel
         self._confirmations: dict[int, Any] = channel.confirmations
         self._ids: dict[str, int] = channel.message_id_delivery_tag
         self._queue: asyncio.Queue[Any] = channel.write_queue
+        # The frames waiting in the writer queue, if it keeps them in a deque as asyncio's
+        # Queue does: a publish is added to the last batch only while it is the last item.
+        waiting = getattr(self._queue, "_queue", None)
+        self._waiting: collections.deque[Any] | None = (
+            waiting if isinstance(waiting, collections.deque) else None
+        )
+        self._batch: _Batch | None = None
         self._number: int = channel.number
         self._max: int = channel.max_content_size
         # Held only while a publish waits for room in a full write queue, so that no
@@ -225,8 +276,18 @@ class LeanPublisher:
         # aiormq gives a message without an id one, to match a return to its publish.
         message_id = properties.message_id or uuid.uuid4().hex
         payload = self.frames(exchange, routing_key, body, properties, mandatory, message_id)
+        if self._lock.locked():  # publishes numbered before this one wait for room
+            return await self._queued(payload, message_id)
+        batch = self._batch
+        waiting = self._waiting
+        joins = (
+            batch is not None
+            and waiting  # (not None, not empty)
+            and waiting[-1] is batch
+            and batch.size + len(payload) <= _BATCH_BYTES
+        )
         queue = self._queue
-        if self._lock.locked() or queue.full():
+        if not joins and queue.full():
             return await self._queued(payload, message_id)
         # No await from numbering to queueing: the frames go out in the order numbered.
         tag = channel.delivery_tag + 1
@@ -235,7 +296,11 @@ class LeanPublisher:
         self._confirmations[tag] = confirmation
         ids = self._ids
         ids[message_id] = tag
-        queue.put_nowait(ChannelFrame(payload=payload, should_close=False))
+        if joins:
+            batch.add(payload)  # type: ignore[union-attr]  # (joins: not None)
+        else:
+            batch = self._batch = _Batch(payload)
+            queue.put_nowait(batch)
         try:
             return await confirmation
         finally:

@@ -230,6 +230,95 @@ class TestPublish:
         assert channel.message_id_delivery_tag == {}
 
 
+class TestBatches:
+    """Publishes made while the writer has not taken the last one's frames go out with them."""
+
+    @staticmethod
+    def _start(publisher: LeanPublisher, *ids: str, body: bytes = b"") -> list[asyncio.Task[Any]]:
+        return [
+            asyncio.create_task(
+                publisher.publish("", "q", body, Properties(message_id=message_id), False)
+            )
+            for message_id in ids
+        ]
+
+    @staticmethod
+    def _frames(publisher: LeanPublisher, *ids: str, body: bytes = b"") -> bytes:
+        return b"".join(
+            publisher.frames("", "q", body, Properties(message_id=i), False, i) for i in ids
+        )
+
+    async def test_publishes_behind_a_waiting_one_join_it_in_tag_order(self) -> None:
+        channel = FakeChannel()
+        publisher = LeanPublisher(channel)
+        tasks = self._start(publisher, "a", "b", "c")
+        await asyncio.sleep(0)
+        assert channel.write_queue.qsize() == 1
+        assert channel.message_id_delivery_tag == {"a": 1, "b": 2, "c": 3}
+        frame = channel.write_queue.get_nowait()
+        assert frame.payload == self._frames(publisher, "a", "b", "c")
+        assert not frame.should_close and not frame.should_drain
+        for tag in (1, 2, 3):
+            channel.confirm(tag)
+        await asyncio.gather(*tasks)
+
+    async def test_once_the_writer_took_a_batch_the_next_publish_starts_one(self) -> None:
+        channel = FakeChannel()
+        publisher = LeanPublisher(channel)
+        first = self._start(publisher, "a")
+        await asyncio.sleep(0)
+        taken = channel.write_queue.get_nowait()
+        second = self._start(publisher, "b")
+        await asyncio.sleep(0)
+        assert taken.payload == self._frames(publisher, "a")
+        assert channel.write_queue.get_nowait().payload == self._frames(publisher, "b")
+        channel.confirm(1)
+        channel.confirm(2)
+        await asyncio.gather(*first, *second)
+
+    async def test_a_frame_queued_after_the_batch_closes_it(self) -> None:
+        channel = FakeChannel()
+        publisher = LeanPublisher(channel)
+        first = self._start(publisher, "a")
+        await asyncio.sleep(0)
+        channel.write_queue.put_nowait("another channel's frame")
+        second = self._start(publisher, "b")
+        await asyncio.sleep(0)
+        items = [channel.write_queue.get_nowait() for _ in range(3)]
+        assert items[0].payload == self._frames(publisher, "a")
+        assert items[1] == "another channel's frame"
+        assert items[2].payload == self._frames(publisher, "b")
+        channel.confirm(1)
+        channel.confirm(2)
+        await asyncio.gather(*first, *second)
+
+    async def test_a_full_batch_takes_no_more(self) -> None:
+        channel = FakeChannel()
+        publisher = LeanPublisher(channel)
+        body = b"x" * (lean._BATCH_BYTES // 3)  # two fit in a batch, not three
+        tasks = self._start(publisher, "a", "b", "c", body=body)
+        await asyncio.sleep(0)
+        payloads = [channel.write_queue.get_nowait().payload for _ in range(2)]
+        assert channel.write_queue.empty()
+        assert payloads[0] == self._frames(publisher, "a", "b", body=body)
+        assert payloads[1] == self._frames(publisher, "c", body=body)
+        for tag in (1, 2, 3):
+            channel.confirm(tag)
+        await asyncio.gather(*tasks)
+
+    async def test_a_batch_can_grow_while_the_queue_is_full(self) -> None:
+        """Joining a waiting batch needs no room; a new item would, and waits for it."""
+        channel = FakeChannel(room=1)
+        publisher = LeanPublisher(channel)
+        tasks = self._start(publisher, "a", "b")
+        await asyncio.sleep(0)
+        assert channel.write_queue.full()
+        assert channel.write_queue.get_nowait().payload == self._frames(publisher, "a", "b")
+        channel.confirm(1)
+        channel.confirm(2)
+        await asyncio.gather(*tasks)
+
+
 def _id(channel: FakeChannel) -> str:
     (message_id,) = channel.message_id_delivery_tag
     return message_id
