@@ -327,6 +327,8 @@ class AmqpReplyChannel:
         self._watch.add_done_callback(self._channel_closed)
 
     async def start(self) -> None:
+        # A reply only resolves its call's future: it runs inline, not in a task of its own.
+        _run_deliveries_inline(self._channel, AmqpReplyChannel._deliver.__code__)
         await self._channel.basic_consume(DIRECT_REPLY_TO, self._deliver, no_ack=True)
 
     async def _deliver(self, message: DeliveredMessage) -> None:

@@ -38,6 +38,7 @@ from burrowmq.amqp.errors import (
 from burrowmq.amqp.lean import LeanPublisher
 from burrowmq.amqp.link import Link
 from burrowmq.amqp.publishing import InFlight, publish_confirmed
+from burrowmq.amqp.receive import install as install_receive_path
 from burrowmq.amqp.reply_check import ReplyCheck
 from burrowmq.exceptions import PublishError, TopologyError
 from burrowmq.framework.clock import Clock, SystemClock
@@ -59,6 +60,7 @@ from burrowmq.framework.vocabulary import (
 __all__ = ["AmqpTransport"]
 
 _log = get_logger()
+install_receive_path()  # frames read and decoded on the lean path (where checked)
 _SYSTEM_CLOCK = SystemClock()
 _KNOWN_EXCHANGES = 10_000
 

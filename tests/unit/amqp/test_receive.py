@@ -1,0 +1,170 @@
+"""The lean receive path reads and decodes frames exactly as aiormq's reader and pamqp do."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pamqp.frame
+import pytest
+from aiormq.connection import FrameReceiver
+from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
+from pamqp import commands as spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+from pamqp.heartbeat import Heartbeat
+
+from burrowmq.amqp import receive
+from burrowmq.amqp.frames import install
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
+install()
+
+PROPERTIES = spec.Basic.Properties(
+    content_type="application/json",
+    headers={"x-retry-count": 2, "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"},
+    delivery_mode=2,
+    correlation_id="c-1",
+    message_id="m-1",
+    timestamp=datetime(2026, 12, 3, 7, 0, tzinfo=UTC),
+)
+
+FRAMES: list[Any] = [
+    spec.Basic.Deliver("ctag-1", 1, False, "", "orders"),
+    spec.Basic.Deliver("amq.ctag-Zoë", 2**62 + 5, True, "billing.events", "order.eu.placed"),
+    spec.Basic.Deliver("t", 7, False, "x" * 127, "k" * 255),
+    spec.Basic.Ack(17, False),
+    spec.Basic.Ack(2**40, True),
+    spec.Basic.Nack(3, True, False),
+    spec.Basic.ConsumeOk("ctag-1"),
+    spec.Basic.Return(312, "NO_ROUTE", "orders", "nowhere"),
+    spec.Channel.Close(406, "PRECONDITION_FAILED - inequivalent arg 'durable'", 50, 10),
+    ContentHeader(0, 11, PROPERTIES),
+    ContentHeader(0, 0, spec.Basic.Properties()),
+    ContentBody(b'{"id": 1}'),
+    Heartbeat(),
+]
+
+
+def _wire(frames: list[Any], channel: int = 3) -> bytes:
+    return b"".join(
+        pamqp.frame.marshal(f, 0 if isinstance(f, Heartbeat) else channel) for f in frames
+    )
+
+
+def _receiver(data: bytes, *, eof: bool = True) -> FrameReceiver:
+    reader = asyncio.StreamReader()
+    reader.feed_data(data)
+    if eof:
+        reader.feed_eof()
+    receiver = FrameReceiver(reader)
+    receiver.started = True  # past the protocol handshake
+    return receiver
+
+
+def _state(frame: Any) -> tuple[Any, ...]:
+    """A frame's type and every value it holds, for comparison."""
+    if isinstance(frame, ContentHeader):
+        props = frame.properties
+        return (
+            type(frame),
+            frame.body_size,
+            frame.class_id,
+            frame.weight,
+            tuple((s, getattr(props, s)) for s in props.__slots__),
+        )
+    if isinstance(frame, ContentBody):
+        return (type(frame), frame.value)
+    slots = getattr(frame, "__slots__", ())
+    return (type(frame), tuple((s, getattr(frame, s)) for s in slots))
+
+
+async def _read_all(get: Any, data: bytes) -> list[Any]:
+    receiver = _receiver(data)
+    out = []
+    while True:
+        try:
+            weight, channel, frame = await get(receiver)
+        except StopAsyncIteration:
+            return out
+        out.append((weight, channel, _state(frame)))
+
+
+class TestSameFrames:
+    async def test_every_frame_is_what_aiormq_and_pamqp_make(self) -> None:
+        data = _wire(FRAMES)
+        ours = await _read_all(receive.get_frame, data)
+        theirs = await _read_all(receive._ORIGINAL, data)
+        assert len(ours) == len(FRAMES)
+        assert ours == theirs
+
+    async def test_hot_frames_are_decoded_directly(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A delivery, a confirm and a body never reach pamqp's generic decoder."""
+
+        def refuse(data: bytes) -> Any:
+            raise AssertionError("pamqp.frame.unmarshal called")
+
+        monkeypatch.setattr(pamqp.frame, "unmarshal", refuse)
+        frames = [
+            spec.Basic.Deliver("ctag-1", 1, True, "orders", "order.placed"),
+            spec.Basic.Ack(9, True),
+            ContentBody(b"{}"),
+            Heartbeat(),
+        ]
+        got = await _read_all(receive.get_frame, _wire(frames))
+        assert [state for _, _, state in got] == [_state(f) for f in frames]
+
+
+class TestSameErrors:
+    @pytest.mark.parametrize(
+        "data",
+        [
+            # Basic.Deliver whose consumer tag is not UTF-8
+            b"\x01\x00\x03\x00\x00\x00\x12\x00\x3c\x00\x3c\x02\xff\xfe"
+            + (1).to_bytes(8, "big")
+            + b"\x00\x00\x00\xce",
+            # a frame whose end byte is wrong
+            _wire([spec.Basic.Ack(1, False)])[:-1] + b"\x00",
+            # an unknown method
+            b"\x01\x00\x03\x00\x00\x00\x04\x00\x63\x00\x01\xce",
+            # an unknown frame type
+            b"\x07\x00\x03\x00\x00\x00\x01\x00\xce",
+            # an empty body frame (pamqp refuses it)
+            b"\x03\x00\x03\x00\x00\x00\x00\xce",
+            # a Basic.Deliver cut short inside
+            b"\x01\x00\x03\x00\x00\x00\x06\x00\x3c\x00\x3c\x05a\xce",
+        ],
+    )
+    async def test_a_bad_frame_fails_as_it_did(self, data: bytes) -> None:
+        outcomes = []
+        for get in (receive.get_frame, receive._ORIGINAL):
+            try:
+                _, _, frame = await get(_receiver(data))
+                outcomes.append(("frame", _state(frame)))
+            except Exception as exc:  # compared below
+                outcomes.append((type(exc), re.sub(r" at 0x[0-9a-f]+", "", str(exc))))
+        assert outcomes[0] == outcomes[1]
+        assert outcomes[0][0] in (InvalidFrameError, "frame")
+
+    @pytest.mark.parametrize("cut", [3, 7, 12])
+    async def test_a_stream_that_ends_mid_frame_fails_as_it_did(self, cut: int) -> None:
+        """The same error; its byte counts are those of the read that failed."""
+        data = _wire([FRAMES[1]])[:cut]
+        for get in (receive.get_frame, receive._ORIGINAL):
+            with pytest.raises(AMQPConnectionError, match="Server connection unexpectedly closed"):
+                await get(_receiver(data))
+
+    async def test_the_handshake_is_left_to_aiormq(self) -> None:
+        """Before the first frame, aiormq's reader runs (it refuses a protocol header)."""
+        receiver = _receiver(b"AMQP\x00\x00\x09\x01")
+        receiver.started = False
+        with pytest.raises(Exception, match="protocol header"):
+            await receive.get_frame(receiver)
+
+
+def test_only_checked_pamqp_versions_are_supported() -> None:
+    assert receive.supported("4.0.1")
+    assert not receive.supported("3.3.0")
+    assert not receive.supported("5.0.0")
