@@ -6,11 +6,12 @@ pamqp's generic ``frame.unmarshal``, which decodes a method's fields one by one 
 lookup of each field's type. That is a large part of what a delivery, a confirm or an RPC
 reply costs the client. :func:`install` replaces it with :func:`get_frame`: the frame
 head and the rest of the frame in two reads, and the frames of every message decoded
-directly: ``Basic.Deliver``, ``Basic.Ack`` (a confirm), content bodies, and heartbeats;
-content headers go to pamqp's header decoder as before (with burrowmq's tolerant
-fallback, :mod:`burrowmq.amqp.frames`). The result is the same pamqp object pamqp would
-make; any frame the direct decoders do not take whole (another method, a malformed
-frame) goes to pamqp's ``frame.unmarshal`` as before, so errors stay what they were
+directly: ``Basic.Deliver``, ``Basic.Ack`` (a confirm), content headers (their field
+tables and timestamps through pamqp's own decoders), content bodies and heartbeats. The
+result is the same pamqp object pamqp would make; any frame the direct decoders do not
+take whole (another method, a malformed frame, properties pamqp's strict decoder would
+refuse, which burrowmq's tolerant fallback in :mod:`burrowmq.amqp.frames` then reads)
+goes to pamqp's ``frame.unmarshal`` as before, so errors stay what they were
 (``InvalidFrameError``, which closes the connection), as do the errors of a socket that
 closes or fails mid-frame (``AMQPConnectionError``, with aiormq's texts; the byte counts
 in "Read N bytes but M bytes expected" are of the read that failed, and the reads differ).
@@ -32,8 +33,10 @@ import pamqp.frame
 from aiormq.connection import FrameReceiver
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError
 from pamqp import commands as spec
+from pamqp import decode
 from pamqp.body import ContentBody
 from pamqp.exceptions import PAMQPException
+from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
 from burrowmq.amqp.lean import supported as aiormq_supported
@@ -49,6 +52,11 @@ _FRAME_END = 0xCE
 _DELIVER = spec.Basic.Deliver.index
 _ACK = spec.Basic.Ack.index
 _ORIGINAL: Final = FrameReceiver.get_frame
+_CONTENT = struct.Struct(">HHQ")  # class, weight, body size
+_PROPERTY_TYPES: Final = tuple(
+    (name, spec.Basic.Properties.flags[name], getattr(spec.Basic.Properties, "_" + name))
+    for name in spec.Basic.Properties.__slots__
+)
 
 
 def supported(version: str | None = None) -> bool:
@@ -111,6 +119,36 @@ def _ack(data: bytes) -> spec.Basic.Ack:
     return frame
 
 
+def _header(data: bytes) -> ContentHeader:
+    """A content header whose properties fit in one flag word (as every broker sends them),
+    with pamqp's own decoders for field tables and timestamps."""
+    class_id, weight, body_size = _CONTENT.unpack_from(data, 0)
+    flags = data[12] << 8 | data[13]
+    if flags & 1:
+        raise ValueError("more than one property flag word")
+    values: dict[str, Any] = {}
+    at = 14
+    for name, flag, kind in _PROPERTY_TYPES:
+        if not flags & flag:
+            continue
+        if kind == "shortstr":
+            values[name], at = _short(data, at)
+        elif kind == "octet":
+            values[name] = data[at]
+            at += 1
+        elif kind == "table":
+            used, values[name] = decode.field_table(data[at:])
+            at += used
+        else:  # timestamp
+            values[name] = decode.timestamp(data[at : at + 8])[1]
+            at += 8
+    if at != len(data):
+        raise ValueError("content header of an unexpected size")
+    frame = ContentHeader(weight, body_size, spec.Basic.Properties(**values))
+    frame.class_id = class_id
+    return frame
+
+
 def _decode(kind: int, size: int, rest: bytes) -> Any:
     """The frame of type ``kind`` whose payload and end byte are ``rest``, decoded directly
     (raises anything for a frame it does not take whole, which pamqp then decodes)."""
@@ -127,8 +165,8 @@ def _decode(kind: int, size: int, rest: bytes) -> Any:
         if index == _ACK:
             return _ack(rest[:-1])
         return pamqp.frame._unmarshal_method_frame(rest[:-1])
-    if kind == 2:  # content header: pamqp's decoder (burrowmq's tolerant one, installed)
-        return pamqp.frame._unmarshal_header_frame(rest[:-1])
+    if kind == 2:  # content header
+        return _header(rest[:-1])
     if kind == 8 and size == 0:
         return Heartbeat()
     raise ValueError(f"frame type {kind}")

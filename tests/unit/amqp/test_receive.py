@@ -17,7 +17,7 @@ from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
 from burrowmq.amqp import receive
-from burrowmq.amqp.frames import install
+from burrowmq.amqp.frames import install, undecodable_of
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 install()
@@ -74,6 +74,7 @@ def _state(frame: Any) -> tuple[Any, ...]:
             frame.class_id,
             frame.weight,
             tuple((s, getattr(props, s)) for s in props.__slots__),
+            undecodable_of(frame),
         )
     if isinstance(frame, ContentBody):
         return (type(frame), frame.value)
@@ -101,20 +102,57 @@ class TestSameFrames:
         assert ours == theirs
 
     async def test_hot_frames_are_decoded_directly(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A delivery, a confirm and a body never reach pamqp's generic decoder."""
+        """A delivery, its header and body, a confirm and a heartbeat never reach pamqp's
+        generic decoder (what they decode to is what aiormq's reader makes of them)."""
+        data = _wire(
+            [
+                spec.Basic.Deliver("ctag-1", 1, True, "orders", "order.placed"),
+                ContentHeader(0, 2, PROPERTIES),
+                ContentBody(b"{}"),
+                spec.Basic.Ack(9, True),
+                Heartbeat(),
+            ]
+        )
+        theirs = await _read_all(receive._ORIGINAL, data)
 
-        def refuse(data: bytes) -> Any:
-            raise AssertionError("pamqp.frame.unmarshal called")
+        def refuse(*args: Any) -> Any:
+            raise AssertionError("pamqp decoded a frame")
 
-        monkeypatch.setattr(pamqp.frame, "unmarshal", refuse)
-        frames = [
-            spec.Basic.Deliver("ctag-1", 1, True, "orders", "order.placed"),
-            spec.Basic.Ack(9, True),
-            ContentBody(b"{}"),
-            Heartbeat(),
-        ]
-        got = await _read_all(receive.get_frame, _wire(frames))
-        assert [state for _, _, state in got] == [_state(f) for f in frames]
+        for name in ("unmarshal", "_unmarshal_method_frame", "_unmarshal_header_frame"):
+            monkeypatch.setattr(pamqp.frame, name, refuse)
+        assert await _read_all(receive.get_frame, data) == theirs
+
+
+def _header_frame(flags: int, values: bytes, body_size: int = 2) -> bytes:
+    payload = (60).to_bytes(2, "big") + b"\x00\x00" + body_size.to_bytes(8, "big")
+    payload += flags.to_bytes(2, "big") + values
+    return b"\x02\x00\x03" + len(payload).to_bytes(4, "big") + payload + b"\xce"
+
+
+class TestOddHeaders:
+    """Content headers the direct decoder leaves to pamqp end as they did."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            _header_frame(0x0080, b"\x02\xff\xfe"),  # a message id that is not UTF-8
+            _header_frame(0x1000, b"\x05"),  # delivery mode 5: decoded, not refused
+            _header_frame(0x0040, (2**62).to_bytes(8, "big")),  # a timestamp past 9999
+            _header_frame(0x0004, b"\x01c"),  # a cluster id, which Basic.Properties refuses
+            _header_frame(0x0080, b"\x05ab"),  # a message id cut short
+            _header_frame(0x0080, b"\x01ab"),  # a byte more than the properties take
+            _header_frame(0x2000 | 0x0080, b"\x00\x00\x00\x00\x01m"),  # empty headers
+        ],
+    )
+    async def test_as_aiormq_and_pamqp_read_it(self, data: bytes) -> None:
+        outcomes = []
+        for get in (receive.get_frame, receive._ORIGINAL):
+            try:
+                _, _, frame = await get(_receiver(data))
+                outcomes.append(("frame", _state(frame)))
+            except Exception as exc:  # compared below
+                outcomes.append((type(exc), re.sub(r" at 0x[0-9a-f]+", "", str(exc))))
+        assert outcomes[0] == outcomes[1]
 
 
 class TestSameErrors:
