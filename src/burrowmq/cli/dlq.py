@@ -12,12 +12,12 @@ Output is for people; ``--json`` prints JSON lines for scripts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
+from burrowmq.cli.deliveries import Deliveries
 from burrowmq.cli.group import EXIT_FAILURE, EXIT_OK, CommandGroup, connect, fail, require_queue
 from burrowmq.exceptions import BurrowError, ConfigurationError
 from burrowmq.framework.builder import MessageBuilder
@@ -80,36 +80,19 @@ def describe(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-class _Reader:
+class _Reader(Deliveries):
     """Reads the dead letters of one queue, up to ``limit``, holding them unacked."""
 
     def __init__(self, transport: Transport, queue: str, limit: int) -> None:
-        self._transport = transport
-        self.queue = queue
+        super().__init__(transport, queue, timeout=_READ_TIMEOUT)
         self._limit = limit
-        self.deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._subscription: Any = None
 
-    async def __aenter__(self) -> _Reader:
-        count = await require_queue(self._transport, self.queue, "dead-letter queue")
+    async def __aenter__(self) -> Self:
+        count = await require_queue(self.transport, self.queue, "dead-letter queue")
         self.expected = min(count, self._limit)
         if self.expected:
-            self._subscription = await self._transport.consume(
-                self.queue, self.deliveries.put_nowait, prefetch=max(1, min(self.expected, 1000))
-            )
+            await self.start(prefetch=max(1, min(self.expected, 1000)))
         return self
-
-    async def next(self) -> Delivery | None:
-        """The next dead letter, or ``None`` when there are no more (within the limit)."""
-        try:
-            return await asyncio.wait_for(self.deliveries.get(), _READ_TIMEOUT)
-        except TimeoutError:
-            return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        # What was read and not acked goes back to the queue with the channel.
-        if self._subscription is not None:
-            await self._subscription.close()
 
 
 def _replayed_headers(headers: dict[str, Any], queue: str) -> dict[str, Any]:

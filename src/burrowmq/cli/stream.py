@@ -30,13 +30,13 @@ Output is for people; ``--json`` prints one JSON object for scripts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from burrowmq.cli.connection import first_url, tls_of
+from burrowmq.cli.deliveries import Deliveries
 from burrowmq.cli.group import EXIT_OK, CommandGroup, connect, fail, require_queue
 from burrowmq.exceptions import BurrowError, ConfigurationError, TopologyError, TransportError
 from burrowmq.framework.builder import MessageBuilder
@@ -278,16 +278,11 @@ async def _offset_at(transport: Transport, stream: str, moment: datetime.datetim
     The broker answers per chunk (the messages written together), so this is the first
     offset of the first chunk written at or after ``moment``.
     """
-    got: asyncio.Queue[Delivery] = asyncio.Queue()
-    subscription = await transport.consume(
-        stream, got.put_nowait, prefetch=1, arguments={OFFSET_HEADER: moment}
-    )
-    try:
-        delivery = await asyncio.wait_for(got.get(), 2.0)
-    except TimeoutError:
+    async with Deliveries(transport, stream, timeout=2.0) as deliveries:
+        await deliveries.start(prefetch=1, arguments={OFFSET_HEADER: moment})
+        delivery = await deliveries.next()
+    if delivery is None:
         return None  # nothing stored at or after that time
-    finally:
-        await subscription.close()
     offset = offset_of(delivery)
     if offset is None:
         raise ConfigurationError(f"queue {stream!r} is not a stream")
@@ -338,19 +333,15 @@ async def _replay(args: argparse.Namespace, out: dict[str, Any]) -> None:
             start = end + 1 if at is None else at
         if args.limit == 0 or not isinstance(start, int) or start > end:
             return
-        got: asyncio.Queue[Delivery] = asyncio.Queue()
-        subscription = await transport.consume(
-            stream, got.put_nowait, prefetch=_PREFETCH, arguments={OFFSET_HEADER: start}
-        )
-        try:
+        async with Deliveries(transport, stream, timeout=_DELIVERY_TIMEOUT) as deliveries:
+            await deliveries.start(prefetch=_PREFETCH, arguments={OFFSET_HEADER: start})
             while True:
-                try:
-                    delivery = await asyncio.wait_for(got.get(), _DELIVERY_TIMEOUT)
-                except TimeoutError:
+                delivery = await deliveries.next()
+                if delivery is None:
                     raise _Stopped(
                         f"stream {stream!r} delivered nothing for {_DELIVERY_TIMEOUT:.0f}s "
                         f"after offset {out['last_offset']} (it should reach {end})"
-                    ) from None
+                    )
                 offset = offset_of(delivery)
                 if offset is None:
                     raise ConfigurationError(f"{stream!r} is not a stream")
@@ -366,8 +357,6 @@ async def _replay(args: argparse.Namespace, out: dict[str, Any]) -> None:
                     break
                 if offset == end:
                     break
-        finally:
-            await subscription.close()
 
 
 async def _send(
