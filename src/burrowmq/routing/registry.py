@@ -106,38 +106,3 @@ class RouteRegistry:
                 retry=self._retry, prefetch=self._prefetch, concurrency=self._concurrency
             ).with_prefix(self._prefix)
         )
-
-    def include_router(
-        self,
-        other: RouteRegistry,
-        *,
-        prefix: str = "",
-        retry: Retry | None = None,
-        prefetch: int | None = None,
-        concurrency: int | None = None,
-    ) -> None:
-        """Add every route of ``other``, as :meth:`add_route` would.
-
-        Args:
-            other: the router whose routes are added (as they are now).
-            prefix: put before the names of the queues the included routes declare,
-                after ``other``'s own prefix and before this router's.
-            retry: the retry policy of included message routes that set none (then
-                this router's applies).
-            prefetch: the prefetch of included routes that set none.
-            concurrency: the concurrency of included routes that set none.
-
-        Raises:
-            ConfigurationError: a router including itself.
-        """
-        if other is self:
-            raise ConfigurationError("a router cannot include itself")
-        for route in other.routes:
-            self.add_route(
-                route.with_defaults(
-                    retry=retry, prefetch=prefetch, concurrency=concurrency
-                ).with_prefix(prefix)
-            )
-        for schedule in other.schedules:
-            self.add_schedule(schedule)
-        other._included_in.append(self)  # later additions to it would be lost: refused

@@ -7,7 +7,8 @@ routes has no side effect beyond filling its router.
 
 The router is built in layers: :class:`~burrowmq.routing.registry.RouteRegistry` holds
 the routes, schedules and settings; :class:`~burrowmq.routing.exchange_routes.ExchangeRoutes`
-adds the exchange-kind and queue decorators; this module adds streams, RPC and schedules.
+adds the exchange-kind and queue decorators; this module adds including another router,
+and the stream, RPC and schedule decorators.
 """
 
 from __future__ import annotations
@@ -54,6 +55,41 @@ class Router(ExchangeRoutes):
         prefetch: the prefetch of its routes that set none.
         concurrency: the concurrency of its routes that set none.
     """
+
+    def include_router(
+        self,
+        other: Router,
+        *,
+        prefix: str = "",
+        retry: Retry | None = None,
+        prefetch: int | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Add every route of ``other``, as :meth:`add_route` would.
+
+        Args:
+            other: the router whose routes are added (as they are now).
+            prefix: put before the names of the queues the included routes declare,
+                after ``other``'s own prefix and before this router's.
+            retry: the retry policy of included message routes that set none (then
+                this router's applies).
+            prefetch: the prefetch of included routes that set none.
+            concurrency: the concurrency of included routes that set none.
+
+        Raises:
+            ConfigurationError: a router including itself.
+        """
+        if other is self:
+            raise ConfigurationError("a router cannot include itself")
+        for route in other.routes:
+            self.add_route(
+                route.with_defaults(
+                    retry=retry, prefetch=prefetch, concurrency=concurrency
+                ).with_prefix(prefix)
+            )
+        for schedule in other.schedules:
+            self.add_schedule(schedule)
+        other._included_in.append(self)  # later additions to it would be lost: refused
 
     def schedule(
         self,
