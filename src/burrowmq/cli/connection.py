@@ -11,8 +11,9 @@ import argparse
 import os
 
 from burrowmq.framework.tls import TLS
+from burrowmq.framework.urls import default_urls
 
-__all__ = ["KEY_PASSWORD_ENV", "add_tls_options", "connection_options", "tls_of"]
+__all__ = ["KEY_PASSWORD_ENV", "add_tls_options", "connection_options", "first_url", "tls_of"]
 
 KEY_PASSWORD_ENV = "BURROWMQ_TLS_KEY_PASSWORD"
 
@@ -24,6 +25,11 @@ def connection_options(*, url: bool = True) -> argparse.ArgumentParser:
         parser.add_argument("--url", action="append", help="broker URL (repeat for cluster nodes)")
     add_tls_options(parser)
     return parser
+
+
+def first_url(args: argparse.Namespace) -> str:
+    """The first ``--url`` given, else ``$BURROWMQ_URL``, else the local broker's URL."""
+    return str(args.url[0]) if args.url else default_urls(None)[0]
 
 
 def add_tls_options(parser: argparse.ArgumentParser) -> None:

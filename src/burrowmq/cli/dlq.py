@@ -12,15 +12,13 @@ Output is for people; ``--json`` prints JSON lines for scripts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
-from burrowmq.app import App
-from burrowmq.cli.connection import connection_options, tls_of
+from burrowmq.cli.deliveries import Deliveries
+from burrowmq.cli.group import EXIT_FAILURE, EXIT_OK, CommandGroup, connect, fail, require_queue
 from burrowmq.exceptions import BurrowError, ConfigurationError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.transport import Delivery, Transport
@@ -38,8 +36,6 @@ from burrowmq.routing.dead_letter import (
 
 __all__ = ["add_dlq_commands"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 _DEAD_LETTER_HEADERS = (
     HEADER_EXCEPTION_TYPE,
     HEADER_EXCEPTION_MESSAGE,
@@ -58,6 +54,7 @@ _DEAD_LETTER_HEADERS = (
     "x-delivery-count",
 )
 _READ_TIMEOUT = 2.0
+_APP_NAME = "burrowmq-cli dlq"
 
 
 def _text(value: Any) -> str | None:
@@ -83,38 +80,19 @@ def describe(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-class _Reader:
+class _Reader(Deliveries):
     """Reads the dead letters of one queue, up to ``limit``, holding them unacked."""
 
     def __init__(self, transport: Transport, queue: str, limit: int) -> None:
-        self._transport = transport
-        self.queue = queue
+        super().__init__(transport, queue, timeout=_READ_TIMEOUT)
         self._limit = limit
-        self.deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._subscription: Any = None
 
-    async def __aenter__(self) -> _Reader:
-        count = await self._transport.message_count(self.queue)
-        if count is None:
-            raise ConfigurationError(f"there is no dead-letter queue {self.queue!r}")
+    async def __aenter__(self) -> Self:
+        count = await require_queue(self.transport, self.queue, "dead-letter queue")
         self.expected = min(count, self._limit)
         if self.expected:
-            self._subscription = await self._transport.consume(
-                self.queue, self.deliveries.put_nowait, prefetch=max(1, min(self.expected, 1000))
-            )
+            await self.start(prefetch=max(1, min(self.expected, 1000)))
         return self
-
-    async def next(self) -> Delivery | None:
-        """The next dead letter, or ``None`` when there are no more (within the limit)."""
-        try:
-            return await asyncio.wait_for(self.deliveries.get(), _READ_TIMEOUT)
-        except TimeoutError:
-            return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        # What was read and not acked goes back to the queue with the channel.
-        if self._subscription is not None:
-            await self._subscription.close()
 
 
 def _replayed_headers(headers: dict[str, Any], queue: str) -> dict[str, Any]:
@@ -153,7 +131,7 @@ async def _cmd_list(args: argparse.Namespace) -> int:
     queue = dead_letter_queue(args.queue)
     rows: list[dict[str, Any]] = []
     async with (
-        App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app,
+        connect(args, _APP_NAME) as app,
         _Reader(app.transport, queue, args.limit) as reader,
     ):
         while len(rows) < reader.expected and (delivery := await reader.next()) is not None:
@@ -179,7 +157,7 @@ async def _cmd_list(args: argparse.Namespace) -> int:
 async def _cmd_show(args: argparse.Namespace) -> int:
     queue = dead_letter_queue(args.queue)
     async with (
-        App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app,
+        connect(args, _APP_NAME) as app,
         _Reader(app.transport, queue, 1_000_000) as reader,
     ):
         found = None
@@ -190,8 +168,7 @@ async def _cmd_show(args: argparse.Namespace) -> int:
                 found = delivery
                 break
         if found is None:
-            print(f"burrowmq: no dead letter {args.message_id!r} in {queue}", file=sys.stderr)
-            return EXIT_FAILURE
+            return fail(f"no dead letter {args.message_id!r} in {queue}")
         props = found.properties
         shown = {
             **describe(found),
@@ -218,7 +195,7 @@ async def _cmd_replay(args: argparse.Namespace) -> int:
     where = _where_filter(args.where)
     builder = MessageBuilder(app_id="burrowmq-cli")
     replayed = skipped = failed = 0
-    async with App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app:
+    async with connect(args, _APP_NAME) as app:
         transport = app.transport
         async with _Reader(transport, queue, 10_000_000) as reader:
             seen = 0
@@ -271,9 +248,8 @@ async def _cmd_purge(args: argparse.Namespace) -> int:
     queue = dead_letter_queue(args.queue)
     if not args.yes:
         raise ConfigurationError(f"purging {queue} deletes its dead letters for good: add --yes")
-    async with App(url=args.url, name="burrowmq-cli dlq", tls=tls_of(args)) as app:
-        if await app.transport.message_count(queue) is None:
-            raise ConfigurationError(f"there is no dead-letter queue {queue!r}")
+    async with connect(args, _APP_NAME) as app:
+        await require_queue(app.transport, queue, "dead-letter queue")
         removed = await app.transport.purge_queue(queue)
     if args.json:
         print(json.dumps({"queue": queue, "purged": removed}))
@@ -294,33 +270,26 @@ def add_dlq_commands(
     Returns:
         The ``dlq`` parser.
     """
-    dlq = commands.add_parser("dlq", help="read, replay and purge a route's dead letters")
-    group = dlq.add_subparsers(dest="dlq_command", metavar="SUBCOMMAND")
-    group.required = True
-
-    def sub(name: str, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(
-            name, help=help, description=help, parents=[*parents, connection_options()]
-        )
-        parser.add_argument("queue", help="the work queue (its dead letters are in QUEUE.dlq)")
-        parser.add_argument("--json", action="store_true", help="print JSON lines")
-        return parser
-
-    listing = sub("list", "list the dead letters of QUEUE (they stay in QUEUE.dlq)")
+    dlq = CommandGroup(
+        commands,
+        "dlq",
+        "read, replay and purge a route's dead letters",
+        subject=("queue", "the work queue (its dead letters are in QUEUE.dlq)"),
+        json_help="print JSON lines",
+        parents=parents,
+    )
+    listing = dlq.add("list", "list the dead letters of QUEUE (they stay in QUEUE.dlq)", _cmd_list)
     listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
-    listing.set_defaults(handler=_cmd_list)
-    show = sub("show", "show one dead letter of QUEUE: properties, headers and body")
+    show = dlq.add("show", "show one dead letter of QUEUE: properties, headers and body", _cmd_show)
     show.add_argument("message_id", help="the message id")
-    show.set_defaults(handler=_cmd_show)
-    replay = sub(
+    replay = dlq.add(
         "replay",
         "republish dead letters of QUEUE where they were first published, then ack them",
+        _cmd_replay,
     )
     replay.add_argument("--limit", type=int, help="replay at most this many")
     replay.add_argument("--where", help="only those with exception-type=NAME")
     replay.add_argument("--verbose", "-v", action="store_true", help="a line per message")
-    replay.set_defaults(handler=_cmd_replay)
-    purge = sub("purge", "delete every dead letter of QUEUE")
+    purge = dlq.add("purge", "delete every dead letter of QUEUE", _cmd_purge)
     purge.add_argument("--yes", action="store_true", help="yes, delete them")
-    purge.set_defaults(handler=_cmd_purge)
-    return dlq  # type: ignore[no-any-return]
+    return dlq.parser

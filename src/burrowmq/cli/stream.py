@@ -30,19 +30,17 @@ Output is for people; ``--json`` prints one JSON object for scripts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-from burrowmq.app import App
-from burrowmq.cli.connection import connection_options, tls_of
+from burrowmq.cli.connection import first_url, tls_of
+from burrowmq.cli.deliveries import Deliveries
+from burrowmq.cli.group import EXIT_OK, CommandGroup, connect, fail, require_queue
 from burrowmq.exceptions import BurrowError, ConfigurationError, TopologyError, TransportError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.transport import Delivery, Transport
-from burrowmq.framework.urls import default_urls
 from burrowmq.framework.vocabulary import RESERVED_PREFIX, STANDARD_EXCHANGES
 from burrowmq.routing.offsets import (
     OFFSET_HEADER,
@@ -55,8 +53,6 @@ from burrowmq.topology.management import ManagementClient
 
 __all__ = ["add_stream_commands", "named_consumers", "parse_position"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 OWN_PREFIX = "burrowmq."
 """Names burrowmq keeps for itself (the RPC exchange, the delay ladder)."""
 REPLAYED_FROM = "x-replayed-from"
@@ -64,6 +60,7 @@ REPLAYED_OFFSET = "x-replayed-offset"
 _OFFSET_SUFFIX = ".offset"
 _PREFETCH = 256
 _DELIVERY_TIMEOUT = 30.0
+_APP_NAME = "burrowmq-cli stream"
 
 Position = int | datetime.datetime | str
 
@@ -98,15 +95,6 @@ def parse_position(text: str, option: str) -> Position:
     return moment
 
 
-def _url(args: argparse.Namespace) -> str:
-    return str(args.url[0]) if args.url else default_urls(None)[0]
-
-
-async def _check_stream(transport: Transport, name: str) -> None:
-    if await transport.message_count(name) is None:
-        raise ConfigurationError(f"there is no stream {name!r}")
-
-
 # -- info --------------------------------------------------------------------------------
 
 
@@ -135,7 +123,7 @@ def named_consumers(stream: str, queues: Sequence[dict[str, Any]]) -> list[str]:
 
 async def _management_view(args: argparse.Namespace, name: str) -> dict[str, Any]:
     """What the management API says of the stream and its offset queues (or why nothing)."""
-    client = ManagementClient(_url(args), management_url=args.management_url, tls=tls_of(args))
+    client = ManagementClient(first_url(args), management_url=args.management_url, tls=tls_of(args))
     try:
         queue = await client.queue(name) or {}
         queues = await client.list("queues")
@@ -168,9 +156,9 @@ async def _management_view(args: argparse.Namespace, name: str) -> dict[str, Any
 
 async def _info(args: argparse.Namespace) -> dict[str, Any]:
     name = args.name
-    async with App(url=args.url, name="burrowmq-cli stream", tls=tls_of(args)) as app:
+    async with connect(args, _APP_NAME) as app:
         transport = app.transport
-        await _check_stream(transport, name)
+        await require_queue(transport, name, "stream")
         management = await _management_view(args, name)  # before our own probes join
         if management["reachable"] and management.get("type") not in (None, "stream"):
             raise ConfigurationError(f"{name!r} is a {management['type']} queue, not a stream")
@@ -290,16 +278,11 @@ async def _offset_at(transport: Transport, stream: str, moment: datetime.datetim
     The broker answers per chunk (the messages written together), so this is the first
     offset of the first chunk written at or after ``moment``.
     """
-    got: asyncio.Queue[Delivery] = asyncio.Queue()
-    subscription = await transport.consume(
-        stream, got.put_nowait, prefetch=1, arguments={OFFSET_HEADER: moment}
-    )
-    try:
-        delivery = await asyncio.wait_for(got.get(), 2.0)
-    except TimeoutError:
+    async with Deliveries(transport, stream, timeout=2.0) as deliveries:
+        await deliveries.start(prefetch=1, arguments={OFFSET_HEADER: moment})
+        delivery = await deliveries.next()
+    if delivery is None:
         return None  # nothing stored at or after that time
-    finally:
-        await subscription.close()
     offset = offset_of(delivery)
     if offset is None:
         raise ConfigurationError(f"queue {stream!r} is not a stream")
@@ -318,9 +301,9 @@ async def _replay(args: argparse.Namespace, out: dict[str, Any]) -> None:
         raise ConfigurationError(f"--limit takes a count >= 0, got {args.limit}")
     _check_destination(exchange, args.routing_key, stream)
     builder = MessageBuilder(app_id="burrowmq-cli")
-    async with App(url=args.url, name="burrowmq-cli stream", tls=tls_of(args)) as app:
+    async with connect(args, _APP_NAME) as app:
         transport = app.transport
-        await _check_stream(transport, stream)
+        await require_queue(transport, stream, "stream")
         if exchange and not exchange.startswith(RESERVED_PREFIX):
             try:
                 await transport.declare_exchange(exchange, "direct", passive=True)
@@ -350,19 +333,15 @@ async def _replay(args: argparse.Namespace, out: dict[str, Any]) -> None:
             start = end + 1 if at is None else at
         if args.limit == 0 or not isinstance(start, int) or start > end:
             return
-        got: asyncio.Queue[Delivery] = asyncio.Queue()
-        subscription = await transport.consume(
-            stream, got.put_nowait, prefetch=_PREFETCH, arguments={OFFSET_HEADER: start}
-        )
-        try:
+        async with Deliveries(transport, stream, timeout=_DELIVERY_TIMEOUT) as deliveries:
+            await deliveries.start(prefetch=_PREFETCH, arguments={OFFSET_HEADER: start})
             while True:
-                try:
-                    delivery = await asyncio.wait_for(got.get(), _DELIVERY_TIMEOUT)
-                except TimeoutError:
+                delivery = await deliveries.next()
+                if delivery is None:
                     raise _Stopped(
                         f"stream {stream!r} delivered nothing for {_DELIVERY_TIMEOUT:.0f}s "
                         f"after offset {out['last_offset']} (it should reach {end})"
-                    ) from None
+                    )
                 offset = offset_of(delivery)
                 if offset is None:
                     raise ConfigurationError(f"{stream!r} is not a stream")
@@ -378,8 +357,6 @@ async def _replay(args: argparse.Namespace, out: dict[str, Any]) -> None:
                     break
                 if offset == end:
                     break
-        finally:
-            await subscription.close()
 
 
 async def _send(
@@ -443,10 +420,7 @@ async def _cmd_replay(args: argparse.Namespace) -> int:
         else:
             span = ""
         print(f"{args.name}: {out['replayed']} replayed to {args.to!r}{span}")
-    if out["error"] is not None:
-        print(f"burrowmq: {out['error']}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+    return EXIT_OK if out["error"] is None else fail(out["error"])
 
 
 # -- registration ------------------------------------------------------------------------
@@ -464,21 +438,18 @@ def add_stream_commands(
     Returns:
         The ``stream`` parser.
     """
-    stream = commands.add_parser("stream", help="look at a stream, and re-drive it")
-    group = stream.add_subparsers(dest="stream_command", metavar="SUBCOMMAND")
-    group.required = True
-
-    def sub(name: str, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(
-            name, help=help, description=help, parents=[*parents, connection_options()]
-        )
-        parser.add_argument("name", help="the stream")
-        parser.add_argument("--json", action="store_true", help="print one JSON object")
-        return parser
-
-    info = sub(
+    stream = CommandGroup(
+        commands,
+        "stream",
+        "look at a stream, and re-drive it",
+        subject=("name", "the stream"),
+        json_help="print one JSON object",
+        parents=parents,
+    )
+    info = stream.add(
         "info",
         "the size, first and last offset, consumers and stored marks of the stream NAME",
+        _cmd_info,
     )
     info.add_argument(
         "--consumer",
@@ -492,10 +463,10 @@ def add_stream_commands(
         help="management API, http(s)://[user:password@]host:port "
         "(default: $BURROWMQ_MANAGEMENT_URL, else the broker's host, port 15672)",
     )
-    info.set_defaults(handler=_cmd_info)
-    replay = sub(
+    replay = stream.add(
         "replay",
         "publish the messages of stream NAME from an offset or a time to EXCHANGE, confirmed",
+        _cmd_replay,
     )
     replay.add_argument(
         "--from",
@@ -518,5 +489,4 @@ def add_stream_commands(
     )
     replay.add_argument("--limit", type=int, help="replay at most this many")
     replay.add_argument("--verbose", "-v", action="store_true", help="a line per message")
-    replay.set_defaults(handler=_cmd_replay)
-    return stream  # type: ignore[no-any-return]
+    return stream.parser
