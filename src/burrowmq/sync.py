@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -185,7 +186,10 @@ class Client:
         expiration: float | None = None,
         priority: int | None = None,
         content_type: str | None = None,
+        compress: str | None = None,
         timeout: float | None = None,
+        delay: float | timedelta | None = None,
+        partition_key: str | None = None,
     ) -> str:
         """Publish a message and block until the broker confirmed it.
 
@@ -198,6 +202,8 @@ class Client:
         Raises:
             StateError: the client is closed, or this is its own loop thread.
             BrokerUnreachable: the first use could not connect in time.
+            ConfigurationError: ``delay`` or ``partition_key`` cannot be used here (as
+                :meth:`burrowmq.App.publish` says).
             EncodeError: the body cannot be encoded.
             Unroutable: ``mandatory`` and nothing is bound.
             PublishNacked: the broker refused it.
@@ -222,7 +228,10 @@ class Client:
                 expiration=expiration,
                 priority=priority,
                 content_type=content_type,
+                compress=compress,
                 timeout=_left(deadline),
+                delay=delay,
+                partition_key=partition_key,
             ),
             deadline,
             lambda: PublishError(

@@ -95,6 +95,14 @@ class TestErrors:
         with Client("memory://") as client, pytest.raises(Unroutable):
             client.publish("", b"x", routing_key="no-such-queue", mandatory=True)
 
+    def test_delay_and_partition_key_are_the_apps(self) -> None:
+        """``delay`` and ``partition_key`` reach App.publish: its refusals come back as they are."""
+        with Client("memory://") as client:
+            with pytest.raises(ConfigurationError, match="mandatory"):
+                client.publish("", b"x", routing_key="q", delay=5, mandatory=True)
+            with pytest.raises(ConfigurationError, match="not a partitioned stream"):
+                client.publish("orders", b"x", partition_key="customer-1")
+
     def test_call_to_no_service_is_no_route(self) -> None:
         """A call nothing serves raises NoRoute at once."""
         with Client("memory://") as client, pytest.raises(NoRoute):
