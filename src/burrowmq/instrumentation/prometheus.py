@@ -55,6 +55,25 @@ class _Timing:
         self.sum = 0.0
 
 
+class _Timings(dict[Any, _Timing]):
+    """A histogram's figures by label values, made on first use, with prometheus-client's
+    default bucket bounds."""
+
+    __slots__ = ("bounds",)
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        super().__init__()
+        self.bounds = bounds
+
+    def observe(self, key: Any, seconds: float) -> None:
+        """Count ``seconds`` for the label values ``key``."""
+        timing = self.get(key)
+        if timing is None:
+            timing = self[key] = _Timing(len(self.bounds))
+        timing.counts[bisect_left(self.bounds, seconds)] += 1
+        timing.sum += seconds
+
+
 class _Figures:
     """What the instruments of one registry counted, and its collector."""
 
@@ -69,17 +88,13 @@ class _Figures:
             for bound in self.bounds
         )
         self.messages: dict[tuple[str, str, str], int] = {}
-        self.handler_duration: dict[tuple[str, str], _Timing] = {}
+        self.handler_duration = _Timings(self.bounds)  # by (queue, handler)
         self.published: dict[tuple[str, str], int] = {}
-        self.publish_duration: dict[str, _Timing] = {}
+        self.publish_duration = _Timings(self.bounds)  # by exchange
         self.rpc_calls: dict[tuple[str, str], int] = {}
-        self.rpc_duration: dict[str, _Timing] = {}
+        self.rpc_duration = _Timings(self.bounds)  # by procedure
         self.recoveries = 0
-        self.consumers: dict[str, dict[int, Watched]] = {}  # by queue, by id()
-
-    def timing(self, table: dict[Any, _Timing], key: Any) -> _Timing:
-        made = table[key] = _Timing(len(self.bounds))
-        return made
+        self.consumers: dict[str, set[Watched]] = {}  # the running ones, by queue
 
     def describe(self) -> Iterator[Any]:
         """The families, empty: their names, for the registry's duplicate check."""
@@ -131,7 +146,7 @@ class _Figures:
             "burrowmq_consumers", "Consumers running now.", labels=["queue"]
         )
         for queue, running in [] if empty else list(self.consumers.items()):
-            watched = list(running.values())
+            watched = list(running)
             in_flight.add_metric((queue,), sum(c.in_flight for c in watched))
             consumers.add_metric((queue,), len(watched))
         yield in_flight
@@ -212,7 +227,6 @@ class Prometheus(Instrument):
             ) from None
         self.registry = prometheus_client.REGISTRY if registry is None else registry
         figures = self._figures = _figures(self.registry)
-        self._bounds = figures.bounds
         self._messages = figures.messages
         self._handler_duration = figures.handler_duration
         self._published = figures.published
@@ -220,45 +234,30 @@ class Prometheus(Instrument):
         self._rpc_calls = figures.rpc_calls
         self._rpc_duration = figures.rpc_duration
 
-    # The per-message hooks below are written out inline (no helper calls): they run for
-    # every delivery and every publish.
-
     def delivery_settled(self, queue: str, handler: str, outcome: str, seconds: float) -> None:
         key = (queue, handler, outcome)
         messages = self._messages
         messages[key] = messages.get(key, 0) + 1
         if seconds:
-            timing = self._handler_duration.get((queue, handler))
-            if timing is None:
-                timing = self._figures.timing(self._handler_duration, (queue, handler))
-            timing.counts[bisect_left(self._bounds, seconds)] += 1
-            timing.sum += seconds
+            self._handler_duration.observe((queue, handler), seconds)
 
     def consumer_started(self, consumer: Watched) -> None:
-        self._figures.consumers.setdefault(consumer.queue, {})[id(consumer)] = consumer
+        self._figures.consumers.setdefault(consumer.queue, set()).add(consumer)
 
     def consumer_stopped(self, consumer: Watched) -> None:
-        self._figures.consumers.setdefault(consumer.queue, {}).pop(id(consumer), None)
+        self._figures.consumers.setdefault(consumer.queue, set()).discard(consumer)
 
     def published(self, exchange: str, outcome: str, seconds: float) -> None:
         key = (exchange, outcome)
         published = self._published
         published[key] = published.get(key, 0) + 1
-        timing = self._publish_duration.get(exchange)
-        if timing is None:
-            timing = self._figures.timing(self._publish_duration, exchange)
-        timing.counts[bisect_left(self._bounds, seconds)] += 1
-        timing.sum += seconds
+        self._publish_duration.observe(exchange, seconds)
 
     def called(self, procedure: str, outcome: str, seconds: float) -> None:
         key = (procedure, outcome)
         calls = self._rpc_calls
         calls[key] = calls.get(key, 0) + 1
-        timing = self._rpc_duration.get(procedure)
-        if timing is None:
-            timing = self._figures.timing(self._rpc_duration, procedure)
-        timing.counts[bisect_left(self._bounds, seconds)] += 1
-        timing.sum += seconds
+        self._rpc_duration.observe(procedure, seconds)
 
     def recovered(self, role: str) -> None:
         self._figures.recoveries += 1
