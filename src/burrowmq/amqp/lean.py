@@ -44,7 +44,7 @@ from pamqp import encode
 
 from burrowmq.framework.transport import Properties
 
-__all__ = ["CHECKED", "LeanPublisher", "marshal_properties", "supported"]
+__all__ = ["CHECKED", "LeanPublisher", "marshal_properties", "supported", "version_checked"]
 
 CHECKED: Final = ((7, 2), (8,))
 """The aiormq versions (from, up to but not including) whose channel internals were read."""
@@ -71,15 +71,22 @@ def _parse(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
-def supported(version: str | None = None) -> bool:
-    """Whether ``version`` of aiormq (default: the installed one) is in :data:`CHECKED`."""
+def version_checked(
+    package: str, checked: tuple[tuple[int, ...], tuple[int, ...]], version: str | None = None
+) -> bool:
+    """Whether ``version`` of ``package`` (default: the installed one) is in ``checked``
+    (from, up to but not including); ``False`` when it is not installed."""
     if version is None:
         try:
-            version = metadata.version("aiormq")
+            version = metadata.version(package)
         except metadata.PackageNotFoundError:
             return False
-    found = _parse(version)
-    return CHECKED[0] <= found < CHECKED[1]
+    return checked[0] <= _parse(version) < checked[1]
+
+
+def supported(version: str | None = None) -> bool:
+    """Whether ``version`` of aiormq (default: the installed one) is in :data:`CHECKED`."""
+    return version_checked("aiormq", CHECKED, version)
 
 
 _SUPPORTED: Final = supported()

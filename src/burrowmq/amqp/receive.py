@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from importlib import metadata
 from typing import Any, Final
 
 import pamqp.frame
@@ -40,6 +39,7 @@ from pamqp.header import ContentHeader
 from pamqp.heartbeat import Heartbeat
 
 from burrowmq.amqp.lean import supported as aiormq_supported
+from burrowmq.amqp.lean import version_checked
 
 __all__ = ["CHECKED", "get_frame", "install", "supported"]
 
@@ -61,13 +61,7 @@ _PROPERTY_TYPES: Final = tuple(
 
 def supported(version: str | None = None) -> bool:
     """Whether ``version`` of pamqp (default: the installed one) is in :data:`CHECKED`."""
-    if version is None:
-        try:
-            version = metadata.version("pamqp")
-        except metadata.PackageNotFoundError:
-            return False
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
-    return CHECKED[0] <= parts < CHECKED[1]
+    return version_checked("pamqp", CHECKED, version)
 
 
 def _connection_error(exc: BaseException) -> AMQPConnectionError:
@@ -156,17 +150,18 @@ def _decode(kind: int, size: int, rest: bytes) -> Any:
         raise ValueError("no frame end")
     if not size and kind != 8:
         raise ValueError("an empty frame")  # pamqp refuses it: so it says why
+    payload = rest[:-1]
     if kind == 3:  # content body
-        return ContentBody(rest[:-1])
+        return ContentBody(payload)
     if kind == 1:  # method
-        index = int.from_bytes(rest[0:4], "big")
+        index = int.from_bytes(payload[0:4], "big")
         if index == _DELIVER:
-            return _deliver(rest[:-1])
+            return _deliver(payload)
         if index == _ACK:
-            return _ack(rest[:-1])
-        return pamqp.frame._unmarshal_method_frame(rest[:-1])
+            return _ack(payload)
+        return pamqp.frame._unmarshal_method_frame(payload)
     if kind == 2:  # content header
-        return _header(rest[:-1])
+        return _header(payload)
     if kind == 8 and size == 0:
         return Heartbeat()
     raise ValueError(f"frame type {kind}")
