@@ -1,4 +1,5 @@
-"""The options of every command that connects to a broker: ``--url`` and TLS.
+"""The options of every command that connects to a broker: ``--url`` and TLS, and the
+App that connects as they say (:func:`connect`).
 
 ``--tls-ca``, ``--tls-cert``, ``--tls-key``, ``--tls-server-name`` and ``--tls-no-verify``
 make a :class:`~burrowmq.TLS`; the key's password comes from ``$BURROWMQ_TLS_KEY_PASSWORD``
@@ -10,10 +11,18 @@ from __future__ import annotations
 import argparse
 import os
 
+from burrowmq.app import App
 from burrowmq.framework.tls import TLS
 from burrowmq.framework.urls import default_urls
 
-__all__ = ["KEY_PASSWORD_ENV", "add_tls_options", "connection_options", "first_url", "tls_of"]
+__all__ = [
+    "KEY_PASSWORD_ENV",
+    "add_tls_options",
+    "connect",
+    "connection_options",
+    "first_url",
+    "tls_of",
+]
 
 KEY_PASSWORD_ENV = "BURROWMQ_TLS_KEY_PASSWORD"
 
@@ -67,3 +76,8 @@ def tls_of(args: argparse.Namespace) -> TLS | None:
         verify=not args.tls_no_verify,
         server_hostname=args.tls_server_name,
     )
+
+
+def connect(args: argparse.Namespace, name: str) -> App:
+    """An App named ``name`` connecting as the connection options say (enter it)."""
+    return App(url=args.url, name=name, tls=tls_of(args))

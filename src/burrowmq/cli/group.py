@@ -2,7 +2,7 @@
 
 ``burrowmq GROUP SUBCOMMAND THING``: every subcommand takes the connection options
 (``--url`` and TLS), the thing it works on as its first argument and ``--json``; its
-handler connects with :func:`connect`, finds the queue it reads with
+handler connects with :func:`burrowmq.cli.connection.connect`, finds the queue it reads with
 :func:`require_queue` and, when it fails, says why on stderr and returns the exit status
 :func:`fail` gives.
 """
@@ -14,12 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from burrowmq.app import App
-from burrowmq.cli.connection import connection_options, tls_of
+from burrowmq.cli.connection import connection_options
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.transport import Transport
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "CommandGroup", "connect", "fail", "require_queue"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "CommandGroup", "fail", "require_queue"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -65,11 +64,6 @@ class CommandGroup:
         parser.add_argument("--json", action="store_true", help=self._json_help)
         parser.set_defaults(handler=handler)
         return parser
-
-
-def connect(args: argparse.Namespace, name: str) -> App:
-    """An App named ``name`` connecting as the connection options say (enter it)."""
-    return App(url=args.url, name=name, tls=tls_of(args))
 
 
 def fail(message: str) -> int:

@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from burrowmq.app import App
-from burrowmq.cli.connection import connection_options, tls_of
+from burrowmq.cli.connection import connect, connection_options
 from burrowmq.exceptions import ConfigurationError
 
 __all__ = ["add_publish_command", "read_body"]
@@ -107,7 +106,7 @@ def add_publish_command(
 
 async def _cmd_publish(args: argparse.Namespace) -> int:
     body = read_body(args.body, raw=args.raw)
-    async with App(url=args.url, name="burrowmq-cli", tls=tls_of(args)) as app:
+    async with connect(args, "burrowmq-cli") as app:
         message_id = await app.publish(
             args.exchange,
             body,

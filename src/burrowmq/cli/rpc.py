@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from burrowmq.cli.connection import connection_options, tls_of
+from burrowmq.cli.connection import connect, connection_options
 from burrowmq.exceptions import ConfigurationError, RemoteError
 
 __all__ = ["add_rpc_commands"]
@@ -56,7 +56,6 @@ def add_rpc_commands(
 
 
 async def _cmd_call(args: argparse.Namespace) -> int:
-    from burrowmq.app import App
 
     try:
         payload = json.loads(args.payload)
@@ -64,7 +63,7 @@ async def _cmd_call(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"the payload is not valid JSON: {exc}") from None
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigurationError(f"--timeout must be positive, got {args.timeout:g}")
-    app = App(url=args.url, name=args.name, tls=tls_of(args))
+    app = connect(args, args.name)
     async with app:
         try:
             reply = await app.call(args.procedure, payload, timeout=args.timeout)  # None: App's
