@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -321,6 +322,36 @@ class TestLeanPath:
         )
         assert got.message_id == "m-1"
         assert got.delivery_mode == 2
+
+    async def test_one_at_a_time_returns_and_acks_reach_their_publishes(
+        self, make_app, names, amqp
+    ) -> None:
+        """Written in place and settled as read: each of alternating routable and unroutable
+        mandatory publishes gets its own outcome (a return before its ack), in order."""
+        from burrowmq.amqp.lean import supported
+
+        if not supported():
+            pytest.skip("the installed aiormq is not a version the lean path was checked on")
+        exchange = names.exchange("alternate")
+        queue = names.queue("alternate")
+        declared = await amqp.declare_exchange(exchange, "direct", auto_delete=False)
+        bound = await amqp.declare_queue(queue, durable=True)
+        await bound.bind(declared, "here")
+        app = make_app(Router())
+        await app.start()
+        lean = _lean_of(app)
+        assert lean._writer is not None  # type: ignore[attr-defined]  # the writer was found
+        outcomes = []
+        for n in range(40):
+            key = "here" if n % 2 else "nowhere"
+            try:
+                await app.publish(exchange, {"n": n}, routing_key=key, mandatory=True)
+                outcomes.append("ok")
+            except Unroutable as exc:
+                outcomes.append(f"returned {exc.routing_key}")
+        assert outcomes == ["returned nowhere", "ok"] * 20
+        got = await drain(amqp, queue)
+        assert [json.loads(message.body)["n"] for message in got] == list(range(1, 40, 2))
 
     async def test_an_unchecked_aiormq_falls_back_to_basic_publish(
         self, make_app, names, amqp, monkeypatch

@@ -19,13 +19,29 @@ writer sends them in one socket write, in the order numbered, instead of one wri
 one wake-up of the writer task each. A publish made when the writer is idle is queued
 alone and written at once, as before.
 
+One publish at a time (nothing else awaiting its confirm, the writer idle on an empty
+queue) goes further: its frames are written to the socket from the publishing task
+itself, as the writer task would write them a loop iteration later, and the broker's
+ack is settled where the connection's reader task reads it, when the channel's own
+reader waits on an empty frame queue (:func:`settle_confirms_inline`), instead of one more
+hop through that reader. Both only where nothing can come between: a frame still queued
+or taken but not yet written keeps the queue path, and a frame still queued for the
+channel (a ``Basic.Return`` among them, which must reach its publish before the ack
+does) keeps the channel's. A publish awaiting its confirm then costs the event loop two
+wake-ups (the reader's, its own) instead of four.
+
 It relies on attributes of aiormq's ``Channel`` that are public by name but not
 documented (``delivery_tag``, ``confirmations``, ``message_id_delivery_tag``,
 ``write_queue``, ``max_content_size``, ``number``, ``create_future``), on
 ``aiormq.abc.ChannelFrame`` and on the deque that holds an ``asyncio.Queue``'s items
-(without it, publishes are queued one by one). :meth:`LeanPublisher.of` returns ``None`` (the caller
-publishes with ``basic_publish``) unless the installed aiormq is a version this was
-checked against (:data:`CHECKED`) and the channel has them all.
+(without it, publishes are queued one by one). Writing and settling in place also rely
+on the deques of waiting getters of the writer queue and of the channel's ``frames``
+queue, on ``Channel._confirm_delivery`` (the one place aiormq settles a confirm), and on
+finding the connection's ``StreamWriter`` among the locals of its writer task (the only
+place aiormq keeps it); where one of them is missing, publishes take the queue path.
+:meth:`LeanPublisher.of` returns ``None`` (the caller publishes with ``basic_publish``)
+unless the installed aiormq is a version this was checked against (:data:`CHECKED`) and
+the channel has them all.
 """
 
 from __future__ import annotations
@@ -40,11 +56,19 @@ from typing import Any, Final
 
 from aiormq.abc import ChannelFrame
 from aiormq.exceptions import ChannelInvalidStateError
+from pamqp import commands as spec
 from pamqp import encode
 
 from burrowmq.framework.transport import Properties
 
-__all__ = ["CHECKED", "LeanPublisher", "marshal_properties", "supported", "version_checked"]
+__all__ = [
+    "CHECKED",
+    "LeanPublisher",
+    "marshal_properties",
+    "settle_confirms_inline",
+    "supported",
+    "version_checked",
+]
 
 CHECKED: Final = ((7, 2), (8,))
 """The aiormq versions (from, up to but not including) whose channel internals were read."""
@@ -177,6 +201,74 @@ class _Batch(ChannelFrame):
         object.__setattr__(self, "size", self.size + len(frames))
 
 
+def _deque(queue: Any, name: str) -> collections.deque[Any] | None:
+    """The deque ``name`` (``_queue``: the items, ``_getters``: the waiting getters) of an
+    ``asyncio.Queue``, or ``None`` where it keeps them otherwise."""
+    found = getattr(queue, name, None)
+    return found if isinstance(found, collections.deque) else None
+
+
+def _waits(getters: collections.deque[Any]) -> bool:
+    """Whether the one task that reads a queue waits on it: a getter not yet woken (a
+    woken one has left the deque: its item is taken but not yet handled)."""
+    return len(getters) == 1 and not getters[0].done()
+
+
+def _stream_writer(channel: Any) -> asyncio.StreamWriter | None:
+    """The ``StreamWriter`` of ``channel``'s connection, which aiormq keeps only in its
+    writer task; ``None`` where it cannot be found there."""
+    task = getattr(getattr(channel, "connection", None), "_writer_task", None)
+    get_coro = getattr(task, "get_coro", None)  # (an asyncio.Task, or aiormq's wrapper of one)
+    coroutine = get_coro() if callable(get_coro) else None
+    frame = getattr(coroutine, "cr_frame", None)
+    writer = frame.f_locals.get("writer") if frame is not None else None
+    return writer if isinstance(writer, asyncio.StreamWriter) else None
+
+
+_CONFIRMS = (spec.Basic.Ack, spec.Basic.Nack)
+
+
+def settle_confirms_inline(channel: Any) -> bool:
+    """Have the broker's acks and nacks for ``channel`` settled as the connection's reader
+    reads them, while the channel's reader waits on an empty queue; ``False`` (nothing
+    changed) where the channel lacks what that needs.
+
+    aiormq's connection reader puts every frame of a channel into the channel's
+    ``frames`` queue, whose reader task wakes to settle a confirm: one event-loop
+    iteration per publish. When that queue is empty and its reader waits on it, every
+    frame before the confirm has been handled (a return has settled its publish), so
+    settling it at once, with the channel's own ``_confirm_delivery``, is what the reader
+    would do next. Anything else (another frame, a confirm for a tag not awaited, which
+    the channel's reader logs, a frame with others still queued) is queued as before.
+    """
+    frames = getattr(channel, "frames", None)
+    items, getters = _deque(frames, "_queue"), _deque(frames, "_getters")
+    confirm = getattr(channel, "_confirm_delivery", None)
+    confirmations = getattr(channel, "confirmations", None)
+    if items is None or getters is None or confirm is None or confirmations is None:
+        return False
+    queued = frames.put  # type: ignore[union-attr]  # (a Queue: its deques were found)
+
+    async def put(item: tuple[int, Any]) -> None:
+        frame = item[1]
+        if type(frame) in _CONFIRMS and not items and _waits(getters):
+            tag = frame.delivery_tag
+            if not frame.multiple:
+                if tag in confirmations:
+                    confirm(tag, frame)
+                    return
+            else:
+                settled = [number for number in confirmations if number <= tag]
+                if settled:
+                    for number in settled:
+                        confirm(number, frame)
+                    return
+        await queued(item)
+
+    frames.put = put  # type: ignore[union-attr]
+    return True
+
+
 class LeanPublisher:
     """Publishes on one confirming aiormq channel without ``basic_publish``'s per-call work.
 
@@ -189,12 +281,14 @@ class LeanPublisher:
         "_batch",
         "_channel",
         "_confirmations",
+        "_getters",
         "_ids",
         "_lock",
         "_max",
         "_number",
         "_queue",
         "_waiting",
+        "_writer",
     )
 
     def __init__(self, channel: Any) -> None:
@@ -204,10 +298,11 @@ class LeanPublisher:
         self._queue: asyncio.Queue[Any] = channel.write_queue
         # The frames waiting in the writer queue, if it keeps them in a deque as asyncio's
         # Queue does: a publish is added to the last batch only while it is the last item.
-        waiting = getattr(self._queue, "_queue", None)
-        self._waiting: collections.deque[Any] | None = (
-            waiting if isinstance(waiting, collections.deque) else None
-        )
+        self._waiting = _deque(self._queue, "_queue")
+        # The writer task waiting on the queue, and its socket: a publish written in place
+        # while it waits (and nothing is queued) goes out in the order numbered.
+        self._getters = _deque(self._queue, "_getters")
+        self._writer = _stream_writer(channel) if self._waiting is not None else None
         self._batch: _Batch | None = None
         self._number: int = channel.number
         self._max: int = channel.max_content_size
@@ -222,6 +317,7 @@ class LeanPublisher:
             return None
         if not all(hasattr(channel, name) for name in _NEEDS):
             return None
+        settle_confirms_inline(channel)
         return cls(channel)
 
     @property
@@ -303,8 +399,16 @@ class LeanPublisher:
         self._confirmations[tag] = confirmation
         ids = self._ids
         ids[message_id] = tag
+        writer = self._writer
         if joins:
             batch.add(payload)  # type: ignore[union-attr]  # (joins: not None)
+        elif (
+            writer is not None
+            and len(self._confirmations) == 1  # (this one: nothing else in flight)
+            and not waiting
+            and _waits(self._getters)  # type: ignore[arg-type]  # (a writer: found)
+        ):
+            writer.write(payload)  # what the writer task would write next, now
         else:
             batch = self._batch = _Batch(payload)
             queue.put_nowait(batch)

@@ -322,3 +322,173 @@ class TestBatches:
 def _id(channel: FakeChannel) -> str:
     (message_id,) = channel.message_id_delivery_tag
     return message_id
+
+
+class _Connection:
+    """What the direct write reads of an aiormq connection: its writer task, which (as
+    aiormq's) holds the ``StreamWriter`` in a local named ``writer`` and takes the write
+    queue's frames one at a time."""
+
+    def __init__(self, queue: asyncio.Queue[Any], writer: asyncio.StreamWriter) -> None:
+        self.taken: list[Any] = []
+        self._writer_task = asyncio.create_task(self._write(queue, writer))
+
+    async def _write(self, queue: asyncio.Queue[Any], writer: asyncio.StreamWriter) -> None:
+        while True:
+            frame = await queue.get()
+            self.taken.append(frame)
+            writer.write(frame.payload)
+
+
+class TestInPlace:
+    """One publish at a time is written from the publishing task; a confirm is settled as
+    the connection's reader reads it, while the channel's reader waits on an empty queue."""
+
+    @staticmethod
+    async def _socket_pair() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Any]:
+        import socket
+
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        return reader, writer, theirs
+
+    async def test_a_lone_publish_is_written_in_place_and_the_next_ones_batch(self) -> None:
+        """Nothing in flight and the writer idle: the frames go straight to the socket;
+        publishes behind one in flight take the queue (and batch) as before."""
+        _, writer, theirs = await self._socket_pair()
+        channel = FakeChannel()
+        connection = _Connection(channel.write_queue, writer)
+        channel.connection = connection  # type: ignore[attr-defined]
+        await asyncio.sleep(0)  # the writer task now waits on the queue
+        publisher = LeanPublisher(channel)
+        first = asyncio.create_task(
+            publisher.publish("", "q", b"1", Properties(message_id="a"), False)
+        )
+        await asyncio.sleep(0)
+        assert connection.taken == []  # not through the queue
+        theirs.setblocking(False)
+        assert theirs.recv(65536) == publisher.frames("", "q", b"1", Properties(), False, "a")
+        rest = [
+            asyncio.create_task(publisher.publish("", "q", b"2", Properties(message_id=i), False))
+            for i in ("b", "c")
+        ]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert [frame.payload for frame in connection.taken] == [
+            publisher.frames("", "q", b"2", Properties(), False, "b")
+            + publisher.frames("", "q", b"2", Properties(), False, "c")
+        ]
+        for tag in (1, 2, 3):
+            channel.confirm(tag)
+        await asyncio.gather(first, *rest)
+        connection._writer_task.cancel()
+        writer.close()
+        theirs.close()
+
+    async def test_without_a_writer_found_publishes_are_queued(self) -> None:
+        """A channel whose connection keeps no findable writer publishes through the queue."""
+        channel = FakeChannel()
+        publisher = LeanPublisher(channel)
+        task = asyncio.create_task(publisher.publish("", "q", b"", Properties(), False))
+        await asyncio.sleep(0)
+        assert channel.write_queue.qsize() == 1
+        channel.confirm(1)
+        await task
+
+
+class _ConfirmingChannel(FakeChannel):
+    """A channel with aiormq's ``frames`` queue, a reader that settles what reaches it, and
+    ``_confirm_delivery`` settling a confirm as aiormq's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: asyncio.Queue[Any] = asyncio.Queue()
+        self.read: list[Any] = []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            _, frame = await self.frames.get()
+            self.read.append(frame)
+
+    def _confirm_delivery(self, tag: int, frame: Any) -> None:
+        confirmation = self.confirmations.pop(tag)
+        if isinstance(frame, spec.Basic.Ack):
+            confirmation.set_result(frame)
+        else:
+            confirmation.set_exception(RuntimeError(f"nacked {tag}"))
+
+    def awaiting(self, *tags: int) -> dict[int, asyncio.Future[Any]]:
+        for tag in tags:
+            self.confirmations[tag] = self.create_future()
+        return dict(self.confirmations)
+
+
+class TestSettleInline:
+    async def test_a_confirm_is_settled_while_the_reader_waits(self) -> None:
+        """With the channel's queue empty and its reader waiting, ack and nack settle at once."""
+        channel = _ConfirmingChannel()
+        await asyncio.sleep(0)
+        assert lean.settle_confirms_inline(channel)
+        pending = channel.awaiting(1, 2)
+        ack = spec.Basic.Ack(delivery_tag=1)
+        await channel.frames.put((0, ack))
+        await channel.frames.put((0, spec.Basic.Nack(delivery_tag=2)))
+        assert pending[1].result() is ack
+        with pytest.raises(RuntimeError, match="nacked 2"):
+            pending[2].result()
+        assert channel.frames.empty() and channel.read == []
+        channel.reader.cancel()
+
+    async def test_a_multiple_ack_settles_every_tag_up_to_it(self) -> None:
+        channel = _ConfirmingChannel()
+        await asyncio.sleep(0)
+        lean.settle_confirms_inline(channel)
+        pending = channel.awaiting(1, 2, 3)
+        await channel.frames.put((0, spec.Basic.Ack(delivery_tag=2, multiple=True)))
+        assert pending[1].done() and pending[2].done() and not pending[3].done()
+        assert list(channel.confirmations) == [3]
+        channel.reader.cancel()
+
+    async def test_frames_still_queued_keep_the_confirm_behind_them(self) -> None:
+        """A return (or any frame) not yet read: the ack is queued after it, in order."""
+        channel = _ConfirmingChannel()
+        await asyncio.sleep(0)
+        lean.settle_confirms_inline(channel)
+        pending = channel.awaiting(1)
+        returned = spec.Basic.Return(reply_code=312, reply_text="NO_ROUTE")
+        ack = spec.Basic.Ack(delivery_tag=1)
+        await channel.frames.put((0, returned))
+        await channel.frames.put((0, ack))
+        assert not pending[1].done()
+        await asyncio.sleep(0)
+        assert channel.read == [returned, ack]
+        channel.reader.cancel()
+
+    async def test_a_reader_that_is_not_waiting_gets_the_confirm_queued(self) -> None:
+        """Woken but not yet run (its frame taken, not handled): the ack waits its turn."""
+        channel = _ConfirmingChannel()
+        await asyncio.sleep(0)
+        lean.settle_confirms_inline(channel)
+        channel.awaiting(1)
+        await channel.frames.put((0, spec.Basic.Deliver()))  # wakes the reader, not run yet
+        await channel.frames.put((0, spec.Basic.Ack(delivery_tag=1)))
+        assert 1 in channel.confirmations
+        await asyncio.sleep(0)
+        assert [type(frame) for frame in channel.read] == [spec.Basic.Deliver, spec.Basic.Ack]
+        channel.reader.cancel()
+
+    async def test_a_confirm_for_no_awaited_tag_reaches_the_reader(self) -> None:
+        """An unexpected confirm is queued, so the channel's reader logs it as aiormq does."""
+        channel = _ConfirmingChannel()
+        await asyncio.sleep(0)
+        lean.settle_confirms_inline(channel)
+        unexpected = [spec.Basic.Ack(delivery_tag=7), spec.Basic.Ack(delivery_tag=9, multiple=True)]
+        for frame in unexpected:
+            await channel.frames.put((0, frame))
+        await asyncio.sleep(0)
+        assert channel.read == unexpected
+        channel.reader.cancel()
+
+    async def test_a_channel_without_the_internals_is_left_alone(self) -> None:
+        assert lean.settle_confirms_inline(FakeChannel()) is False
