@@ -281,6 +281,7 @@ class LeanPublisher:
         "_batch",
         "_channel",
         "_confirmations",
+        "_create_future",
         "_getters",
         "_ids",
         "_lock",
@@ -305,6 +306,16 @@ class LeanPublisher:
         self._writer = _stream_writer(channel) if self._waiting is not None else None
         self._batch: _Batch | None = None
         self._number: int = channel.number
+        # A confirmation is a plain future, not one of the channel's (aiormq's store adds
+        # three done callbacks to each, run as three more loop callbacks per publish):
+        # when the channel closes, its closing future (one of the store's, rejected with
+        # the reason) rejects the confirmations still pending with the same reason.
+        closing = getattr(channel, "_closing", None)
+        if isinstance(closing, asyncio.Future) and not closing.done():
+            closing.add_done_callback(self._reject_pending)
+            self._create_future = closing.get_loop().create_future
+        else:
+            self._create_future = channel.create_future
         self._max: int = channel.max_content_size
         # Held only while a publish waits for room in a full write queue, so that no
         # publish numbered after it is written before it.
@@ -395,7 +406,7 @@ class LeanPublisher:
         # No await from numbering to queueing: the frames go out in the order numbered.
         tag = channel.delivery_tag + 1
         channel.delivery_tag = tag
-        confirmation = channel.create_future()
+        confirmation = self._create_future()
         self._confirmations[tag] = confirmation
         ids = self._ids
         ids[message_id] = tag
@@ -418,6 +429,19 @@ class LeanPublisher:
             if ids.get(message_id) == tag:
                 del ids[message_id]
 
+    def _reject_pending(self, closing: asyncio.Future[Any]) -> None:
+        """Reject the confirmations still awaited with the reason the channel closed, as
+        aiormq rejects the futures of its store."""
+        reason: BaseException = (
+            ChannelInvalidStateError(f"{self._channel!r} closed")
+            if closing.cancelled()
+            else closing.exception() or ChannelInvalidStateError(f"{self._channel!r} closed")
+        )
+        for confirmation in list(self._confirmations.values()):
+            if isinstance(confirmation, asyncio.Future) and not confirmation.done():
+                confirmation.set_exception(reason)
+                confirmation.exception()  # (retrieved: no "never retrieved" if none awaits)
+
     async def _queued(self, payload: bytes, message_id: str) -> Any:
         """Publish when the write queue is full: numbered and queued under the lock."""
         channel = self._channel
@@ -427,7 +451,7 @@ class LeanPublisher:
                 raise ChannelInvalidStateError(f"{channel!r} closed")
             tag = channel.delivery_tag + 1
             channel.delivery_tag = tag
-            confirmation = channel.create_future()
+            confirmation = self._create_future()
             self._confirmations[tag] = confirmation
             ids[message_id] = tag
             try:

@@ -492,3 +492,38 @@ class TestSettleInline:
 
     async def test_a_channel_without_the_internals_is_left_alone(self) -> None:
         assert lean.settle_confirms_inline(FakeChannel()) is False
+
+
+class TestClosing:
+    async def test_a_close_rejects_pending_confirmations_with_its_reason(self) -> None:
+        """Confirmations are plain futures: the channel's closing future, rejected by aiormq
+        with the reason the channel closed, rejects those still awaited with it."""
+        channel = FakeChannel()
+        channel._closing = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+        publisher = LeanPublisher(channel)
+        tasks = [
+            asyncio.create_task(publisher.publish("", "q", b"", Properties(message_id=i), False))
+            for i in ("a", "b")
+        ]
+        await asyncio.sleep(0)
+        channel.confirm(1)
+        reason = ConnectionError("the broker went away")
+        channel._closing.set_exception(reason)  # type: ignore[attr-defined]
+        assert isinstance(await tasks[0], spec.Basic.Ack)
+        with pytest.raises(ConnectionError) as caught:
+            await tasks[1]
+        assert caught.value is reason
+        assert channel.message_id_delivery_tag == {}
+
+    async def test_a_publish_cancelled_before_the_close_is_left_cancelled(self) -> None:
+        channel = FakeChannel()
+        channel._closing = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+        publisher = LeanPublisher(channel)
+        task = asyncio.create_task(publisher.publish("", "q", b"", Properties(), False))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        channel._closing.set_exception(ConnectionError("gone"))
+        await asyncio.sleep(0)
+        assert channel.confirmations[1].cancelled()
