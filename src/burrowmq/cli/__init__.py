@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from burrowmq.cli.asyncapi import add_asyncapi_command
 from burrowmq.cli.dlq import add_dlq_commands
+from burrowmq.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from burrowmq.cli.publish import add_publish_command
 from burrowmq.cli.rpc import add_rpc_commands
 from burrowmq.cli.run import add_run_command, load_app
@@ -27,9 +28,6 @@ from burrowmq.framework.log import configure
 
 __all__ = ["build_parser", "load_app", "logging_options", "main"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 

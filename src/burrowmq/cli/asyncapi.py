@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from burrowmq.asyncapi import build_document, dump_document
+from burrowmq.cli.exits import EXIT_OK
 from burrowmq.exceptions import ConfigurationError
 
 __all__ = ["add_asyncapi_command"]
-
-EXIT_OK = 0
 
 
 def _cmd_asyncapi(args: argparse.Namespace) -> int:

@@ -19,7 +19,8 @@ from typing import Any, Self
 
 from burrowmq.cli.connection import connect
 from burrowmq.cli.deliveries import Deliveries
-from burrowmq.cli.group import EXIT_FAILURE, EXIT_OK, CommandGroup, fail, require_queue
+from burrowmq.cli.exits import EXIT_FAILURE, EXIT_OK
+from burrowmq.cli.group import CommandGroup, fail, require_queue
 from burrowmq.exceptions import BurrowError, ConfigurationError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.transport import Delivery, Transport

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from burrowmq.cli.connection import connection_options
+from burrowmq.cli.exits import EXIT_FAILURE
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.transport import Transport
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "CommandGroup", "fail", "require_queue"]
+__all__ = ["CommandGroup", "fail", "require_queue"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 Handler = Callable[[argparse.Namespace], Any]
 

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from burrowmq.cli.connection import connect, connection_options
+from burrowmq.cli.exits import EXIT_OK
 from burrowmq.exceptions import ConfigurationError
 
 __all__ = ["add_publish_command", "read_body"]
-
-EXIT_OK = 0
 
 
 def read_body(text: str | None, *, raw: bool) -> Any:

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from burrowmq.cli.connection import connect, connection_options
+from burrowmq.cli.exits import EXIT_FAILURE, EXIT_OK
 from burrowmq.exceptions import ConfigurationError, RemoteError
 
 __all__ = ["add_rpc_commands"]
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 
 def add_rpc_commands(

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from burrowmq.app import App
+from burrowmq.cli.exits import EXIT_OK
 from burrowmq.exceptions import ConfigurationError
 from burrowmq.framework.log import get_logger
 from burrowmq.instrumentation.http import ProbeServer, parse_address
 
 __all__ = ["add_run_command", "load_app"]
 
-EXIT_OK = 0
 _log = get_logger()
 
 

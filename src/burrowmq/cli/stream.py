@@ -37,7 +37,8 @@ from typing import Any
 
 from burrowmq.cli.connection import connect, first_url, tls_of
 from burrowmq.cli.deliveries import Deliveries
-from burrowmq.cli.group import EXIT_OK, CommandGroup, fail, require_queue
+from burrowmq.cli.exits import EXIT_OK
+from burrowmq.cli.group import CommandGroup, fail, require_queue
 from burrowmq.exceptions import BurrowError, ConfigurationError, TopologyError, TransportError
 from burrowmq.framework.builder import MessageBuilder
 from burrowmq.framework.transport import Delivery, Transport

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from burrowmq.cli.connection import add_tls_options, tls_of
+from burrowmq.cli.exits import EXIT_FAILURE, EXIT_OK
 from burrowmq.exceptions import ConfigurationError, TopologyError, TopologyProblem
 from burrowmq.framework.matching import (
     DEFAULT_RULES,
@@ -39,8 +40,6 @@ from burrowmq.topology.model import Topology
 
 __all__ = ["add_topology_commands", "routing_graph"]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
