@@ -59,6 +59,7 @@ from aiormq.exceptions import ChannelInvalidStateError
 from pamqp import commands as spec
 from pamqp import encode
 
+from burrowmq.amqp.wire import CONTENT_HEADER, FRAME_HEAD
 from burrowmq.framework.transport import Properties
 
 __all__ = [
@@ -83,8 +84,8 @@ _NEEDS = (
     "create_future",
     "is_closed",
 )
-_FRAME = struct.Struct(">BHI")
-_HEADER = struct.Struct(">HHQ")  # class 60, weight 0, body size
+_FRAME = FRAME_HEAD
+_HEADER = CONTENT_HEADER
 _END = b"\xce"
 _PUBLISH = b"\x00\x3c\x00\x28\x00\x00"  # class 60 (basic), method 40 (publish), ticket 0
 _FLAGS = {False: b"\x00", True: b"\x01"}  # the mandatory bit; immediate is never set

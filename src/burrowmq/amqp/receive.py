@@ -40,19 +40,20 @@ from pamqp.heartbeat import Heartbeat
 
 from burrowmq.amqp.lean import supported as aiormq_supported
 from burrowmq.amqp.lean import version_checked
+from burrowmq.amqp.wire import CONTENT_HEADER, FRAME_HEAD
 
 __all__ = ["CHECKED", "get_frame", "install", "supported"]
 
 CHECKED: Final = ((4, 0), (5,))
 """The pamqp versions (from, up to but not including) whose frame classes were read."""
 
-_HEAD = struct.Struct(">BHI")
+_HEAD = FRAME_HEAD
 _TAG = struct.Struct(">Q")
 _FRAME_END = 0xCE
 _DELIVER = spec.Basic.Deliver.index
 _ACK = spec.Basic.Ack.index
 _ORIGINAL: Final = FrameReceiver.get_frame
-_CONTENT = struct.Struct(">HHQ")  # class, weight, body size
+_CONTENT = CONTENT_HEADER
 _PROPERTY_TYPES: Final = tuple(
     (name, spec.Basic.Properties.flags[name], getattr(spec.Basic.Properties, "_" + name))
     for name in spec.Basic.Properties.__slots__

@@ -5,11 +5,19 @@ Part of the AMQP transport; its errors are translated in :mod:`burrowmq.amqp.err
 
 from __future__ import annotations
 
+import struct
+from typing import Final
+
 from pamqp import commands as spec
 
 from burrowmq.framework.transport import Properties
 
-__all__ = ["from_pamqp", "to_pamqp"]
+__all__ = ["CONTENT_HEADER", "FRAME_HEAD", "from_pamqp", "to_pamqp"]
+
+FRAME_HEAD: Final = struct.Struct(">BHI")
+"""A frame's head: its type, channel and payload size."""
+CONTENT_HEADER: Final = struct.Struct(">HHQ")
+"""A content header's start: class (60, basic), weight (0) and body size."""
 
 
 def to_pamqp(props: Properties) -> spec.Basic.Properties:
