@@ -83,12 +83,26 @@ class OpenTelemetry(Instrument):
             getattr(trace.ProxyTracer, "_tracer", None), property
         )
         # Looked up once: the wrappers call them for every message.
-        self._attach, self._reset = _setter(context)
         self._detach = context.detach
-        self._in_context = trace.set_span_in_context
         self._inject = propagate.inject
-        self._current_span = trace.get_current_span
         self._non_recording = trace.NonRecordingSpan
+        # The key the API keeps the current span under, as its own setter puts it.
+        self._span_key = next(
+            iter(trace.set_span_in_context(trace.INVALID_SPAN, context.Context()))
+        )
+        variable = _variable(context)
+        self._attach: Any
+        self._reset: Any
+        self._current: Any
+        self._in_context: Any
+        if variable is None:  # another runtime context: the API's functions
+            self._attach, self._reset = context.attach, context.detach
+            self._current = context.get_current
+            self._in_context = trace.set_span_in_context
+        else:  # the context variable's own methods: what those functions end in
+            self._attach, self._reset = variable.set, variable.reset
+            self._current = variable.get
+            self._in_context = _span_setter(variable.get, self._span_key, context.Context)
         self._noop = trace.NoOpTracer
         self._invalid = _Current(trace.INVALID_SPAN)
 
@@ -97,7 +111,9 @@ class OpenTelemetry(Instrument):
     ) -> contextlib.AbstractContextManager[Any]:
         tracer = self._tracer._tracer if self._proxied else self._tracer
         if type(tracer) is self._noop:
-            current = self._current_span()
+            current = self._current().get(self._span_key)
+            if current is None:
+                current = self._invalid.span
             if isinstance(current, self._non_recording):
                 # The no-op tracer's span would be this one, already current: only the
                 # trace context (of an upstream trace, say) is put in the headers.
@@ -129,7 +145,9 @@ class OpenTelemetry(Instrument):
                 parent = self._propagate.extract(_carrier(headers))
             elif remote.trace_flags.sampled or not self._drops_unsampled:
                 # In a context of its own, as the propagator makes it.
-                parent = self._in_context(self._non_recording(remote), self._context.Context())
+                parent = self._trace.set_span_in_context(
+                    self._non_recording(remote), self._context.Context()
+                )
             else:
                 # The sampler would drop this span (and any child of it): no span is made,
                 # the parent's context is current instead, so what the handler publishes
@@ -140,8 +158,8 @@ class OpenTelemetry(Instrument):
             # The API's no-op tracer records nothing: its span is the parent's (or, with
             # none, the one current), so neither a name nor attributes are made for it.
             if parent is None:
-                current = self._current_span()
-                if current is self._invalid.span:  # no trace at all: nothing changes
+                current = self._current().get(self._span_key)
+                if current is None or current is self._invalid.span:  # no trace: no change
                     return self._invalid
                 if isinstance(current, self._non_recording):
                     return _Current(current)
@@ -319,17 +337,29 @@ class _Injecting:
         return None
 
 
-def _setter(context: Any) -> tuple[Any, Any]:
-    """How a context is made current and undone: with the API's default runtime context,
-    the context variable's own ``set`` and ``reset`` (what ``attach`` and ``detach`` call,
-    two Python calls fewer per message); with another runtime context, those two."""
+def _variable(context: Any) -> ContextVar[Any] | None:
+    """The context variable of the API's default runtime context, whose ``set``, ``reset``
+    and ``get`` its ``attach``, ``detach`` and ``get_current`` call (two or three Python
+    calls more per use); ``None`` with another runtime context."""
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
     runtime = getattr(context, "_RUNTIME_CONTEXT", None)
     variable = getattr(runtime, "_current_context", None)
     if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
-        return variable.set, variable.reset
-    return context.attach, context.detach
+        return variable
+    return None
+
+
+def _span_setter(current: Any, key: str, made: Any) -> Any:
+    """``set_span_in_context`` for the current context, done as the API does it (a copy of
+    the current context with ``span`` under ``key``) in one call rather than four."""
+
+    def in_context(span: Any) -> Any:
+        values = current().copy()
+        values[key] = span
+        return made(values)
+
+    return in_context
 
 
 def _carrier(headers: dict[str, Any]) -> dict[str, Any]:

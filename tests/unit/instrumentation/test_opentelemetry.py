@@ -215,3 +215,16 @@ class TestNoOpTracer:
             "publish ex",
         ]
         assert onward["traceparent"].startswith("00-")
+
+
+def test_another_runtime_context_is_used_through_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a runtime context other than the API's default, the wrappers make contexts
+    current through the API's functions, to the same effect."""
+    from burrowmq.instrumentation import opentelemetry
+
+    monkeypatch.setattr(opentelemetry, "_variable", lambda context: None)
+    tracing, exporter = _traced()
+    onward = _deliver(tracing, {"traceparent": f"00-{TRACE}-{SPAN}-01"})
+    [span] = exporter.get_finished_spans()
+    assert onward["traceparent"] == f"00-{TRACE}-{span.context.span_id:016x}-01"
+    assert trace.get_current_span() is trace.INVALID_SPAN
