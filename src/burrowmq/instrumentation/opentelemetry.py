@@ -77,6 +77,10 @@ class OpenTelemetry(Instrument):
         self._drops_unsampled = _drops_unsampled(self._tracer)
         self._textmap: Any = None
         self._plain = False
+        self._global_textmap = propagate.get_global_textmap
+        self._span_context = trace.SpanContext
+        # The trace flags of every two-digit field, made once (they are immutable ints).
+        self._flags = {f"{n:02x}": trace.TraceFlags(n) for n in range(256)}
         # The global provider's tracer stands in for itself until one is installed: each
         # message asks it which tracer it is now (the API's no-op one until then).
         self._proxied = type(self._tracer) is trace.ProxyTracer and isinstance(
@@ -143,7 +147,7 @@ class OpenTelemetry(Instrument):
             remote = self._plain_parent(headers)
             if remote is None:
                 parent = self._propagate.extract(_carrier(headers))
-            elif remote.trace_flags.sampled or not self._drops_unsampled:
+            elif remote.trace_flags & 1 or not self._drops_unsampled:  # sampled (0x01), or kept
                 # In a context of its own, as the propagator makes it.
                 parent = self._trace.set_span_in_context(
                     self._non_recording(remote), self._context.Context()
@@ -184,7 +188,11 @@ class OpenTelemetry(Instrument):
         ``traceparent``, read here when the propagator is the default W3C one (what it
         would read, at a fraction of the cost); ``None`` for anything else, which the
         propagator reads."""
-        if "tracestate" in headers or "baggage" in headers or not self._default_textmap():
+        if "tracestate" in headers or "baggage" in headers:
+            return None
+        if self._global_textmap() is not self._textmap and not self._default_textmap():
+            return None
+        if not self._plain:
             return None
         value = headers["traceparent"]
         if isinstance(value, bytes | bytearray):
@@ -198,12 +206,8 @@ class OpenTelemetry(Instrument):
         trace_number, span_number = int(trace_id, 16), int(span_id, 16)
         if not trace_number or not span_number:
             return None
-        trace = self._trace
-        return trace.SpanContext(
-            trace_number,
-            span_number,
-            is_remote=True,
-            trace_flags=trace.TraceFlags(int(flags, 16)),
+        return self._span_context(
+            trace_number, span_number, is_remote=True, trace_flags=self._flags[flags]
         )
 
     def _default_textmap(self) -> bool:
