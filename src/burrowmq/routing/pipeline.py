@@ -371,7 +371,7 @@ class Pipeline:
                                 spec.name,
                                 inbound.exchange,
                                 inbound.routing_key,
-                                inbound.properties,
+                                props,  # the delivery's (Inbound.properties: a call more)
                             ):
                                 if chain is None:
                                     result = await call(value, message)

@@ -2,6 +2,9 @@
 
 The delivery wrapper reads a plain ``traceparent`` itself and makes no span when the
 sampler would drop it; these tests hold it to what the SDK's propagator and sampler do.
+Under the API's no-op tracer the wrappers make no span either; they are held to what
+that tracer's span would leave current, and the global provider's stand-in to tracing
+once a provider is installed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import NoOpTracerProvider, StatusCode
 
 from burrowmq.framework.transport import Properties
 from burrowmq.instrumentation import OpenTelemetry
@@ -148,3 +151,80 @@ class TestPublish:
         assert span.status.status_code is StatusCode.ERROR
         assert [event.name for event in span.events] == ["exception"]
         assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+class TestNoOpTracer:
+    """The API's no-op tracer: nothing recorded, the trace context carried on as it is."""
+
+    def test_an_untraced_delivery_changes_nothing(self) -> None:
+        """With no trace, the handler runs with no span current and publishes none."""
+        tracing = OpenTelemetry(tracer_provider=NoOpTracerProvider())
+        properties = Properties(message_id="m-1")
+        with tracing.tracing_delivery("q", "h", "", "q", properties):
+            assert trace.get_current_span() is trace.INVALID_SPAN
+            onward: dict[str, Any] = {}
+            with tracing.tracing_publish("", "rk", Properties(headers=onward)):
+                pass
+        assert "traceparent" not in onward
+
+    def test_a_traced_delivery_carries_the_trace_on(self) -> None:
+        """A traceparent's context is current in the handler, and what it publishes
+        carries that context on, as the no-op tracer's span would have it."""
+        tracing = OpenTelemetry(tracer_provider=NoOpTracerProvider())
+        onward = _deliver(tracing, {"traceparent": f"00-{TRACE}-{SPAN}-01"})
+        assert onward["traceparent"] == f"00-{TRACE}-{SPAN}-01"
+        published: dict[str, Any] = {}
+        properties = Properties(headers={"traceparent": f"00-{TRACE}-{SPAN}-01"})
+        with tracing.tracing_delivery("q", "h", "", "q", properties):
+            current = trace.get_current_span()
+            with tracing.tracing_publish("", "rk", Properties(headers=published)):
+                assert trace.get_current_span() is current
+        assert published["traceparent"] == f"00-{TRACE}-{SPAN}-01"
+        assert trace.get_current_span() is trace.INVALID_SPAN
+
+    def test_a_recording_span_current_is_not_continued(self) -> None:
+        """A span another tracer records, current around the delivery, is replaced by a
+        non-recording one of the same context, as the no-op tracer does."""
+        tracing = OpenTelemetry(tracer_provider=NoOpTracerProvider())
+        recording, exporter = _traced()
+        with recording._tracer.start_as_current_span("outer") as outer:
+            with tracing.tracing_delivery("q", "h", "", "q", Properties()):
+                current = trace.get_current_span()
+                assert current is not outer and not current.is_recording()
+                assert current.get_span_context() == outer.get_span_context()
+            assert trace.get_current_span() is outer
+        assert [span.name for span in exporter.get_finished_spans()] == ["outer"]
+
+    def test_the_global_provider_traces_once_installed(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Made before a provider is installed, the wrappers use the provider installed
+        later (the global one is put back after the test)."""
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+        tracing = OpenTelemetry()
+        _deliver(tracing, {})  # the no-op tracer, for now
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+        onward = _deliver(tracing, {})
+        with tracing.tracing_publish("ex", "rk", Properties()):
+            pass
+        assert [span.name for span in exporter.get_finished_spans()] == [
+            "process q",
+            "publish ex",
+        ]
+        assert onward["traceparent"].startswith("00-")
+
+
+def test_another_runtime_context_is_used_through_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a runtime context other than the API's default, the wrappers make contexts
+    current through the API's functions, to the same effect."""
+    from burrowmq.instrumentation import opentelemetry
+
+    monkeypatch.setattr(opentelemetry, "_variable", lambda context: None)
+    tracing, exporter = _traced()
+    onward = _deliver(tracing, {"traceparent": f"00-{TRACE}-{SPAN}-01"})
+    [span] = exporter.get_finished_spans()
+    assert onward["traceparent"] == f"00-{TRACE}-{span.context.span_id:016x}-01"
+    assert trace.get_current_span() is trace.INVALID_SPAN
