@@ -1,14 +1,16 @@
 """Memory: consuming and publishing many messages must not grow the process without bound.
 
-Usage: ``python -m bench.memory [--messages 100000] [--json FILE]`` (or ``python -m bench
---only memory --messages 1000000``). Two phases in one burrowmq process, the resident set
-size sampled every 50 ms:
+Usage: ``python -m bench.memory [--messages 100000] [--chunk 1000] [--json FILE]`` (or
+``python -m bench --only memory --messages 1000000``). Two phases in one burrowmq process,
+the resident set size sampled every 50 ms:
 
 - consume: a queue prefilled with ``--messages`` messages (by this process, before the
   start figure is taken) is drained by a burrowmq consumer (prefetch 256, concurrency 16);
 - publish: ``--messages`` messages are published with ``app.publish_many`` in chunks of
-  10,000, built chunk by chunk (``publish_many`` builds its whole input and returns every
-  id, so one call with a million messages would measure the caller's list, not us).
+  ``--chunk`` (default 1,000; four windows of 256 in flight), built chunk by chunk
+  (``publish_many`` builds its whole input and returns every id, so one call with a
+  million messages would measure the caller's list, not us; a chunk of 10,000 alone,
+  built once, weighs several MiB).
 
 Each phase reports its start, peak and end RSS and the growth (peak - start). A bounded
 consumer holds at most ``prefetch`` deliveries at once and a bounded publisher at most one
@@ -27,7 +29,7 @@ from typing import Any
 from bench._common import URL, Order, declare, delete_queues, make_order, prefill, unique
 
 COUNT = 100_000
-CHUNK = 10_000
+CHUNK = 1_000
 
 
 def rss_mb() -> float:
@@ -125,8 +127,8 @@ async def consume(count: int) -> dict[str, Any]:
         await delete_queues(queue)
 
 
-async def publish(count: int) -> dict[str, Any]:
-    """Publish ``count`` messages with ``publish_many`` in chunks, RSS sampled."""
+async def publish(count: int, chunk: int = CHUNK) -> dict[str, Any]:
+    """Publish ``count`` messages with ``publish_many`` in chunks of ``chunk``, RSS sampled."""
     from burrowmq import App
 
     queue = unique("memory.publish")
@@ -134,10 +136,10 @@ async def publish(count: int) -> dict[str, Any]:
 
     async def work(warm: Warm) -> None:
         async with App(url=URL, name="bench-memory") as app:
-            for start in range(0, count, CHUNK):
-                orders = (make_order(n) for n in range(start, min(count, start + CHUNK)))
+            for start in range(0, count, chunk):
+                orders = (make_order(n) for n in range(start, min(count, start + chunk)))
                 await app.publish_many("", orders, routing_key=queue, window=256)
-                if start + CHUNK >= count // 10:
+                if start + chunk >= count // 10:
                     warm()
 
     try:
@@ -146,9 +148,11 @@ async def publish(count: int) -> dict[str, Any]:
         await delete_queues(queue)
 
 
-async def main(json_path: str | None = None, count: int = COUNT) -> list[dict[str, Any]]:
+async def main(
+    json_path: str | None = None, count: int = COUNT, chunk: int = CHUNK
+) -> list[dict[str, Any]]:
     """Both phases; print (and append to ``json_path``) one JSON line each and a table."""
-    results = [await consume(count), await publish(count)]
+    results = [await consume(count), await publish(count, chunk)]
     lines = [json.dumps(result) for result in results]
     print("\n".join(lines))
     if json_path:
@@ -175,7 +179,8 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
     parser.add_argument("--messages", type=int, default=COUNT)
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="messages per publish_many")
     parser.add_argument("--json", help="append the JSON lines to this file")
     args = parser.parse_args()
     configure("warning")
-    asyncio.run(main(args.json, args.messages))
+    asyncio.run(main(args.json, args.messages, args.chunk))

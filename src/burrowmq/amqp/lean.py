@@ -51,6 +51,7 @@ import collections
 import re
 import struct
 import uuid
+from collections.abc import Awaitable
 from importlib import metadata
 from typing import Any, Final
 
@@ -249,22 +250,26 @@ def settle_confirms_inline(channel: Any) -> bool:
     if items is None or getters is None or confirm is None or confirmations is None:
         return False
     queued = frames.put  # type: ignore[union-attr]  # (a Queue: its deques were found)
+    # What a settled confirm's put returns: a future already done, which an await passes
+    # straight through. Anything else gets the queue's own put, not a wrapper around it.
+    settled_put: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    settled_put.set_result(None)
 
-    async def put(item: tuple[int, Any]) -> None:
+    def put(item: tuple[int, Any]) -> Awaitable[None]:
         frame = item[1]
         if type(frame) in _CONFIRMS and not items and _waits(getters):
             tag = frame.delivery_tag
             if not frame.multiple:
                 if tag in confirmations:
                     confirm(tag, frame)
-                    return
+                    return settled_put
             else:
                 settled = [number for number in confirmations if number <= tag]
                 if settled:
                     for number in settled:
                         confirm(number, frame)
-                    return
-        await queued(item)
+                    return settled_put
+        return queued(item)  # type: ignore[no-any-return]  # (the Queue's put)
 
     frames.put = put  # type: ignore[union-attr]
     return True
