@@ -158,11 +158,12 @@ async def faststream_consume(instrumented: bool, queue: str) -> dict[str, float]
     """FastStream draining ``queue`` (prefilled by the parent) as its benchmark client
     does, with its own Prometheus and OpenTelemetry middlewares on the same tracer
     provider as burrowmq's, or none: CPU µs per message and messages/s."""
-    from faststream import AckPolicy
-    from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+    from faststream.rabbit import RabbitBroker
     from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
     from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
     from prometheus_client import CollectorRegistry
+
+    from bench.clients.with_faststream import counting_consumer
 
     middlewares: list[Any] = []
     if instrumented:
@@ -170,20 +171,8 @@ async def faststream_consume(instrumented: bool, queue: str) -> dict[str, float]
         if provider is not None:
             middlewares.append(RabbitTelemetryMiddleware(tracer_provider=provider))
         middlewares.append(RabbitPrometheusMiddleware(registry=CollectorRegistry()))
-    done = asyncio.Event()
-    seen = 0
     rabbit = RabbitBroker(URL, logger=None, middlewares=middlewares)
-
-    @rabbit.subscriber(
-        RabbitQueue(queue, durable=True, declare=False),
-        channel=Channel(prefetch_count=256),
-        ack_policy=AckPolicy.ACK,
-    )
-    async def handle(order: Order) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == COUNT:
-            done.set()
+    done = counting_consumer(rabbit, queue, COUNT, 256)
 
     with Timer() as timer:
         await rabbit.start()

@@ -27,10 +27,11 @@ def _broker() -> RabbitBroker:
     return RabbitBroker(URL, logger=None)
 
 
-async def consume(*, queue: str, count: int, prefetch: int, broker: int | None) -> dict[str, Any]:
+def counting_consumer(rabbit: RabbitBroker, queue: str, count: int, prefetch: int) -> asyncio.Event:
+    """Subscribe the consume scenario's handler (an ``Order``, acked after it) to ``queue``
+    on ``rabbit``; the event is set once ``count`` messages were handled."""
     done = asyncio.Event()
     seen = 0
-    rabbit = _broker()
 
     @rabbit.subscriber(
         RabbitQueue(queue, durable=True, declare=False),
@@ -43,6 +44,12 @@ async def consume(*, queue: str, count: int, prefetch: int, broker: int | None) 
         if seen == count:
             done.set()
 
+    return done
+
+
+async def consume(*, queue: str, count: int, prefetch: int, broker: int | None) -> dict[str, Any]:
+    rabbit = _broker()
+    done = counting_consumer(rabbit, queue, count, prefetch)
     await rabbit.connect()
     with Window(broker) as window:
         await rabbit.start()
