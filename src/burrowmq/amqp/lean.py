@@ -309,7 +309,8 @@ class LeanPublisher:
         # The writer task waiting on the queue, and its socket: a publish written in place
         # while it waits (and nothing is queued) goes out in the order numbered.
         self._getters = _deque(self._queue, "_getters")
-        self._writer = _stream_writer(channel) if self._waiting is not None else None
+        found = self._waiting is not None and self._getters is not None
+        self._writer = _stream_writer(channel) if found else None
         self._batch: _Batch | None = None
         self._number: int = channel.number
         # A confirmation is a plain future, not one of the channel's (aiormq's store adds
