@@ -85,8 +85,6 @@ _NEEDS = (
     "create_future",
     "is_closed",
 )
-_FRAME = FRAME_HEAD
-_HEADER = CONTENT_HEADER
 _END = b"\xce"
 _PUBLISH = b"\x00\x3c\x00\x28\x00\x00"  # class 60 (basic), method 40 (publish), ticket 0
 _FLAGS = {False: b"\x00", True: b"\x01"}  # the mandatory bit; immediate is never set
@@ -360,19 +358,19 @@ class LeanPublisher:
             + _short_name(routing_key, "Routing key")
             + _FLAGS[bool(mandatory)]
         )
-        header = _HEADER.pack(60, 0, len(body)) + marshal_properties(properties, message_id)
+        header = CONTENT_HEADER.pack(60, 0, len(body)) + marshal_properties(properties, message_id)
         parts = [
-            _FRAME.pack(1, number, len(method)),
+            FRAME_HEAD.pack(1, number, len(method)),
             method,
             _END,
-            _FRAME.pack(2, number, len(header)),
+            FRAME_HEAD.pack(2, number, len(header)),
             header,
             _END,
         ]
         size = self._max
         for start in range(0, len(body), size):
             chunk = body[start : start + size]
-            parts += (_FRAME.pack(3, number, len(chunk)), chunk, _END)
+            parts += (FRAME_HEAD.pack(3, number, len(chunk)), chunk, _END)
         return b"".join(parts)
 
     async def publish(
@@ -439,11 +437,9 @@ class LeanPublisher:
     def _reject_pending(self, closing: asyncio.Future[Any]) -> None:
         """Reject the confirmations still awaited with the reason the channel closed, as
         aiormq rejects the futures of its store."""
-        reason: BaseException = (
-            ChannelInvalidStateError(f"{self._channel!r} closed")
-            if closing.cancelled()
-            else closing.exception() or ChannelInvalidStateError(f"{self._channel!r} closed")
-        )
+        reason = None if closing.cancelled() else closing.exception()
+        if reason is None:
+            reason = ChannelInvalidStateError(f"{self._channel!r} closed")
         for confirmation in list(self._confirmations.values()):
             if isinstance(confirmation, asyncio.Future) and not confirmation.done():
                 confirmation.set_exception(reason)

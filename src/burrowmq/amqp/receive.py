@@ -47,13 +47,11 @@ __all__ = ["CHECKED", "get_frame", "install", "supported"]
 CHECKED: Final = ((4, 0), (5,))
 """The pamqp versions (from, up to but not including) whose frame classes were read."""
 
-_HEAD = FRAME_HEAD
 _TAG = struct.Struct(">Q")
 _FRAME_END = 0xCE
 _DELIVER = spec.Basic.Deliver.index
 _ACK = spec.Basic.Ack.index
 _ORIGINAL: Final = FrameReceiver.get_frame
-_CONTENT = CONTENT_HEADER
 _PROPERTY_TYPES: Final = tuple(
     (name, spec.Basic.Properties.flags[name], getattr(spec.Basic.Properties, "_" + name))
     for name in spec.Basic.Properties.__slots__
@@ -117,7 +115,7 @@ def _ack(data: bytes) -> spec.Basic.Ack:
 def _header(data: bytes) -> ContentHeader:
     """A content header whose properties fit in one flag word (as every broker sends them),
     with pamqp's own decoders for field tables and timestamps."""
-    class_id, weight, body_size = _CONTENT.unpack_from(data, 0)
+    class_id, weight, body_size = CONTENT_HEADER.unpack_from(data, 0)
     flags = data[12] << 8 | data[13]
     if flags & 1:
         raise ValueError("more than one property flag word")
@@ -183,7 +181,7 @@ async def get_frame(self: Any) -> tuple[int, int, Any]:
     async with self.lock:
         try:
             head = await reader.readexactly(7)
-            kind, channel, size = _HEAD.unpack(head)
+            kind, channel, size = FRAME_HEAD.unpack(head)
             rest = await reader.readexactly(size + 1)
         except (asyncio.IncompleteReadError, OSError) as exc:
             raise _connection_error(exc) from exc

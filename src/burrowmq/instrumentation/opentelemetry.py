@@ -190,8 +190,8 @@ class OpenTelemetry(Instrument):
         propagator reads."""
         if "tracestate" in headers or "baggage" in headers:
             return None
-        if self._global_textmap() is not self._textmap and not self._default_textmap():
-            return None
+        if self._global_textmap() is not self._textmap:
+            self._default_textmap()  # (the propagator was replaced: look at it again)
         if not self._plain:
             return None
         value = headers["traceparent"]

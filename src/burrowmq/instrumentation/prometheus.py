@@ -233,19 +233,13 @@ class Prometheus(Instrument):
         self._publish_duration = figures.publish_duration
         self._rpc_calls = figures.rpc_calls
         self._rpc_duration = figures.rpc_duration
-        self._bounds = figures.bounds
 
     def delivery_settled(self, queue: str, handler: str, outcome: str, seconds: float) -> None:
         key = (queue, handler, outcome)
         messages = self._messages
         messages[key] = messages.get(key, 0) + 1
-        if seconds:  # what _Timings.observe does, inline: this runs for every message
-            durations = self._handler_duration
-            timing = durations.get((queue, handler))
-            if timing is None:
-                timing = durations[queue, handler] = _Timing(len(self._bounds))
-            timing.counts[bisect_left(self._bounds, seconds)] += 1
-            timing.sum += seconds
+        if seconds:
+            self._handler_duration.observe((queue, handler), seconds)
 
     def consumer_started(self, consumer: Watched) -> None:
         self._figures.consumers.setdefault(consumer.queue, set()).add(consumer)

@@ -16,7 +16,7 @@ from pamqp import header
 from burrowmq.amqp import lean
 from burrowmq.amqp.frames import install
 from burrowmq.amqp.lean import LeanPublisher, marshal_properties, supported
-from burrowmq.amqp.wire import to_pamqp
+from burrowmq.amqp.wire import CONTENT_HEADER, to_pamqp
 from burrowmq.framework.transport import Properties
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
@@ -85,7 +85,7 @@ class TestMarshal:
     @pytest.mark.parametrize("props", PROPERTIES)
     def test_properties_are_marshalled_as_pamqp_does(self, props: Properties) -> None:
         """Every property, set or not, is encoded exactly as pamqp encodes it."""
-        ours = lean._HEADER.pack(60, 0, 7) + marshal_properties(props, props.message_id or "x")
+        ours = CONTENT_HEADER.pack(60, 0, 7) + marshal_properties(props, props.message_id or "x")
         assert ours == _pamqp_header(props, props.message_id or "x", 7)
 
     def test_a_bad_delivery_mode_is_refused_as_pamqp_refuses_it(self) -> None:
