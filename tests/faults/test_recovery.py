@@ -32,9 +32,12 @@ async def _workload(
     label: str,
     fault: Callable[[], None],
     fault_at: tuple[int, ...],
+    total: int = TOTAL,
+    concurrency: int = 64,
 ) -> None:
-    """Publish and consume TOTAL messages, running ``fault`` (in a thread) as confirms pass ``fault_at``."""
-    tally = Tally(expect=TOTAL)
+    """Publish and consume ``total`` messages, ``concurrency`` publishes at a time, running
+    ``fault`` (in a thread) as confirms pass ``fault_at``."""
+    tally = Tally(expect=total)
     router = Router()
 
     @router.consume(queue, queue_options={}, retry=Retry(attempts=1), prefetch=64, concurrency=16)
@@ -65,10 +68,10 @@ async def _workload(
     started = time.monotonic()
     report = await publish_all(
         publisher,
-        range(TOTAL),
+        range(total),
         lambda n: Job(n=n),
         routing_key=queue,
-        concurrency=64,
+        concurrency=concurrency,
         on_confirmed=on_confirmed,
     )
     await asyncio.gather(*fault_tasks)
@@ -96,14 +99,14 @@ async def _workload(
     print(
         f"\n[{label}] faults injected {len(faults_done)} "
         f"({', '.join(f'{s:.1f}s' for s in faults_done)}); publish attempts {report.attempts}, "
-        f"confirmed {len(report.confirmed)}/{TOTAL}, raised {report.raised} "
+        f"confirmed {len(report.confirmed)}/{total}, raised {report.raised} "
         f"({dict(report.errors)}) and were resent; handled {tally.unique} unique, "
         f"duplicates {tally.duplicates}; DLQ {len(dead)}; left in queue {remaining}; "
         f"missing confirmed {len(missing)}; published in {published:.1f}s, "
         f"all handled after {handled_in:.1f}s; consumer connected {reconnected_in:.1f}s after that"
     )
     assert len(faults_done) == len(fault_at)
-    assert len(report.confirmed) == TOTAL
+    assert len(report.confirmed) == total
     assert not missing, f"confirmed but never handled: {sorted(missing)[:20]}"
     assert not dead
     assert remaining == 0
@@ -123,6 +126,23 @@ class TestRecovery:
             label="close_all_connections",
             fault=node.close_all_connections,
             fault_at=(2_500, 6_000),
+        )
+
+    @pytest.mark.timeout(120)
+    async def test_close_all_connections_publishing_one_at_a_time_loses_nothing(
+        self, make_app, names, node: RabbitNode
+    ) -> None:
+        """One publish at a time (written from the publishing task, its ack settled as
+        read): a forced close while it awaits its confirm fails it, and it is resent."""
+        await _workload(
+            make_app,
+            names.queue("lone"),
+            node.url,
+            label="close_all_connections_one_at_a_time",
+            fault=node.close_all_connections,
+            fault_at=(500, 1_200),
+            total=1_500,
+            concurrency=1,
         )
 
     @pytest.mark.timeout(240)
